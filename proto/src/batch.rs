@@ -1,0 +1,553 @@
+//! Kafka's RecordBatch v2, the unit of storage, transfer and checksum.
+//!
+//! Layout (all integers big-endian; see `docs/FORMAT.md` for the full table):
+//!
+//! ```text
+//! off len field
+//!   0   8 baseOffset            i64   stamped by the broker, not covered by the CRC
+//!   8   4 batchLength           i32   bytes after this field
+//!  12   4 partitionLeaderEpoch  i32   not covered by the CRC
+//!  16   1 magic                 i8    = 2
+//!  17   4 crc                   u32   CRC-32C of bytes 21..end
+//!  21   2 attributes            i16
+//!  23   4 lastOffsetDelta       i32
+//!  27   8 baseTimestamp         i64
+//!  35   8 maxTimestamp          i64
+//!  43   8 producerId            i64
+//!  51   2 producerEpoch         i16
+//!  53   4 baseSequence          i32
+//!  57   4 recordCount           i32
+//!  61   … records
+//! ```
+//!
+//! Because the CRC starts at `attributes`, a broker can stamp `baseOffset`
+//! into the producer's bytes without recomputing it; only log-append-time
+//! topics, which overwrite `maxTimestamp`, pay for a new CRC.
+
+use bytes::Bytes;
+
+use crate::error::CodecError;
+use crate::record::{Record, RecordIter};
+
+/// The only batch magic we read or write.
+pub const MAGIC_V2: i8 = 2;
+/// Bytes before `batchLength` ends: `baseOffset` and `batchLength` (Kafka's LOG_OVERHEAD).
+pub const LOG_OVERHEAD: usize = 12;
+/// Size of the fixed batch header, up to the first record.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// Field positions inside a batch.
+pub mod field {
+    /// `baseOffset` i64.
+    pub const BASE_OFFSET: usize = 0;
+    /// `batchLength` i32.
+    pub const BATCH_LENGTH: usize = 8;
+    /// `partitionLeaderEpoch` i32.
+    pub const PARTITION_LEADER_EPOCH: usize = 12;
+    /// `magic` i8.
+    pub const MAGIC: usize = 16;
+    /// `crc` u32.
+    pub const CRC: usize = 17;
+    /// `attributes` i16; the CRC covers from here to the end.
+    pub const ATTRIBUTES: usize = 21;
+    /// `lastOffsetDelta` i32.
+    pub const LAST_OFFSET_DELTA: usize = 23;
+    /// `baseTimestamp` i64.
+    pub const BASE_TIMESTAMP: usize = 27;
+    /// `maxTimestamp` i64.
+    pub const MAX_TIMESTAMP: usize = 35;
+    /// `producerId` i64.
+    pub const PRODUCER_ID: usize = 43;
+    /// `producerEpoch` i16.
+    pub const PRODUCER_EPOCH: usize = 51;
+    /// `baseSequence` i32.
+    pub const BASE_SEQUENCE: usize = 53;
+    /// `recordCount` i32.
+    pub const RECORD_COUNT: usize = 57;
+}
+/// The smallest possible encoded record: length, attributes, timestamp
+/// delta, offset delta, key length, value length and header count, one
+/// byte each.
+pub const RECORD_MIN_BYTES: usize = 7;
+
+/// The compression codec in bits 0-2 of the attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Uncompressed records.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy (xerial framing).
+    Snappy,
+    /// LZ4 frame.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+/// What a batch's timestamps mean (attributes bit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// Set by the producer when it created the record.
+    CreateTime,
+    /// Set by the broker when it appended the batch; every record of the
+    /// batch then has the batch's `maxTimestamp`.
+    LogAppendTime,
+}
+
+/// The batch attributes field (i16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attributes(pub i16);
+
+impl Attributes {
+    const COMPRESSION_MASK: i16 = 0x07;
+    const TIMESTAMP_TYPE: i16 = 0x08;
+    const TRANSACTIONAL: i16 = 0x10;
+    const CONTROL: i16 = 0x20;
+
+    /// The compression codec, or an error for an id Kafka does not define.
+    pub fn compression(self) -> Result<Compression, CodecError> {
+        match (self.0 & Self::COMPRESSION_MASK) as u8 {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Gzip),
+            2 => Ok(Compression::Snappy),
+            3 => Ok(Compression::Lz4),
+            4 => Ok(Compression::Zstd),
+            other => Err(CodecError::UnknownCompression(other)),
+        }
+    }
+
+    /// The timestamp type.
+    pub fn timestamp_type(self) -> TimestampType {
+        if self.0 & Self::TIMESTAMP_TYPE != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// These attributes with the timestamp type set to `t`.
+    pub fn with_timestamp_type(self, t: TimestampType) -> Self {
+        match t {
+            TimestampType::CreateTime => Self(self.0 & !Self::TIMESTAMP_TYPE),
+            TimestampType::LogAppendTime => Self(self.0 | Self::TIMESTAMP_TYPE),
+        }
+    }
+
+    /// Whether the batch belongs to a transaction.
+    pub fn is_transactional(self) -> bool {
+        self.0 & Self::TRANSACTIONAL != 0
+    }
+
+    /// Whether the batch is a control batch (transaction markers).
+    pub fn is_control(self) -> bool {
+        self.0 & Self::CONTROL != 0
+    }
+}
+
+/// The fixed header of a v2 batch, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the `batchLength` field.
+    pub batch_length: i32,
+    /// Leader epoch; -1 when unknown.
+    pub partition_leader_epoch: i32,
+    /// Always 2 once parsed.
+    pub magic: i8,
+    /// CRC-32C of bytes 21..end.
+    pub crc: u32,
+    /// Codec, timestamp type and flags.
+    pub attributes: Attributes,
+    /// Offset of the last record relative to `base_offset`.
+    pub last_offset_delta: i32,
+    /// Timestamp that record deltas are relative to.
+    pub base_timestamp: i64,
+    /// Largest record timestamp (or the log append time).
+    pub max_timestamp: i64,
+    /// Idempotent producer id; -1 for none.
+    pub producer_id: i64,
+    /// Producer epoch; -1 for none.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record; -1 for none.
+    pub base_sequence: i32,
+    /// Number of records in the batch.
+    pub record_count: i32,
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8-byte slice"))
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4-byte slice"))
+}
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(b[at..at + 2].try_into().expect("2-byte slice"))
+}
+
+impl BatchHeader {
+    /// Parses the fixed header at the start of `buf`. Checks only what the
+    /// header itself can tell: there are 61 bytes, magic is 2, and
+    /// `batchLength` is large enough for a header. It does not require the
+    /// whole batch to be present, so it can read a header from a file.
+    pub fn parse(buf: &[u8]) -> Result<Self, CodecError> {
+        if buf.len() < BATCH_HEADER_LEN {
+            // Report the magic first when it is there: a v0/v1 message set
+            // is a clearer error than a truncation.
+            if buf.len() > field::MAGIC && buf[field::MAGIC] as i8 != MAGIC_V2 {
+                return Err(CodecError::BadMagic(buf[field::MAGIC] as i8));
+            }
+            return Err(CodecError::Truncated {
+                what: "record batch header",
+                needed: BATCH_HEADER_LEN,
+                available: buf.len(),
+            });
+        }
+        let magic = buf[field::MAGIC] as i8;
+        if magic != MAGIC_V2 {
+            return Err(CodecError::BadMagic(magic));
+        }
+        let batch_length = be_i32(buf, field::BATCH_LENGTH);
+        if (batch_length as i64) < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i64 {
+            return Err(CodecError::BadLength {
+                length: batch_length as i64,
+                reason: "smaller than the 49 bytes of header it must hold",
+            });
+        }
+        Ok(Self {
+            base_offset: be_i64(buf, field::BASE_OFFSET),
+            batch_length,
+            partition_leader_epoch: be_i32(buf, field::PARTITION_LEADER_EPOCH),
+            magic,
+            crc: be_i32(buf, field::CRC) as u32,
+            attributes: Attributes(be_i16(buf, field::ATTRIBUTES)),
+            last_offset_delta: be_i32(buf, field::LAST_OFFSET_DELTA),
+            base_timestamp: be_i64(buf, field::BASE_TIMESTAMP),
+            max_timestamp: be_i64(buf, field::MAX_TIMESTAMP),
+            producer_id: be_i64(buf, field::PRODUCER_ID),
+            producer_epoch: be_i16(buf, field::PRODUCER_EPOCH),
+            base_sequence: be_i32(buf, field::BASE_SEQUENCE),
+            record_count: be_i32(buf, field::RECORD_COUNT),
+        })
+    }
+
+    /// Total bytes of the batch, `baseOffset` included.
+    pub fn total_len(&self) -> usize {
+        self.batch_length as usize + LOG_OVERHEAD
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+}
+
+/// Computes the CRC-32C that belongs in a batch (bytes 21..end).
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[field::ATTRIBUTES..])
+}
+
+/// Summary of a batch that passed [`validate`]: what the log needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidBatch {
+    /// The parsed header.
+    pub header: BatchHeader,
+    /// Number of records (equals `last_offset_delta + 1`).
+    pub record_count: u32,
+}
+
+/// Fully validates one complete, uncompressed batch: framing, CRC, and every
+/// record's structure (lengths, offset deltas 0..n, timestamps within the
+/// header's maximum). Allocates nothing. `batch` must be exactly one batch.
+///
+/// This is what a broker runs on a producer's bytes before appending them,
+/// and what recovery runs on every batch past the recovery point.
+pub fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
+    let header = validate_framing(batch)?;
+    let compression = header.attributes.compression()?;
+    if compression != Compression::None {
+        return Err(CodecError::UnsupportedCompression(compression));
+    }
+    if header.record_count < 1 {
+        return Err(CodecError::Inconsistent(format!(
+            "recordCount is {}, a batch must hold at least one record",
+            header.record_count
+        )));
+    }
+    if header.last_offset_delta != header.record_count - 1 {
+        return Err(CodecError::Inconsistent(format!(
+            "lastOffsetDelta {} does not match recordCount {} (expected recordCount - 1)",
+            header.last_offset_delta, header.record_count
+        )));
+    }
+    let body = &batch[BATCH_HEADER_LEN..];
+    if (header.record_count as usize) > body.len() / RECORD_MIN_BYTES {
+        return Err(CodecError::Inconsistent(format!(
+            "recordCount {} cannot fit in {} bytes of records",
+            header.record_count,
+            body.len()
+        )));
+    }
+    let mut pos = 0;
+    let mut max_delta = i64::MIN;
+    for index in 0..header.record_count as usize {
+        let rec = crate::record::skim_record(body, &mut pos, index)?;
+        if rec.offset_delta != index as i32 {
+            return Err(CodecError::BadRecord {
+                index,
+                reason: format!(
+                    "offset delta {} where {} was expected",
+                    rec.offset_delta, index
+                ),
+            });
+        }
+        max_delta = max_delta.max(rec.timestamp_delta);
+    }
+    if pos != body.len() {
+        return Err(CodecError::Inconsistent(format!(
+            "{} bytes follow the last of {} records",
+            body.len() - pos,
+            header.record_count
+        )));
+    }
+    if header.attributes.timestamp_type() == TimestampType::CreateTime {
+        let max_ts = header
+            .base_timestamp
+            .checked_add(max_delta)
+            .ok_or_else(|| {
+                CodecError::Inconsistent("baseTimestamp plus a timestamp delta overflows".into())
+            })?;
+        if max_ts != header.max_timestamp {
+            return Err(CodecError::Inconsistent(format!(
+                "maxTimestamp {} but the largest record timestamp is {}",
+                header.max_timestamp, max_ts
+            )));
+        }
+    }
+    Ok(ValidBatch {
+        header,
+        record_count: header.record_count as u32,
+    })
+}
+
+/// Checks that `batch` is exactly one v2 batch with a matching CRC, without
+/// looking at the records. This is the cheap check for bytes read back from
+/// our own files.
+pub fn validate_framing(batch: &[u8]) -> Result<BatchHeader, CodecError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(CodecError::BadLength {
+            length: header.batch_length as i64,
+            reason: if header.total_len() > batch.len() {
+                "batch is longer than the bytes given"
+            } else {
+                "bytes follow the batch"
+            },
+        });
+    }
+    let computed = compute_crc(batch);
+    if computed != header.crc {
+        return Err(CodecError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
+    }
+    Ok(header)
+}
+
+/// Writes `base_offset` into a batch. The CRC does not cover it.
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    batch[field::BASE_OFFSET..field::BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Marks a batch as log-append-time with timestamp `now_ms` and recomputes
+/// its CRC (the attributes and `maxTimestamp` are covered by it).
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attrs = Attributes(be_i16(batch, field::ATTRIBUTES))
+        .with_timestamp_type(TimestampType::LogAppendTime);
+    batch[field::ATTRIBUTES..field::ATTRIBUTES + 2].copy_from_slice(&attrs.0.to_be_bytes());
+    batch[field::MAX_TIMESTAMP..field::MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Returns the length of the first complete batch in `buf`, `Ok(None)` if
+/// `buf` holds only part of one, or an error if the header is invalid.
+pub fn first_batch_len(buf: &[u8]) -> Result<Option<usize>, CodecError> {
+    if buf.len() < BATCH_HEADER_LEN {
+        return Ok(None);
+    }
+    let header = BatchHeader::parse(buf)?;
+    if header.total_len() > buf.len() {
+        Ok(None)
+    } else {
+        Ok(Some(header.total_len()))
+    }
+}
+
+/// One batch held as shared bytes; records decode from it without copying
+/// their keys and values.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    header: BatchHeader,
+    bytes: Bytes,
+}
+
+impl Batch {
+    /// Takes the first batch off the front of `buf`, checking framing and
+    /// CRC (not the records, which [`Batch::records`] checks as it goes).
+    pub fn split_from(buf: &mut Bytes) -> Result<Self, CodecError> {
+        let header = BatchHeader::parse(buf)?;
+        if header.total_len() > buf.len() {
+            return Err(CodecError::Truncated {
+                what: "record batch",
+                needed: header.total_len(),
+                available: buf.len(),
+            });
+        }
+        let bytes = buf.split_to(header.total_len());
+        validate_framing(&bytes)?;
+        Ok(Self { header, bytes })
+    }
+
+    /// Decodes every batch in `buf`, which must hold whole batches only.
+    pub fn decode_all(mut buf: Bytes) -> Result<Vec<Self>, CodecError> {
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            out.push(Self::split_from(&mut buf)?);
+        }
+        Ok(out)
+    }
+
+    /// The header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes, exactly as stored.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Iterates the records; each item is an error if that record is
+    /// malformed. Compressed batches yield one `UnsupportedCompression` error.
+    pub fn records(&self) -> RecordIter {
+        RecordIter::new(self.header, self.bytes.slice(BATCH_HEADER_LEN..))
+    }
+
+    /// Decodes all records, or the first error.
+    pub fn decode_records(&self) -> Result<Vec<Record>, CodecError> {
+        self.records().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchBuilder, Header};
+
+    fn sample() -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        b.push(
+            1_000,
+            Some(b"k1"),
+            Some(b"v1"),
+            &[Header::new("h", Some(b"x".as_slice()))],
+        );
+        b.push(1_005, None, Some(b"v2"), &[]);
+        b.push(998, Some(b"k3"), None, &[]);
+        b.finish().to_vec()
+    }
+
+    #[test]
+    fn header_round_trip_and_validate() {
+        let bytes = sample();
+        let v = validate(&bytes).unwrap();
+        assert_eq!(v.record_count, 3);
+        assert_eq!(v.header.base_timestamp, 1_000);
+        assert_eq!(v.header.max_timestamp, 1_005);
+        assert_eq!(v.header.last_offset_delta, 2);
+        assert_eq!(v.header.total_len(), bytes.len());
+    }
+
+    #[test]
+    fn base_offset_stamp_keeps_crc_valid() {
+        let mut bytes = sample();
+        set_base_offset(&mut bytes, 4242);
+        let v = validate(&bytes).unwrap();
+        assert_eq!(v.header.base_offset, 4242);
+        assert_eq!(v.header.last_offset(), 4244);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_crc() {
+        let mut bytes = sample();
+        set_log_append_time(&mut bytes, 77);
+        let v = validate(&bytes).unwrap();
+        assert_eq!(
+            v.header.attributes.timestamp_type(),
+            TimestampType::LogAppendTime
+        );
+        let batch = Batch::split_from(&mut Bytes::from(bytes)).unwrap();
+        for r in batch.decode_records().unwrap() {
+            assert_eq!(r.timestamp, 77);
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let bytes = sample();
+        for i in 0..bytes.len() {
+            // The base offset and leader epoch are outside the CRC by design.
+            if i < field::MAGIC {
+                continue;
+            }
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(validate(&bad).is_err(), "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            assert!(validate(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert_eq!(
+                first_batch_len(&bytes[..cut]).unwrap(),
+                None,
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(first_batch_len(&bytes).unwrap(), Some(bytes.len()));
+    }
+
+    #[test]
+    fn compressed_and_old_magic_are_refused_clearly() {
+        let mut bytes = sample();
+        bytes[field::ATTRIBUTES + 1] |= 4; // zstd
+        let crc = compute_crc(&bytes);
+        bytes[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate(&bytes),
+            Err(CodecError::UnsupportedCompression(Compression::Zstd))
+        );
+        let mut old = sample();
+        old[field::MAGIC] = 1;
+        assert_eq!(validate(&old), Err(CodecError::BadMagic(1)));
+    }
+
+    #[test]
+    fn absurd_record_count_is_refused_without_allocating() {
+        let mut bytes = sample();
+        bytes[field::RECORD_COUNT..field::RECORD_COUNT + 4]
+            .copy_from_slice(&i32::MAX.to_be_bytes());
+        bytes[field::LAST_OFFSET_DELTA..field::LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let crc = compute_crc(&bytes);
+        bytes[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(validate(&bytes), Err(CodecError::Inconsistent(_))));
+        let batch = Batch::split_from(&mut Bytes::from(bytes)).unwrap();
+        assert!(batch.decode_records().is_err());
+    }
+}
