@@ -1,0 +1,180 @@
+//! Small files of one number each (recovery point, log start offset, clean
+//! shutdown marker), written atomically, plus directory fsync.
+//!
+//! Layout, 20 bytes, big-endian:
+//! `magic "STCK" | version u16 = 1 | kind u16 | value u64 | crc32 u32`
+//! where the CRC (IEEE, crc32fast) covers the first 16 bytes. A file that
+//! is short, has the wrong magic, version or kind, or fails its CRC is
+//! treated as absent: every checkpoint has a safe fallback (recover more,
+//! or derive the value from the segments), so a damaged one costs time,
+//! never data.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use super::error::{Result, StorageError};
+
+/// Magic at the start of every checkpoint file.
+pub const MAGIC: [u8; 4] = *b"STCK";
+/// Current checkpoint format version.
+pub const VERSION: u16 = 1;
+/// Bytes in a checkpoint file.
+pub const LEN: usize = 20;
+
+/// What a checkpoint file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Kind {
+    /// Every offset below the value is fsynced in sealed segments.
+    RecoveryPoint = 1,
+    /// The log start offset: nothing below it is served.
+    LogStart = 2,
+    /// Written last by a clean close; the value is the log end offset.
+    CleanShutdown = 3,
+}
+
+/// File name of each kind inside a partition directory.
+pub fn file_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::RecoveryPoint => "recovery-point.checkpoint",
+        Kind::LogStart => "log-start-offset.checkpoint",
+        Kind::CleanShutdown => "clean-shutdown.checkpoint",
+    }
+}
+
+fn encode(kind: Kind, value: u64) -> [u8; LEN] {
+    let mut b = [0u8; LEN];
+    b[0..4].copy_from_slice(&MAGIC);
+    b[4..6].copy_from_slice(&VERSION.to_be_bytes());
+    b[6..8].copy_from_slice(&(kind as u16).to_be_bytes());
+    b[8..16].copy_from_slice(&value.to_be_bytes());
+    let crc = crc32fast::hash(&b[0..16]);
+    b[16..20].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn decode(kind: Kind, b: &[u8]) -> Option<u64> {
+    if b.len() != LEN
+        || b[0..4] != MAGIC
+        || b[4..6] != VERSION.to_be_bytes()
+        || b[6..8] != (kind as u16).to_be_bytes()
+        || b[16..20] != crc32fast::hash(&b[0..16]).to_be_bytes()
+    {
+        return None;
+    }
+    Some(u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")))
+}
+
+/// What reading a checkpoint found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// No such file.
+    Missing,
+    /// A file that is not a valid checkpoint of this kind.
+    Damaged,
+    /// A valid value.
+    Value(u64),
+}
+
+/// Reads the checkpoint of `kind` in `dir`.
+pub fn read(dir: &Path, kind: Kind) -> Result<Read> {
+    let path = dir.join(file_name(kind));
+    match fs::read(&path) {
+        Ok(b) => Ok(decode(kind, &b).map_or(Read::Damaged, Read::Value)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Read::Missing),
+        Err(e) => Err(StorageError::io(path, "read checkpoint")(e)),
+    }
+}
+
+/// Writes the checkpoint atomically: a temporary file, fsync, rename over
+/// the old one, fsync the directory. A crash leaves the old or the new
+/// value, never a mix.
+pub fn write(dir: &Path, kind: Kind, value: u64) -> Result<()> {
+    let path = dir.join(file_name(kind));
+    let tmp = dir.join(format!("{}.tmp", file_name(kind)));
+    let io = |op| StorageError::io(&tmp, op);
+    let mut f = File::create(&tmp).map_err(io("create checkpoint"))?;
+    f.write_all(&encode(kind, value))
+        .map_err(io("write checkpoint"))?;
+    crate::storage::checkpoint::sync_file(&f).map_err(io("fsync checkpoint"))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(StorageError::io(&path, "rename checkpoint"))?;
+    sync_dir(dir)
+}
+
+/// Removes the checkpoint of `kind` (if any) and fsyncs the directory.
+pub fn remove(dir: &Path, kind: Kind) -> Result<()> {
+    let path = dir.join(file_name(kind));
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(path, "remove checkpoint")(e)),
+    }
+}
+
+/// Fsyncs a directory, so that files created, renamed or removed in it
+/// survive a power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(StorageError::io(dir, "open directory"))?;
+    sync_file(&f).map_err(StorageError::io(dir, "fsync directory"))
+}
+
+/// `fdatasync` on a file. In unit tests a failure can be injected, to prove
+/// that a log refuses writes after a failed fsync.
+pub fn sync_file(f: &File) -> std::io::Result<()> {
+    #[cfg(test)]
+    if fault::SYNC_FAILS.get() {
+        return Err(std::io::Error::other("injected fsync failure"));
+    }
+    f.sync_data()
+}
+
+#[cfg(test)]
+pub(crate) mod fault {
+    use std::cell::Cell;
+    thread_local! {
+        /// When set, every `sync_file` on this thread fails (unit tests
+        /// only; per thread, so parallel tests are not disturbed).
+        pub(crate) static SYNC_FAILS: Cell<bool> = const { Cell::new(false) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read(dir.path(), Kind::RecoveryPoint).unwrap(),
+            Read::Missing
+        );
+        write(dir.path(), Kind::RecoveryPoint, 12345).unwrap();
+        assert_eq!(
+            read(dir.path(), Kind::RecoveryPoint).unwrap(),
+            Read::Value(12345)
+        );
+        let path = dir.path().join(file_name(Kind::RecoveryPoint));
+        let good = fs::read(&path).unwrap();
+        for i in 0..LEN {
+            let mut bad = good.clone();
+            bad[i] ^= 1;
+            fs::write(&path, &bad).unwrap();
+            assert_eq!(
+                read(dir.path(), Kind::RecoveryPoint).unwrap(),
+                Read::Damaged,
+                "flip at {i}"
+            );
+        }
+        fs::write(&path, &good[..10]).unwrap();
+        assert_eq!(
+            read(dir.path(), Kind::RecoveryPoint).unwrap(),
+            Read::Damaged
+        );
+        // A checkpoint of another kind is not mistaken for this one.
+        fs::write(dir.path().join(file_name(Kind::LogStart)), &good).unwrap();
+        assert_eq!(read(dir.path(), Kind::LogStart).unwrap(), Read::Damaged);
+    }
+}

@@ -1,0 +1,735 @@
+//! A partition log: the list of segments, appends with group commit, reads,
+//! and recovery on open.
+//!
+//! Concurrency: appends are serialised by the `writer` mutex, which covers
+//! only validation-free work (offset assignment, the `pwrite`, index
+//! entries). Validation and CRC checks run before it, fsyncs after it, so
+//! while one thread fsyncs, others keep writing: that is the group commit.
+//! Readers take no lock that a writer holds for long: they clone the
+//! segment `Arc`s they need from a read-write lock and `pread` from there.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+
+use bytes::Bytes;
+use strata_proto::TimestampType;
+use strata_proto::batch::{self, set_base_offset, set_log_append_time};
+
+use super::Offset;
+use super::checkpoint::{self, Kind};
+use super::config::{Durability, LogConfig};
+use super::error::{Result, StorageError};
+use super::segment::{self, ScanEnd, Segment};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the batch's first record.
+    pub base_offset: Offset,
+    /// Offset given to the batch's last record.
+    pub last_offset: Offset,
+    /// The broker's timestamp, if the log uses log-append time.
+    pub log_append_time_ms: Option<i64>,
+    /// Whether the batch was fsynced before the call returned.
+    pub durable: bool,
+}
+
+/// What a read returned.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole batches, starting with the one that holds the offset asked for
+    /// (the consumer skips records before its offset, as in Kafka).
+    pub batches: Bytes,
+    /// The offset after the last record readers may see.
+    pub high_watermark: Offset,
+    /// The first offset still in the log.
+    pub log_start: Offset,
+}
+
+/// What opening the log found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// The previous process closed the log cleanly (nothing was scanned).
+    pub clean_shutdown: bool,
+    /// Segments found.
+    pub segments: usize,
+    /// Segments whose every batch was re-validated (past the recovery point).
+    pub segments_scanned: usize,
+    /// Bytes cut off a torn tail, and where.
+    pub truncated_bytes: u64,
+    /// The file and position the torn tail began at, if any.
+    pub truncated_at: Option<(PathBuf, u64)>,
+    /// Why the torn tail was not a valid batch.
+    pub truncation_reason: Option<String>,
+    /// Index files rebuilt from the log.
+    pub indexes_rebuilt: Vec<PathBuf>,
+    /// Checkpoint files that were damaged and ignored (their safe fallback used).
+    pub checkpoints_ignored: Vec<PathBuf>,
+    /// Leftover temporary files removed.
+    pub leftovers_removed: Vec<PathBuf>,
+    /// Log start offset after recovery.
+    pub log_start: Offset,
+    /// Log end offset after recovery.
+    pub log_end: Offset,
+}
+
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    /// Offset the next record will get.
+    next_offset: u64,
+    /// Broker time of the active segment's first append in this process.
+    active_first_append_ms: Option<i64>,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// Every offset below this is on disk.
+    synced_offset: u64,
+    /// A thread is fsyncing now; others wait for it rather than fsync too.
+    in_progress: bool,
+    last_sync_ms: i64,
+}
+
+/// One partition's log. Shared between threads (`Log: Sync`).
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Segments in offset order; the last is the active one.
+    segments: RwLock<Vec<Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Readers see offsets below this: the log end, or in `Fsync` mode the
+    /// synced end, so no reader sees a record a power loss could take back.
+    high_watermark: AtomicU64,
+    log_start: AtomicU64,
+    /// Set once, by the first failed fsync; the log then refuses writes.
+    poisoned: OnceLock<String>,
+    recovery: RecoveryReport,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering it if the last
+    /// process did not close it cleanly.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
+        config.validate()?;
+        let dir = dir.as_ref().to_owned();
+        fs::create_dir_all(&dir).map_err(StorageError::io(&dir, "create log directory"))?;
+        let mut report = RecoveryReport::default();
+
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(StorageError::io(&dir, "list log directory"))? {
+            let entry = entry.map_err(StorageError::io(&dir, "list log directory"))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                // An interrupted checkpoint write; the old checkpoint stands.
+                fs::remove_file(entry.path())
+                    .map_err(StorageError::io(entry.path(), "remove leftover"))?;
+                report.leftovers_removed.push(entry.path());
+            } else if let Some(base) = segment::parse_log_name(&name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        report.segments = bases.len();
+
+        let mut read_ck = |kind| -> Result<Option<u64>> {
+            Ok(match checkpoint::read(&dir, kind)? {
+                checkpoint::Read::Value(v) => Some(v),
+                checkpoint::Read::Missing => None,
+                checkpoint::Read::Damaged => {
+                    report
+                        .checkpoints_ignored
+                        .push(dir.join(checkpoint::file_name(kind)));
+                    None
+                }
+            })
+        };
+        let clean_end = read_ck(Kind::CleanShutdown)?;
+        let recovery_point = read_ck(Kind::RecoveryPoint)?.unwrap_or(0);
+        let saved_start = read_ck(Kind::LogStart)?;
+        // From here on the log may change: a crash must not look clean.
+        checkpoint::remove(&dir, Kind::CleanShutdown)?;
+        report.clean_shutdown = clean_end.is_some();
+
+        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
+        for (i, &base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let synced =
+                clean_end.is_some() || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
+            let seg = if synced {
+                let (seg, rebuilt) = Segment::open_trusted(&dir, base, &config)?;
+                if rebuilt {
+                    report
+                        .indexes_rebuilt
+                        .push(segment::file_path(&dir, base, "index"));
+                    report
+                        .indexes_rebuilt
+                        .push(segment::file_path(&dir, base, "timeindex"));
+                }
+                seg
+            } else {
+                let (seg, end) = Segment::open_scan(&dir, base, &config)?;
+                report.segments_scanned += 1;
+                if let ScanEnd::Bad { position, reason } = end {
+                    if !is_last {
+                        return Err(StorageError::corrupt(
+                            seg.log_path(),
+                            position,
+                            format!("invalid batch in a sealed segment: {reason}"),
+                        ));
+                    }
+                    let file_len = fs::metadata(seg.log_path())
+                        .map_err(StorageError::io(seg.log_path(), "stat segment"))?
+                        .len();
+                    seg.truncate_at(position, &config)?;
+                    report.truncated_bytes = file_len - position;
+                    report.truncated_at = Some((seg.log_path().to_owned(), position));
+                    report.truncation_reason = Some(reason);
+                }
+                seg
+            };
+            if let Some(prev) = segments.last() {
+                if seg.base_offset() < prev.next_offset() {
+                    return Err(StorageError::corrupt(
+                        seg.log_path(),
+                        0,
+                        format!(
+                            "segment starts at offset {} but the previous one ends at {}",
+                            seg.base_offset(),
+                            prev.next_offset()
+                        ),
+                    ));
+                }
+            }
+            segments.push(Arc::new(seg));
+        }
+
+        let log_start_floor = saved_start.unwrap_or(0);
+        if segments.is_empty() {
+            let seg = Segment::create(&dir, log_start_floor, &config)?;
+            checkpoint::sync_dir(&dir)?;
+            segments.push(Arc::new(seg));
+        } else if report.clean_shutdown {
+            // After a clean shutdown the active segment was opened with
+            // trimmed indexes; after a crash it was scanned into fresh,
+            // writable ones.
+            segments
+                .last()
+                .expect("non-empty")
+                .reopen_for_append(&config)?;
+        }
+        let active = segments.last().expect("non-empty").clone();
+        // Whatever recovery left must itself be durable before we build on it.
+        active.sync()?;
+        let log_start = log_start_floor.max(segments[0].base_offset());
+        let log_end = active.next_offset().max(active.base_offset());
+        report.log_start = Offset(log_start);
+        report.log_end = Offset(log_end);
+
+        let now = config.clock.now_ms();
+        Ok(Self {
+            writer: Mutex::new(Writer {
+                active,
+                next_offset: log_end,
+                active_first_append_ms: None,
+                closed: false,
+            }),
+            sync: Mutex::new(SyncState {
+                synced_offset: log_end,
+                in_progress: false,
+                last_sync_ms: now,
+            }),
+            synced: Condvar::new(),
+            high_watermark: AtomicU64::new(log_end),
+            log_start: AtomicU64::new(log_start),
+            poisoned: OnceLock::new(),
+            segments: RwLock::new(segments),
+            recovery: report,
+            dir,
+            config,
+        })
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// What opening the log found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The first offset in the log.
+    pub fn log_start(&self) -> Offset {
+        Offset(self.log_start.load(Ordering::Acquire))
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end(&self) -> Offset {
+        Offset(self.writer.lock().expect("writer lock").next_offset)
+    }
+
+    /// The offset below which readers see records.
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.high_watermark.load(Ordering::Acquire))
+    }
+
+    /// Bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments
+            .read()
+            .expect("segments lock")
+            .iter()
+            .map(|s| s.size())
+            .sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().expect("segments lock").len()
+    }
+
+    /// Base offsets of the segments, in order.
+    pub fn segment_bases(&self) -> Vec<Offset> {
+        self.segments
+            .read()
+            .expect("segments lock")
+            .iter()
+            .map(|s| Offset(s.base_offset()))
+            .collect()
+    }
+
+    fn check_writable(&self, w: &Writer) -> Result<()> {
+        if let Some(cause) = self.poisoned.get() {
+            return Err(StorageError::Poisoned {
+                dir: self.dir.clone(),
+                cause: cause.clone(),
+            });
+        }
+        if w.closed {
+            return Err(StorageError::Closed(self.dir.clone()));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, err: &StorageError) {
+        let _ = self.poisoned.set(err.to_string());
+        tracing::error!(dir = %self.dir.display(), error = %err, "log poisoned: refusing writes until reopened");
+    }
+
+    /// Appends one record batch (Kafka v2, uncompressed, exactly one batch).
+    ///
+    /// The batch is validated (framing, CRC-32C, every record), its base
+    /// offset stamped in place (and, for log-append-time logs, its
+    /// timestamp, with a new CRC), and written. When the call returns
+    /// depends on the log's [`Durability`]: in `Fsync` mode only once an
+    /// fsync covers the batch.
+    pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo> {
+        if batch.len() > self.config.batch_bytes_max as usize {
+            return Err(StorageError::BatchTooLarge {
+                size: batch.len(),
+                limit: self.config.batch_bytes_max,
+            });
+        }
+        let valid = batch::validate(batch)?;
+        let now = self.config.clock.now_ms();
+        let log_append_time_ms =
+            (self.config.timestamp_type == TimestampType::LogAppendTime).then(|| {
+                set_log_append_time(batch, now);
+                now
+            });
+        let max_timestamp = log_append_time_ms.unwrap_or(valid.header.max_timestamp);
+        let records = u64::from(valid.record_count);
+
+        let (base, last) = {
+            let mut w = self.writer.lock().expect("writer lock");
+            self.check_writable(&w)?;
+            let base = w.next_offset;
+            let last = base + records - 1;
+            let too_old = w
+                .active_first_append_ms
+                .is_some_and(|t| now.saturating_sub(t) >= self.config.segment_ms_max as i64);
+            if too_old || w.active.is_full_for(batch.len() as u64, last, &self.config) {
+                self.roll(&mut w)?;
+            }
+            set_base_offset(batch, base as i64);
+            if let Err(failure) = w
+                .active
+                .append(batch, base, last, max_timestamp, &self.config)
+            {
+                // A write that failed and could not be undone leaves bytes
+                // we cannot account for: stop writing.
+                if !failure.undone {
+                    self.poison(&failure.error);
+                }
+                return Err(failure.error);
+            }
+            w.active_first_append_ms.get_or_insert(now);
+            w.next_offset = last + 1;
+            if self.config.durability != Durability::Fsync {
+                self.high_watermark.store(w.next_offset, Ordering::Release);
+            }
+            (base, last)
+        };
+
+        let durable = match self.config.durability {
+            Durability::Fsync => {
+                self.sync_to(last + 1)?;
+                true
+            }
+            Durability::Interval {
+                interval_ms,
+                interval_records,
+            } => {
+                let due = {
+                    let s = self.sync.lock().expect("sync lock");
+                    interval_records.is_some_and(|n| last + 1 - s.synced_offset.min(last + 1) >= n)
+                        || interval_ms
+                            .is_some_and(|ms| now.saturating_sub(s.last_sync_ms) >= ms as i64)
+                };
+                if due {
+                    self.sync_to(last + 1)?;
+                }
+                due
+            }
+            Durability::PageCache => false,
+        };
+        Ok(AppendInfo {
+            base_offset: Offset(base),
+            last_offset: Offset(last),
+            log_append_time_ms,
+            durable,
+        })
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    /// Called with the writer lock held.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        if let Err(e) = w.active.seal() {
+            self.poison(&e);
+            return Err(e);
+        }
+        // The sealed segment is on disk: recovery need not scan it again.
+        checkpoint::write(&self.dir, Kind::RecoveryPoint, w.next_offset)?;
+        let seg = Arc::new(Segment::create(&self.dir, w.next_offset, &self.config)?);
+        checkpoint::sync_dir(&self.dir)?;
+        self.segments
+            .write()
+            .expect("segments lock")
+            .push(seg.clone());
+        w.active = seg;
+        w.active_first_append_ms = None;
+        self.mark_synced(w.next_offset);
+        tracing::debug!(dir = %self.dir.display(), base = w.next_offset, "rolled segment");
+        Ok(())
+    }
+
+    fn mark_synced(&self, end: u64) {
+        let mut s = self.sync.lock().expect("sync lock");
+        if end > s.synced_offset {
+            s.synced_offset = end;
+        }
+        if self.config.durability == Durability::Fsync {
+            self.high_watermark
+                .fetch_max(s.synced_offset, Ordering::AcqRel);
+        }
+    }
+
+    /// Blocks until every offset below `target` is fsynced. One caller
+    /// fsyncs on behalf of all who wait (group commit): it captures the log
+    /// end, fsyncs, and wakes everyone that end covers.
+    pub fn sync_to(&self, target: u64) -> Result<()> {
+        let mut s = self.sync.lock().expect("sync lock");
+        loop {
+            if let Some(cause) = self.poisoned.get() {
+                return Err(StorageError::Poisoned {
+                    dir: self.dir.clone(),
+                    cause: cause.clone(),
+                });
+            }
+            if s.synced_offset >= target {
+                return Ok(());
+            }
+            if s.in_progress {
+                s = self.synced.wait(s).expect("sync lock");
+                continue;
+            }
+            s.in_progress = true;
+            drop(s);
+            // Earlier segments were fsynced when they were sealed, so the
+            // active one covers everything up to `end`.
+            let (active, end) = {
+                let w = self.writer.lock().expect("writer lock");
+                (w.active.clone(), w.next_offset)
+            };
+            let result = active.sync();
+            s = self.sync.lock().expect("sync lock");
+            s.in_progress = false;
+            match result {
+                Ok(()) => {
+                    s.synced_offset = s.synced_offset.max(end);
+                    s.last_sync_ms = self.config.clock.now_ms();
+                    if self.config.durability == Durability::Fsync {
+                        self.high_watermark
+                            .fetch_max(s.synced_offset, Ordering::AcqRel);
+                    }
+                    self.synced.notify_all();
+                }
+                Err(e) => {
+                    self.poison(&e);
+                    self.synced.notify_all();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Fsyncs everything appended so far.
+    pub fn flush(&self) -> Result<()> {
+        let end = self.writer.lock().expect("writer lock").next_offset;
+        self.sync_to(end)
+    }
+
+    /// In `Interval` mode, fsyncs if `interval_ms` has passed since the
+    /// last fsync and there is something to sync. The broker calls this on
+    /// a timer so that a quiet log still meets its interval.
+    pub fn flush_if_due(&self) -> Result<bool> {
+        let Durability::Interval {
+            interval_ms: Some(ms),
+            ..
+        } = self.config.durability
+        else {
+            return Ok(false);
+        };
+        let end = self.writer.lock().expect("writer lock").next_offset;
+        let due = {
+            let s = self.sync.lock().expect("sync lock");
+            s.synced_offset < end
+                && self.config.clock.now_ms().saturating_sub(s.last_sync_ms) >= ms as i64
+        };
+        if due {
+            self.sync_to(end)?;
+        }
+        Ok(due)
+    }
+
+    fn out_of_range(&self, offset: u64, start: u64, end: u64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            start,
+            end,
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// The segments that may hold `offset`: the one whose base is at or
+    /// below it and the next few (a compacted segment may hold nothing past
+    /// some offset, so a read can continue into the next).
+    fn segments_from(&self, offset: u64) -> Vec<Arc<Segment>> {
+        let segs = self.segments.read().expect("segments lock");
+        let i = segs
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        segs[i..].iter().take(4).cloned().collect()
+    }
+
+    /// Reads whole batches from `offset`, up to `max_bytes` (but at least
+    /// one batch, so a consumer always makes progress). An empty result
+    /// means `offset` is the high watermark.
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
+        let offset = offset.0;
+        let start = self.log_start.load(Ordering::Acquire);
+        let hwm = self.high_watermark.load(Ordering::Acquire);
+        if offset < start || offset > hwm {
+            return Err(self.out_of_range(offset, start, hwm));
+        }
+        let result = |batches| ReadResult {
+            batches,
+            high_watermark: Offset(hwm),
+            log_start: Offset(start),
+        };
+        if offset == hwm {
+            return Ok(result(Bytes::new()));
+        }
+        for seg in self.segments_from(offset) {
+            if let Some(pos) = seg.position_of(offset)? {
+                let bytes = seg.read_from(pos, max_bytes, hwm)?;
+                if !bytes.is_empty() {
+                    return Ok(result(bytes));
+                }
+            }
+        }
+        Ok(result(Bytes::new()))
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`,
+    /// or `None` if every visible record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<Offset>> {
+        let start = self.log_start.load(Ordering::Acquire);
+        let hwm = self.high_watermark.load(Ordering::Acquire);
+        let segs: Vec<Arc<Segment>> = self.segments.read().expect("segments lock").clone();
+        for seg in segs.iter().filter(|s| s.next_offset() > start) {
+            if let Some(o) = seg.offset_for_timestamp(timestamp, start, hwm)? {
+                return Ok(Some(Offset(o)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every record at or after `offset`, which must be the start of
+    /// a batch (or the log end). For recovery and repair, not for clients.
+    pub fn truncate_to(&self, offset: Offset) -> Result<()> {
+        let offset = offset.0;
+        let mut w = self.writer.lock().expect("writer lock");
+        self.check_writable(&w)?;
+        let start = self.log_start.load(Ordering::Acquire);
+        if offset < start || offset > w.next_offset {
+            return Err(self.out_of_range(offset, start, w.next_offset));
+        }
+        if offset == w.next_offset {
+            return Ok(());
+        }
+        let mut segs = self.segments.write().expect("segments lock");
+        let keep = segs.partition_point(|s| s.base_offset() <= offset).max(1);
+        let target = segs[keep - 1].clone();
+        let pos = match target.position_of(offset)? {
+            Some(pos) if offset > target.base_offset() => {
+                let bytes = target.read_from(pos, 0, u64::MAX)?;
+                let h = batch::BatchHeader::parse(&bytes)
+                    .map_err(|e| StorageError::corrupt(target.log_path(), pos, e.to_string()))?;
+                if h.base_offset as u64 != offset {
+                    return Err(StorageError::NotBatchBoundary {
+                        offset,
+                        dir: self.dir.clone(),
+                    });
+                }
+                pos
+            }
+            _ => 0,
+        };
+        for seg in segs.drain(keep..) {
+            seg.delete()?;
+        }
+        target.truncate_at(pos, &self.config)?;
+        checkpoint::sync_dir(&self.dir)?;
+        w.active = target;
+        w.next_offset = offset;
+        let mut s = self.sync.lock().expect("sync lock");
+        s.synced_offset = s.synced_offset.min(offset);
+        self.high_watermark.store(offset, Ordering::Release);
+        if let checkpoint::Read::Value(rp) = checkpoint::read(&self.dir, Kind::RecoveryPoint)? {
+            if rp > offset {
+                checkpoint::write(&self.dir, Kind::RecoveryPoint, w.active.base_offset())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes whole sealed segments that lie entirely below `offset` (never
+    /// the active one) and advances the log start offset to the first
+    /// remaining record. Returns the number of segments deleted. Readers
+    /// already inside a deleted segment finish their read.
+    pub fn delete_segments_before(&self, offset: Offset) -> Result<usize> {
+        let w = self.writer.lock().expect("writer lock");
+        self.check_writable(&w)?;
+        let doomed: Vec<Arc<Segment>> = {
+            let segs = self.segments.read().expect("segments lock");
+            let n = segs[..segs.len() - 1]
+                .iter()
+                .take_while(|s| s.next_offset() <= offset.0)
+                .count();
+            segs[..n].to_vec()
+        };
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let new_start = doomed.last().expect("non-empty").next_offset();
+        // Persist the new start first: after a crash, the old segments may
+        // still be there, but no reader will be served from them.
+        checkpoint::write(&self.dir, Kind::LogStart, new_start)?;
+        self.log_start.fetch_max(new_start, Ordering::AcqRel);
+        self.segments
+            .write()
+            .expect("segments lock")
+            .drain(..doomed.len());
+        for seg in &doomed {
+            seg.delete()?;
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        drop(w);
+        Ok(doomed.len())
+    }
+
+    /// Closes the log cleanly: fsyncs, trims the active segment's indexes,
+    /// and writes the clean-shutdown marker, so the next open need not scan.
+    pub fn close(&self) -> Result<()> {
+        let mut w = self.writer.lock().expect("writer lock");
+        self.check_writable(&w)?;
+        w.closed = true;
+        if let Err(e) = w.active.seal() {
+            self.poison(&e);
+            return Err(e);
+        }
+        checkpoint::write(&self.dir, Kind::RecoveryPoint, w.next_offset)?;
+        checkpoint::write(&self.dir, Kind::CleanShutdown, w.next_offset)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_proto::BatchBuilder;
+
+    fn batch(n: usize, ts: i64) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        for i in 0..n {
+            b.push(ts + i as i64, None, Some(format!("v{i}").as_bytes()), &[]);
+        }
+        b.finish().to_vec()
+    }
+
+    #[test]
+    fn failed_fsync_poisons_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&mut batch(2, 10)).unwrap();
+        checkpoint::fault::SYNC_FAILS.set(true);
+        let err = log.append(&mut batch(1, 20)).unwrap_err();
+        checkpoint::fault::SYNC_FAILS.set(false);
+        assert!(
+            matches!(
+                err,
+                StorageError::Io {
+                    op: "fsync segment",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Even though fsync works again, the log refuses writes: the page
+        // cache may have dropped what the failed fsync was to persist.
+        let err = log.append(&mut batch(1, 30)).unwrap_err();
+        assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
+        assert!(err.to_string().contains("injected fsync failure"));
+        // What was durable stays readable.
+        let r = log.read(Offset(0), 1 << 20).unwrap();
+        assert_eq!(r.high_watermark, Offset(2));
+        drop(log);
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        assert!(log.append(&mut batch(1, 40)).is_ok());
+    }
+}

@@ -1,0 +1,51 @@
+//! The storage engine: one partition's log on disk.
+//!
+//! A [`Log`] is a directory of segments named by their base offset. Each
+//! segment is a `.log` file of Kafka v2 record batches, exactly as producers
+//! sent them with the base offset stamped in, plus a sparse `.index`
+//! (offset to file position) and `.timeindex` (timestamp to offset), both
+//! memory-mapped. Small checkpoint files hold the recovery point, the log
+//! start offset and the clean-shutdown marker. `docs/FORMAT.md` lays out
+//! every file byte by byte.
+//!
+//! Module map:
+//! - [`config`]: per-log settings and their limits, and the durability modes.
+//! - [`error`]: the one error type of the engine.
+//! - [`checkpoint`]: the small atomic files (and directory fsync).
+//! - [`index`]: the memory-mapped offset and time indexes.
+//! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
+//! - [`log`]: the segment list, appends with group commit, reads, recovery.
+//!
+//! **Invariant:** this module uses only `std` threads and locks: no tokio, no
+//! gRPC. The server calls it from blocking tasks.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod log;
+pub mod segment;
+
+pub use config::{Clock, Durability, LogConfig, SystemClock};
+pub use error::StorageError;
+pub use log::{AppendInfo, Log, ReadResult, RecoveryReport};
+
+/// A record offset: its position in the partition, counting records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Offset(pub u64);
+
+impl std::fmt::Display for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A byte position inside one segment's `.log` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FilePos(pub u64);
+
+impl std::fmt::Display for FilePos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
