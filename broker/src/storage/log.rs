@@ -85,6 +85,19 @@ struct Writer {
     closed: bool,
 }
 
+/// Segments rolled but not yet sealed. Sealing (fsync of the whole
+/// segment, index trim) runs on a background thread so that a roll never
+/// stalls appends for the time it takes to write a gigabyte back.
+#[derive(Debug)]
+struct SealBook {
+    /// Rolled segments whose seal is running (or failed), oldest first.
+    sealing: Vec<Arc<Segment>>,
+    /// Base offset of the newest segment: everything below was rolled.
+    rolled_to: u64,
+    /// The recovery point last written to disk.
+    written_recovery_point: u64,
+}
+
 #[derive(Debug)]
 struct SyncState {
     /// Every offset below this is on disk.
@@ -109,7 +122,9 @@ pub struct Log {
     high_watermark: AtomicU64,
     log_start: AtomicU64,
     /// Set once, by the first failed fsync; the log then refuses writes.
-    poisoned: OnceLock<String>,
+    /// Shared with background sealers, which can fail too.
+    poisoned: Arc<OnceLock<String>>,
+    seals: Arc<(Mutex<SealBook>, Condvar)>,
     recovery: RecoveryReport,
 }
 
@@ -230,6 +245,7 @@ impl Log {
         active.sync()?;
         let log_start = log_start_floor.max(segments[0].base_offset());
         let log_end = active.next_offset().max(active.base_offset());
+        let log_end_base = active.base_offset();
         report.log_start = Offset(log_start);
         report.log_end = Offset(log_end);
 
@@ -249,7 +265,15 @@ impl Log {
             synced: Condvar::new(),
             high_watermark: AtomicU64::new(log_end),
             log_start: AtomicU64::new(log_start),
-            poisoned: OnceLock::new(),
+            poisoned: Arc::new(OnceLock::new()),
+            seals: Arc::new((
+                Mutex::new(SealBook {
+                    sealing: Vec::new(),
+                    rolled_to: log_end_base,
+                    written_recovery_point: recovery_point,
+                }),
+                Condvar::new(),
+            )),
             segments: RwLock::new(segments),
             recovery: report,
             dir,
@@ -415,36 +439,49 @@ impl Log {
         })
     }
 
-    /// Seals the active segment and starts a new one at the log end.
-    /// Called with the writer lock held.
+    /// Starts a new segment at the log end and hands the old one to a
+    /// background thread to seal. Called with the writer lock held.
     fn roll(&self, w: &mut Writer) -> Result<()> {
-        if let Err(e) = w.active.seal() {
-            self.poison(&e);
-            return Err(e);
-        }
-        // The sealed segment is on disk: recovery need not scan it again.
-        checkpoint::write(&self.dir, Kind::RecoveryPoint, w.next_offset)?;
         let seg = Arc::new(Segment::create(&self.dir, w.next_offset, &self.config)?);
         checkpoint::sync_dir(&self.dir)?;
         self.segments
             .write()
             .expect("segments lock")
             .push(seg.clone());
-        w.active = seg;
+        let old = std::mem::replace(&mut w.active, seg);
         w.active_first_append_ms = None;
-        self.mark_synced(w.next_offset);
+        {
+            let mut book = self.seals.0.lock().expect("seal lock");
+            book.sealing.push(old.clone());
+            book.rolled_to = w.next_offset;
+        }
+        let (seals, poisoned, dir) = (self.seals.clone(), self.poisoned.clone(), self.dir.clone());
+        let background = old.clone();
+        let spawned = std::thread::Builder::new()
+            .name("strata-seal".into())
+            .spawn(move || seal_rolled(background, &seals, &poisoned, &dir));
+        if spawned.is_err() {
+            // No thread to be had: seal here, slower but just as correct.
+            seal_rolled(old, &self.seals, &self.poisoned, &self.dir);
+        }
         tracing::debug!(dir = %self.dir.display(), base = w.next_offset, "rolled segment");
         Ok(())
     }
 
-    fn mark_synced(&self, end: u64) {
-        let mut s = self.sync.lock().expect("sync lock");
-        if end > s.synced_offset {
-            s.synced_offset = end;
+    /// Waits until every rolled segment is sealed (or a seal failed).
+    fn wait_for_seals(&self) -> Result<()> {
+        let (lock, cv) = &*self.seals;
+        let mut book = lock.lock().expect("seal lock");
+        while !book.sealing.is_empty() && self.poisoned.get().is_none() {
+            book = cv.wait(book).expect("seal lock");
         }
-        if self.config.durability == Durability::Fsync {
-            self.high_watermark
-                .fetch_max(s.synced_offset, Ordering::AcqRel);
+        drop(book);
+        match self.poisoned.get() {
+            Some(cause) => Err(StorageError::Poisoned {
+                dir: self.dir.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -469,13 +506,15 @@ impl Log {
             }
             s.in_progress = true;
             drop(s);
-            // Earlier segments were fsynced when they were sealed, so the
-            // active one covers everything up to `end`.
-            let (active, end) = {
+            // Sealed segments were fsynced when sealed; the ones still being
+            // sealed and the active one cover everything else up to `end`.
+            let (segs, end) = {
                 let w = self.writer.lock().expect("writer lock");
-                (w.active.clone(), w.next_offset)
+                let mut segs = self.seals.0.lock().expect("seal lock").sealing.clone();
+                segs.push(w.active.clone());
+                (segs, w.next_offset)
             };
-            let result = active.sync();
+            let result = segs.iter().try_for_each(|s| s.sync());
             s = self.sync.lock().expect("sync lock");
             s.in_progress = false;
             match result {
@@ -595,6 +634,7 @@ impl Log {
         let offset = offset.0;
         let mut w = self.writer.lock().expect("writer lock");
         self.check_writable(&w)?;
+        self.wait_for_seals()?;
         let start = self.log_start.load(Ordering::Acquire);
         if offset < start || offset > w.next_offset {
             return Err(self.out_of_range(offset, start, w.next_offset));
@@ -647,6 +687,8 @@ impl Log {
         self.check_writable(&w)?;
         let doomed: Vec<Arc<Segment>> = {
             let segs = self.segments.read().expect("segments lock");
+            // A segment may still be sealing: its sealer works on open file
+            // handles, so unlinking the names under it is harmless.
             let n = segs[..segs.len() - 1]
                 .iter()
                 .take_while(|s| s.next_offset() <= offset.0)
@@ -679,6 +721,7 @@ impl Log {
         let mut w = self.writer.lock().expect("writer lock");
         self.check_writable(&w)?;
         w.closed = true;
+        self.wait_for_seals()?;
         if let Err(e) = w.active.seal() {
             self.poison(&e);
             return Err(e);
@@ -686,6 +729,57 @@ impl Log {
         checkpoint::write(&self.dir, Kind::RecoveryPoint, w.next_offset)?;
         checkpoint::write(&self.dir, Kind::CleanShutdown, w.next_offset)?;
         Ok(())
+    }
+}
+
+/// Seals a rolled segment (fsync, index trim), then advances the recovery
+/// point past every segment sealed so far. Runs on its own thread.
+fn seal_rolled(
+    seg: Arc<Segment>,
+    seals: &(Mutex<SealBook>, Condvar),
+    poisoned: &OnceLock<String>,
+    dir: &Path,
+) {
+    let result = seg.seal();
+    let (lock, cv) = seals;
+    let mut book = lock.lock().expect("seal lock");
+    match result {
+        Ok(()) => {
+            book.sealing.retain(|s| !Arc::ptr_eq(s, &seg));
+            let rp = book
+                .sealing
+                .first()
+                .map_or(book.rolled_to, |s| s.base_offset());
+            if rp > book.written_recovery_point {
+                // The recovery point only saves work at the next open; if it
+                // cannot be written, recovery scans more, and loses nothing.
+                match checkpoint::write(dir, Kind::RecoveryPoint, rp) {
+                    Ok(()) => book.written_recovery_point = rp,
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not advance the recovery point")
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            // The segment stays in `sealing`, so the recovery point never
+            // passes it, and the log refuses writes from now on.
+            let _ = poisoned.set(e.to_string());
+            tracing::error!(dir = %dir.display(), error = %e, "sealing a segment failed: log poisoned");
+        }
+    }
+    cv.notify_all();
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Background sealers write the recovery point into our directory;
+        // let them finish so they cannot race with whoever opens it next.
+        let (lock, cv) = &*self.seals;
+        let mut book = lock.lock().expect("seal lock");
+        while !book.sealing.is_empty() && self.poisoned.get().is_none() {
+            book = cv.wait(book).expect("seal lock");
+        }
     }
 }
 
