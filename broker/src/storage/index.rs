@@ -311,3 +311,84 @@ impl<E: Entry> IndexFile<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u32) -> OffsetEntry {
+        OffsetEntry {
+            rel_offset: i * 10,
+            position: i * 4096,
+        }
+    }
+
+    #[test]
+    fn push_search_seal_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut ix = IndexFile::<OffsetEntry>::create(&path, 500, 1024).unwrap();
+        assert_eq!(ix.free_slots(), (1024 - HEADER_LEN) / 8);
+        for i in 0..20 {
+            ix.push(entry(i));
+        }
+        assert_eq!(ix.last_where(|e| e.rel_offset <= 55), Some(5));
+        assert_eq!(ix.last_where(|e| e.rel_offset <= 9), Some(0));
+        assert_eq!(ix.last_where(|e| e.position < 1), Some(0));
+        assert_eq!(ix.last_where(|_| false), None);
+        assert_eq!(ix.last_where(|e| e.rel_offset <= 10_000), Some(19));
+        ix.truncate_entries(15);
+        ix.seal().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (HEADER_LEN + 15 * 8) as u64
+        );
+        assert_eq!(ix.free_slots(), 0);
+        drop(ix);
+
+        let mut ix = IndexFile::<OffsetEntry>::open_sealed(&path, 500)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ix.len(), 15);
+        assert_eq!(ix.last(), Some(entry(14)));
+        ix.reopen_for_append(1024).unwrap();
+        ix.push(entry(15));
+        assert_eq!(ix.get(15), entry(15));
+    }
+
+    #[test]
+    fn damaged_files_are_reported_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        assert!(
+            IndexFile::<OffsetEntry>::open_sealed(&path, 0)
+                .unwrap()
+                .is_err(),
+            "missing"
+        );
+        let mut ix = IndexFile::<OffsetEntry>::create(&path, 7, 1024).unwrap();
+        ix.push(entry(1));
+        ix.seal().unwrap();
+        drop(ix);
+        // Another segment's index, or a time index, is not this one.
+        assert!(
+            IndexFile::<OffsetEntry>::open_sealed(&path, 8)
+                .unwrap()
+                .is_err()
+        );
+        assert!(
+            IndexFile::<TimeEntry>::open_sealed(&path, 7)
+                .unwrap()
+                .is_err()
+        );
+        // A partial entry.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.push(0);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            IndexFile::<OffsetEntry>::open_sealed(&path, 7)
+                .unwrap()
+                .is_err()
+        );
+    }
+}
