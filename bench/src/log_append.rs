@@ -89,12 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let started = Instant::now();
         let threads: Vec<_> = (0..args.appenders)
             .map(|_| {
-                let (log, next, mut batch) = (log.clone(), next.clone(), template.clone());
+                let (log, next, batch) = (log.clone(), next.clone(), template.clone());
                 std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
                     while next.fetch_add(1, Ordering::Relaxed) < batches {
                         let t = Instant::now();
-                        log.append(&mut batch)?;
+                        log.append(&batch)?;
                         hist.saturating_record(t.elapsed().as_micros() as u64);
                     }
                     Ok(hist)

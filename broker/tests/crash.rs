@@ -44,8 +44,8 @@ fn crash_child_process() {
             std::thread::spawn(move || {
                 for seq in 0u64.. {
                     let n = 1 + (seq as usize % 4);
-                    let mut batch = make_batch(&format!("t{t}s{seq}"), n, seq as i64);
-                    let info = log.append(&mut batch).expect("append");
+                    let batch = make_batch(&format!("t{t}s{seq}"), n, seq as i64);
+                    let info = log.append(&batch).expect("append");
                     let mut o = out.lock().unwrap();
                     writeln!(
                         o,

@@ -19,7 +19,7 @@ fn append_assigns_offsets_and_reads_return_whole_batches() {
     for i in 0..150 {
         let n = 1 + i % 5;
         let info = log
-            .append(&mut make_batch(&format!("b{i}"), n, 1000 + i as i64))
+            .append(&make_batch(&format!("b{i}"), n, 1000 + i as i64))
             .unwrap();
         assert!(info.durable);
         assert_eq!(info.last_offset.0 - info.base_offset.0 + 1, n as u64);
@@ -56,7 +56,7 @@ fn reads_respect_the_byte_limit_but_return_at_least_one_batch() {
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     let one = make_batch("x", 10, 0);
     for _ in 0..10 {
-        log.append(&mut one.clone()).unwrap();
+        log.append(&one.clone()).unwrap();
     }
     let r = log.read(Offset(0), 1).unwrap();
     assert_eq!(r.batches.len(), one.len());
@@ -73,12 +73,12 @@ fn clean_reopen_keeps_everything_and_appends_continue() {
     let cfg = || small_config(Durability::PageCache);
     let log = Log::open(dir.path(), cfg()).unwrap();
     for i in 0..40 {
-        log.append(&mut make_batch(&format!("a{i}"), 3, i)).unwrap();
+        log.append(&make_batch(&format!("a{i}"), 3, i)).unwrap();
     }
     let before = log.read(Offset(0), 1 << 30).unwrap().batches;
     log.close().unwrap();
     assert!(matches!(
-        log.append(&mut make_batch("z", 1, 0)),
+        log.append(&make_batch("z", 1, 0)),
         Err(StorageError::Closed(_))
     ));
     drop(log);
@@ -88,7 +88,7 @@ fn clean_reopen_keeps_everything_and_appends_continue() {
     assert_eq!(rep.segments_scanned, 0);
     assert!(rep.indexes_rebuilt.is_empty());
     assert_eq!(log.read(Offset(0), 1 << 30).unwrap().batches, before);
-    let info = log.append(&mut make_batch("after", 2, 0)).unwrap();
+    let info = log.append(&make_batch("after", 2, 0)).unwrap();
     assert_eq!(info.base_offset, Offset(120));
     // Reads from every segment work through the trusted indexes.
     for off in (0..122).step_by(7) {
@@ -102,7 +102,7 @@ fn unclean_reopen_rescans_only_past_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small_config(Durability::Fsync)).unwrap();
     for i in 0..50 {
-        log.append(&mut make_batch(&format!("a{i}"), 2, i)).unwrap();
+        log.append(&make_batch(&format!("a{i}"), 2, i)).unwrap();
     }
     let segments = log.segment_count();
     drop(log); // no close: a crash
@@ -128,12 +128,12 @@ fn segments_roll_by_age() {
         ..LogConfig::default()
     };
     let log = Log::open(dir.path(), cfg).unwrap();
-    log.append(&mut make_batch("a", 1, 0)).unwrap();
+    log.append(&make_batch("a", 1, 0)).unwrap();
     clock.advance(59_999);
-    log.append(&mut make_batch("b", 1, 0)).unwrap();
+    log.append(&make_batch("b", 1, 0)).unwrap();
     assert_eq!(log.segment_count(), 1);
     clock.advance(1);
-    log.append(&mut make_batch("c", 1, 0)).unwrap();
+    log.append(&make_batch("c", 1, 0)).unwrap();
     assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2)]);
 }
 
@@ -148,7 +148,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
         for i in 0..4 {
             bb.push((b * 4 + i) * 10, None, Some(b"v"), &[]);
         }
-        log.append(&mut bb.finish().to_vec()).unwrap();
+        log.append(&bb.finish()).unwrap();
     }
     for t in [-5, 0, 1, 10, 15, 333, 795, 1990, 1991] {
         let expect = if t > 1990 {
@@ -168,7 +168,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     for ts in [5000, 3000, 6000] {
         bb.push(ts, None, Some(b"v"), &[]);
     }
-    log.append(&mut bb.finish().to_vec()).unwrap();
+    log.append(&bb.finish()).unwrap();
     assert_eq!(log.offset_for_timestamp(2500).unwrap(), Some(Offset(200)));
     assert_eq!(log.offset_for_timestamp(5500).unwrap(), Some(Offset(202)));
 }
@@ -183,7 +183,7 @@ fn log_append_time_overwrites_timestamps() {
         ..LogConfig::default()
     };
     let log = Log::open(dir.path(), cfg).unwrap();
-    let info = log.append(&mut make_batch("t", 3, 5)).unwrap();
+    let info = log.append(&make_batch("t", 3, 5)).unwrap();
     assert_eq!(info.log_append_time_ms, Some(777_000));
     let recs = records(&log.read(Offset(0), 1 << 20).unwrap().batches);
     assert!(recs.iter().all(|r| r.timestamp == 777_000));
@@ -193,28 +193,26 @@ fn log_append_time_overwrites_timestamps() {
 fn bad_batches_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small_config(Durability::Fsync)).unwrap();
-    log.append(&mut make_batch("ok", 2, 0)).unwrap();
+    log.append(&make_batch("ok", 2, 0)).unwrap();
     let mut corrupt = make_batch("bad", 2, 0);
     let n = corrupt.len();
     corrupt[n - 1] ^= 0xff;
-    let err = log.append(&mut corrupt).unwrap_err();
+    let err = log.append(&corrupt).unwrap_err();
     assert!(err.to_string().contains("CRC-32C mismatch"), "{err}");
-    let err = log.append(&mut make_batch("big", 400, 0)).unwrap_err();
+    let err = log.append(&make_batch("big", 400, 0)).unwrap_err();
     assert!(matches!(
         err,
         StorageError::BatchTooLarge { limit: 4096, .. }
     ));
     assert!(err.to_string().contains("batch_bytes_max"), "{err}");
-    let err = log.append(&mut [0u8; 10]).unwrap_err();
+    let err = log.append(&[0u8; 10]).unwrap_err();
     assert!(matches!(err, StorageError::InvalidBatch(_)), "{err}");
     let mut two = make_batch("a", 1, 0);
     two.extend(make_batch("b", 1, 0));
-    assert!(log.append(&mut two).is_err(), "two batches in one append");
+    assert!(log.append(&two).is_err(), "two batches in one append");
     assert_eq!(log.log_end(), Offset(2));
     assert_eq!(
-        log.append(&mut make_batch("ok2", 1, 0))
-            .unwrap()
-            .base_offset,
+        log.append(&make_batch("ok2", 1, 0)).unwrap().base_offset,
         Offset(2)
     );
 }
@@ -224,7 +222,7 @@ fn delete_segments_before_advances_the_start_and_never_takes_the_active_segment(
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small_config(Durability::PageCache)).unwrap();
     for i in 0..200 {
-        log.append(&mut make_batch(&format!("r{i}"), 2, i)).unwrap();
+        log.append(&make_batch(&format!("r{i}"), 2, i)).unwrap();
     }
     let bases = log.segment_bases();
     assert!(bases.len() >= 4);
@@ -259,7 +257,7 @@ fn truncate_to_removes_the_tail_at_a_batch_boundary() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small_config(Durability::Fsync)).unwrap();
     for i in 0..60 {
-        log.append(&mut make_batch(&format!("t{i}"), 2, i)).unwrap();
+        log.append(&make_batch(&format!("t{i}"), 2, i)).unwrap();
     }
     assert!(matches!(
         log.truncate_to(Offset(51)),
@@ -268,9 +266,7 @@ fn truncate_to_removes_the_tail_at_a_batch_boundary() {
     log.truncate_to(Offset(50)).unwrap();
     assert_eq!(log.log_end(), Offset(50));
     assert_eq!(
-        log.append(&mut make_batch("new", 1, 0))
-            .unwrap()
-            .base_offset,
+        log.append(&make_batch("new", 1, 0)).unwrap().base_offset,
         Offset(50)
     );
     let recs = records(&log.read(Offset(50), 1 << 20).unwrap().batches);
@@ -289,10 +285,7 @@ fn concurrent_durable_appenders_share_fsyncs_and_get_distinct_offsets() {
             let log = log.clone();
             std::thread::spawn(move || {
                 (0..50)
-                    .map(|i| {
-                        log.append(&mut make_batch(&format!("t{t}i{i}"), 3, 0))
-                            .unwrap()
-                    })
+                    .map(|i| log.append(&make_batch(&format!("t{t}i{i}"), 3, 0)).unwrap())
                     .collect::<Vec<_>>()
             })
         })
@@ -316,7 +309,9 @@ fn crashed_log(batches: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
     let mut all = Vec::new();
     for i in 0..batches {
         let mut b = make_batch(&format!("c{i}"), 1 + i % 3, i as i64);
-        log.append(&mut b).unwrap();
+        let info = log.append(&b).unwrap();
+        // What the log stores: the producer's bytes with the offset stamped in.
+        strata_proto::batch::set_base_offset(&mut b, info.base_offset.0 as i64);
         all.push(b);
     }
     drop(log);
@@ -373,7 +368,7 @@ fn torn_tail_at_every_byte_of_the_last_batch_is_truncated_exactly() {
                 "cut at {cut} (garbage {garbage})"
             );
             assert_eq!(log.log_end(), Offset(end_before));
-            let info = log.append(&mut make_batch("next", 1, 0)).unwrap();
+            let info = log.append(&make_batch("next", 1, 0)).unwrap();
             assert_eq!(info.base_offset, Offset(end_before));
         }
     }
@@ -507,13 +502,13 @@ fn interval_durability_fsyncs_by_record_count_and_by_time() {
         ..LogConfig::default()
     };
     let log = Log::open(dir.path(), cfg).unwrap();
-    assert!(!log.append(&mut make_batch("a", 4, 0)).unwrap().durable);
-    assert!(!log.append(&mut make_batch("b", 4, 0)).unwrap().durable);
+    assert!(!log.append(&make_batch("a", 4, 0)).unwrap().durable);
+    assert!(!log.append(&make_batch("b", 4, 0)).unwrap().durable);
     assert!(
-        log.append(&mut make_batch("c", 4, 0)).unwrap().durable,
+        log.append(&make_batch("c", 4, 0)).unwrap().durable,
         "12 records >= 10"
     );
-    assert!(!log.append(&mut make_batch("d", 1, 0)).unwrap().durable);
+    assert!(!log.append(&make_batch("d", 1, 0)).unwrap().durable);
     assert!(!log.flush_if_due().unwrap());
     clock.advance(1000);
     assert!(

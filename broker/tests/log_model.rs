@@ -124,9 +124,11 @@ fn run(seed: u64) {
             0..=44 => {
                 let (mut bytes, timestamps) = random_batch(&mut rng);
                 let info = log
-                    .append(&mut bytes)
+                    .append(&bytes)
                     .unwrap_or_else(|e| panic!("{ctx}: append: {e}"));
                 assert_eq!(info.base_offset.0, model.end, "{ctx}: base offset");
+                // What the log stores: our bytes with the offset stamped in.
+                strata_proto::batch::set_base_offset(&mut bytes, info.base_offset.0 as i64);
                 model.end += timestamps.len() as u64;
                 model.batches.push(ModelBatch {
                     base: info.base_offset.0,

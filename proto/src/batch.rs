@@ -371,6 +371,34 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The header a batch is stored with: a copy of its first 61 bytes with
+/// the base offset stamped in and, for log-append-time logs, the timestamp
+/// type, `maxTimestamp` and a CRC recomputed over the new header and the
+/// unchanged records. The records themselves are never copied, so a broker
+/// can write the producer's buffer as it is, after this header.
+pub fn stored_header(
+    batch: &[u8],
+    base_offset: i64,
+    log_append_time_ms: Option<i64>,
+) -> [u8; BATCH_HEADER_LEN] {
+    let mut h: [u8; BATCH_HEADER_LEN] = batch[..BATCH_HEADER_LEN]
+        .try_into()
+        .expect("61-byte header");
+    set_base_offset(&mut h, base_offset);
+    if let Some(now_ms) = log_append_time_ms {
+        let attrs = Attributes(be_i16(&h, field::ATTRIBUTES))
+            .with_timestamp_type(TimestampType::LogAppendTime);
+        h[field::ATTRIBUTES..field::ATTRIBUTES + 2].copy_from_slice(&attrs.0.to_be_bytes());
+        h[field::MAX_TIMESTAMP..field::MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&h[field::ATTRIBUTES..]),
+            &batch[BATCH_HEADER_LEN..],
+        );
+        h[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    h
+}
+
 /// Returns the length of the first complete batch in `buf`, `Ok(None)` if
 /// `buf` holds only part of one, or an error if the header is invalid.
 pub fn first_batch_len(buf: &[u8]) -> Result<Option<usize>, CodecError> {
@@ -492,6 +520,24 @@ mod tests {
         for r in batch.decode_records().unwrap() {
             assert_eq!(r.timestamp, 77);
         }
+    }
+
+    #[test]
+    fn stored_header_matches_in_place_stamping() {
+        let bytes = sample();
+        let h = stored_header(&bytes, 99, None);
+        let mut whole = h.to_vec();
+        whole.extend_from_slice(&bytes[BATCH_HEADER_LEN..]);
+        let mut expect = bytes.clone();
+        set_base_offset(&mut expect, 99);
+        assert_eq!(whole, expect);
+        let h = stored_header(&bytes, 5, Some(1234));
+        let mut whole = h.to_vec();
+        whole.extend_from_slice(&bytes[BATCH_HEADER_LEN..]);
+        set_log_append_time(&mut expect, 1234);
+        set_base_offset(&mut expect, 5);
+        assert_eq!(whole, expect);
+        validate(&whole).unwrap();
     }
 
     #[test]

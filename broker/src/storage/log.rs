@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use strata_proto::TimestampType;
-use strata_proto::batch::{self, set_base_offset, set_log_append_time};
+use strata_proto::batch;
 
 use super::Offset;
 use super::checkpoint::{self, Kind};
@@ -83,6 +83,8 @@ struct Writer {
     /// Broker time of the active segment's first append in this process.
     active_first_append_ms: Option<i64>,
     closed: bool,
+    /// Reused buffer that joins a small batch's header and records into one write.
+    scratch: Vec<u8>,
 }
 
 /// Segments rolled but not yet sealed. Sealing (fsync of the whole
@@ -111,7 +113,8 @@ struct SyncState {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
-    config: LogConfig,
+    /// Settings; replaceable at run time (`set_config`), read once per call.
+    config: RwLock<Arc<LogConfig>>,
     /// Segments in offset order; the last is the active one.
     segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
@@ -256,6 +259,7 @@ impl Log {
                 next_offset: log_end,
                 active_first_append_ms: None,
                 closed: false,
+                scratch: Vec::new(),
             }),
             sync: Mutex::new(SyncState {
                 synced_offset: log_end,
@@ -277,7 +281,7 @@ impl Log {
             segments: RwLock::new(segments),
             recovery: report,
             dir,
-            config,
+            config: RwLock::new(Arc::new(config)),
         })
     }
 
@@ -286,9 +290,17 @@ impl Log {
         &self.dir
     }
 
-    /// The settings the log was opened with.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The log's current settings.
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// Replaces the settings (an operator altering a topic). Appends after
+    /// this call use the new ones; existing segments stay as they are.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        *self.config.write().expect("config lock") = Arc::new(config);
+        Ok(())
     }
 
     /// What opening the log found and repaired.
@@ -356,25 +368,23 @@ impl Log {
 
     /// Appends one record batch (Kafka v2, uncompressed, exactly one batch).
     ///
-    /// The batch is validated (framing, CRC-32C, every record), its base
-    /// offset stamped in place (and, for log-append-time logs, its
-    /// timestamp, with a new CRC), and written. When the call returns
+    /// The batch is validated (framing, CRC-32C, every record) and written
+    /// with its base offset stamped in (and, for log-append-time logs, its
+    /// timestamp, with a new CRC); the caller's buffer is not modified. When the call returns
     /// depends on the log's [`Durability`]: in `Fsync` mode only once an
     /// fsync covers the batch.
-    pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo> {
-        if batch.len() > self.config.batch_bytes_max as usize {
+    pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
+        let config = self.config();
+        if batch.len() > config.batch_bytes_max as usize {
             return Err(StorageError::BatchTooLarge {
                 size: batch.len(),
-                limit: self.config.batch_bytes_max,
+                limit: config.batch_bytes_max,
             });
         }
         let valid = batch::validate(batch)?;
-        let now = self.config.clock.now_ms();
+        let now = config.clock.now_ms();
         let log_append_time_ms =
-            (self.config.timestamp_type == TimestampType::LogAppendTime).then(|| {
-                set_log_append_time(batch, now);
-                now
-            });
+            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now);
         let max_timestamp = log_append_time_ms.unwrap_or(valid.header.max_timestamp);
         let records = u64::from(valid.record_count);
 
@@ -385,15 +395,26 @@ impl Log {
             let last = base + records - 1;
             let too_old = w
                 .active_first_append_ms
-                .is_some_and(|t| now.saturating_sub(t) >= self.config.segment_ms_max as i64);
-            if too_old || w.active.is_full_for(batch.len() as u64, last, &self.config) {
-                self.roll(&mut w)?;
+                .is_some_and(|t| now.saturating_sub(t) >= config.segment_ms_max as i64);
+            if too_old || w.active.is_full_for(batch.len() as u64, last, &config) {
+                self.roll(&mut w, &config)?;
             }
-            set_base_offset(batch, base as i64);
-            if let Err(failure) = w
-                .active
-                .append(batch, base, last, max_timestamp, &self.config)
-            {
+            // Computed under the lock: the base offset is only known here.
+            // The CRC (log-append time only) covers the records, read, not copied.
+            let header = batch::stored_header(batch, base as i64, log_append_time_ms);
+            let Writer {
+                active, scratch, ..
+            } = &mut *w;
+            let records_bytes = &batch[batch::BATCH_HEADER_LEN..];
+            if let Err(failure) = active.append(
+                &header,
+                records_bytes,
+                scratch,
+                base,
+                last,
+                max_timestamp,
+                &config,
+            ) {
                 // A write that failed and could not be undone leaves bytes
                 // we cannot account for: stop writing.
                 if !failure.undone {
@@ -403,13 +424,13 @@ impl Log {
             }
             w.active_first_append_ms.get_or_insert(now);
             w.next_offset = last + 1;
-            if self.config.durability != Durability::Fsync {
+            if config.durability != Durability::Fsync {
                 self.high_watermark.store(w.next_offset, Ordering::Release);
             }
             (base, last)
         };
 
-        let durable = match self.config.durability {
+        let durable = match config.durability {
             Durability::Fsync => {
                 self.sync_to(last + 1)?;
                 true
@@ -441,8 +462,8 @@ impl Log {
 
     /// Starts a new segment at the log end and hands the old one to a
     /// background thread to seal. Called with the writer lock held.
-    fn roll(&self, w: &mut Writer) -> Result<()> {
-        let seg = Arc::new(Segment::create(&self.dir, w.next_offset, &self.config)?);
+    fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<()> {
+        let seg = Arc::new(Segment::create(&self.dir, w.next_offset, config)?);
         checkpoint::sync_dir(&self.dir)?;
         self.segments
             .write()
@@ -520,8 +541,8 @@ impl Log {
             match result {
                 Ok(()) => {
                     s.synced_offset = s.synced_offset.max(end);
-                    s.last_sync_ms = self.config.clock.now_ms();
-                    if self.config.durability == Durability::Fsync {
+                    s.last_sync_ms = self.config().clock.now_ms();
+                    if self.config().durability == Durability::Fsync {
                         self.high_watermark
                             .fetch_max(s.synced_offset, Ordering::AcqRel);
                     }
@@ -549,7 +570,7 @@ impl Log {
         let Durability::Interval {
             interval_ms: Some(ms),
             ..
-        } = self.config.durability
+        } = self.config().durability
         else {
             return Ok(false);
         };
@@ -557,7 +578,7 @@ impl Log {
         let due = {
             let s = self.sync.lock().expect("sync lock");
             s.synced_offset < end
-                && self.config.clock.now_ms().saturating_sub(s.last_sync_ms) >= ms as i64
+                && self.config().clock.now_ms().saturating_sub(s.last_sync_ms) >= ms as i64
         };
         if due {
             self.sync_to(end)?;
@@ -663,7 +684,7 @@ impl Log {
         for seg in segs.drain(keep..) {
             seg.delete()?;
         }
-        target.truncate_at(pos, &self.config)?;
+        target.truncate_at(pos, &self.config())?;
         checkpoint::sync_dir(&self.dir)?;
         w.active = target;
         w.next_offset = offset;
@@ -800,9 +821,9 @@ mod tests {
     fn failed_fsync_poisons_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-        log.append(&mut batch(2, 10)).unwrap();
+        log.append(&batch(2, 10)).unwrap();
         checkpoint::fault::SYNC_FAILS.set(true);
-        let err = log.append(&mut batch(1, 20)).unwrap_err();
+        let err = log.append(&batch(1, 20)).unwrap_err();
         checkpoint::fault::SYNC_FAILS.set(false);
         assert!(
             matches!(
@@ -816,7 +837,7 @@ mod tests {
         );
         // Even though fsync works again, the log refuses writes: the page
         // cache may have dropped what the failed fsync was to persist.
-        let err = log.append(&mut batch(1, 30)).unwrap_err();
+        let err = log.append(&batch(1, 30)).unwrap_err();
         assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
         assert!(err.to_string().contains("injected fsync failure"));
         // What was durable stays readable.
@@ -824,6 +845,6 @@ mod tests {
         assert_eq!(r.high_watermark, Offset(2));
         drop(log);
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-        assert!(log.append(&mut batch(1, 40)).is_ok());
+        assert!(log.append(&batch(1, 40)).is_ok());
     }
 }

@@ -19,6 +19,9 @@ use super::config::LogConfig;
 use super::error::{Result, StorageError};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
 
+/// Batches up to this size are copied into one buffer and written with one
+/// `pwrite`; larger ones are written in place with two.
+const SMALL_BATCH_BYTES: usize = 64 * 1024;
 /// Bytes read at a time when scanning a segment during recovery.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
@@ -477,19 +480,36 @@ impl Segment {
             || last - self.base_offset > u64::from(u32::MAX)
     }
 
-    /// Writes one validated, offset-stamped batch at the end. Only the log's
-    /// writer calls this, one at a time. On a failed write the file is cut
-    /// back to its previous size; `undone` says whether that worked.
+    /// Writes one validated batch at the end: its stored `header` (see
+    /// [`strata_proto::batch::stored_header`]) then the producer's `records`
+    /// bytes, unchanged. Small batches are joined in `scratch` so that they
+    /// take one `pwrite`; large ones take two and are never copied. Only the
+    /// log's writer calls this, one at a time. On a failed write the file is
+    /// cut back to its previous size; `undone` says whether that worked.
+    #[allow(clippy::too_many_arguments)]
     pub fn append(
         &self,
-        bytes: &[u8],
+        header: &[u8],
+        records: &[u8],
+        scratch: &mut Vec<u8>,
         base: u64,
         last: u64,
         max_timestamp: i64,
         config: &LogConfig,
     ) -> Result<(), AppendFailure> {
         let pos = self.size();
-        if let Err(e) = self.file.write_all_at(bytes, pos) {
+        let len = (header.len() + records.len()) as u64;
+        let written = if records.len() <= SMALL_BATCH_BYTES {
+            scratch.clear();
+            scratch.extend_from_slice(header);
+            scratch.extend_from_slice(records);
+            self.file.write_all_at(scratch, pos)
+        } else {
+            self.file
+                .write_all_at(header, pos)
+                .and_then(|()| self.file.write_all_at(records, pos + header.len() as u64))
+        };
+        if let Err(e) = written {
             let undone = self.file.set_len(pos).is_ok();
             return Err(AppendFailure {
                 error: StorageError::io(&self.log_path, "append")(e),
@@ -500,7 +520,7 @@ impl Segment {
         self.index_batch(
             &mut ix,
             pos,
-            bytes.len() as u64,
+            len,
             base,
             last,
             max_timestamp,
