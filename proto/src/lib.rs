@@ -20,3 +20,14 @@ pub mod varint;
 pub use batch::{Attributes, Batch, BatchHeader, Compression, TimestampType};
 pub use error::CodecError;
 pub use record::{BatchBuilder, Header, Record};
+
+/// The gRPC API, package `strata.v1`, generated from
+/// `proto/strata/v1/strata.proto`.
+#[allow(missing_docs, clippy::all, missing_debug_implementations)]
+pub mod v1 {
+    tonic::include_proto!("strata.v1");
+}
+
+/// The encoded file descriptor set of the API, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));
