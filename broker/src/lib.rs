@@ -6,7 +6,12 @@
 //!   segment files with sparse offset and time indexes, durability modes with
 //!   group commit, and crash recovery. Synchronous: it knows nothing of tokio
 //!   or gRPC.
-//! - the core (topics, partition appenders, consumer groups) and the gRPC
-//!   server come next; see `docs/ARCHITECTURE.md`.
+//! - [`core`]: topics and partitions, their rules and limits; async, but
+//!   no transport.
+//! - [`server`]: the gRPC services, configuration, startup and shutdown.
+//!
+//! See `docs/ARCHITECTURE.md`.
 
+pub mod core;
+pub mod server;
 pub mod storage;

@@ -474,7 +474,6 @@ fn config_limits_are_checked_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let bad = LogConfig {
         batch_bytes_max: 2 << 30,
-        segment_bytes_max: 1 << 30,
         ..LogConfig::default()
     };
     let err = Log::open(dir.path(), bad).unwrap_err();

@@ -1,5 +1,6 @@
 //! Small files of one number each (recovery point, log start offset, clean
-//! shutdown marker), written atomically, plus directory fsync.
+//! shutdown marker), written atomically, plus directory fsync and the
+//! atomic-write helper other small files of ours use.
 //!
 //! Layout, 20 bytes, big-endian:
 //! `magic "STCK" | version u16 = 1 | kind u16 | value u64 | crc32 u32`
@@ -87,19 +88,23 @@ pub fn read(dir: &Path, kind: Kind) -> Result<Read> {
     }
 }
 
-/// Writes the checkpoint atomically: a temporary file, fsync, rename over
-/// the old one, fsync the directory. A crash leaves the old or the new
-/// value, never a mix.
+/// Writes the checkpoint atomically (see [`write_atomic`]).
 pub fn write(dir: &Path, kind: Kind, value: u64) -> Result<()> {
-    let path = dir.join(file_name(kind));
-    let tmp = dir.join(format!("{}.tmp", file_name(kind)));
+    write_atomic(dir, file_name(kind), &encode(kind, value))
+}
+
+/// Writes `dir/name` atomically: a temporary `name.tmp`, fsync, rename over
+/// the old file, fsync the directory. A crash leaves the old or the new
+/// content, never a mix; a leftover `.tmp` is removed by the next open.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
     let io = |op| StorageError::io(&tmp, op);
-    let mut f = File::create(&tmp).map_err(io("create checkpoint"))?;
-    f.write_all(&encode(kind, value))
-        .map_err(io("write checkpoint"))?;
-    crate::storage::checkpoint::sync_file(&f).map_err(io("fsync checkpoint"))?;
+    let mut f = File::create(&tmp).map_err(io("create"))?;
+    f.write_all(bytes).map_err(io("write"))?;
+    sync_file(&f).map_err(io("fsync"))?;
     drop(f);
-    fs::rename(&tmp, &path).map_err(StorageError::io(&path, "rename checkpoint"))?;
+    fs::rename(&tmp, &path).map_err(StorageError::io(&path, "rename"))?;
     sync_dir(dir)
 }
 

@@ -62,6 +62,8 @@ impl Clock for SystemClock {
 
 /// Hard ceiling on `segment_bytes_max`: index entries store positions as u32.
 pub const SEGMENT_BYTES_CEILING: u64 = u32::MAX as u64;
+/// Hard ceiling on `batch_bytes_max`.
+pub const BATCH_BYTES_CEILING: u32 = 1 << 30;
 /// Hard ceiling on `index_bytes_max` (and the smallest useful value below).
 pub const INDEX_BYTES_CEILING: u32 = 1 << 30;
 /// The smallest `index_bytes_max`: a header and a few entries.
@@ -117,10 +119,13 @@ impl LogConfig {
                 self.segment_bytes_max
             ));
         }
-        if u64::from(self.batch_bytes_max) > self.segment_bytes_max {
+        // A batch larger than segment_bytes_max is allowed: it goes alone
+        // into a fresh segment, as in Kafka. Positions stay below u32::MAX
+        // because both limits are.
+        if self.batch_bytes_max > BATCH_BYTES_CEILING {
             return err(format!(
-                "batch_bytes_max {} must not exceed segment_bytes_max {}",
-                self.batch_bytes_max, self.segment_bytes_max
+                "batch_bytes_max {} must not exceed {BATCH_BYTES_CEILING}",
+                self.batch_bytes_max
             ));
         }
         if (self.batch_bytes_max as usize) < strata_proto::batch::BATCH_HEADER_LEN {

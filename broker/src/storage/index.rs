@@ -171,7 +171,7 @@ impl<E: Entry> IndexFile<E> {
             Err(e) => return Err(io("open index")(e)),
         };
         let len = file.metadata().map_err(io("stat index"))?.len() as usize;
-        if len < HEADER_LEN || (len - HEADER_LEN) % E::LEN != 0 {
+        if len < HEADER_LEN || !(len - HEADER_LEN).is_multiple_of(E::LEN) {
             return Ok(Err(Damage(format!(
                 "size {len} is not a header plus whole entries"
             ))));

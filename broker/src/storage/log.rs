@@ -213,18 +213,18 @@ impl Log {
                 }
                 seg
             };
-            if let Some(prev) = segments.last() {
-                if seg.base_offset() < prev.next_offset() {
-                    return Err(StorageError::corrupt(
-                        seg.log_path(),
-                        0,
-                        format!(
-                            "segment starts at offset {} but the previous one ends at {}",
-                            seg.base_offset(),
-                            prev.next_offset()
-                        ),
-                    ));
-                }
+            if let Some(prev) = segments.last()
+                && seg.base_offset() < prev.next_offset()
+            {
+                return Err(StorageError::corrupt(
+                    seg.log_path(),
+                    0,
+                    format!(
+                        "segment starts at offset {} but the previous one ends at {}",
+                        seg.base_offset(),
+                        prev.next_offset()
+                    ),
+                ));
             }
             segments.push(Arc::new(seg));
         }
@@ -691,10 +691,10 @@ impl Log {
         let mut s = self.sync.lock().expect("sync lock");
         s.synced_offset = s.synced_offset.min(offset);
         self.high_watermark.store(offset, Ordering::Release);
-        if let checkpoint::Read::Value(rp) = checkpoint::read(&self.dir, Kind::RecoveryPoint)? {
-            if rp > offset {
-                checkpoint::write(&self.dir, Kind::RecoveryPoint, w.active.base_offset())?;
-            }
+        if let checkpoint::Read::Value(rp) = checkpoint::read(&self.dir, Kind::RecoveryPoint)?
+            && rp > offset
+        {
+            checkpoint::write(&self.dir, Kind::RecoveryPoint, w.active.base_offset())?;
         }
         Ok(())
     }

@@ -255,18 +255,18 @@ impl Segment {
         let mut next = self.base_offset;
         while pos < size {
             let h = self.header_at(pos, size)?;
-            if let Some(p) = prev.filter(|p| u64::from(p.position) == pos) {
-                if h.base_offset as u64 != self.base_offset + u64::from(p.rel_offset) {
-                    return Err(StorageError::corrupt(
-                        &self.log_path,
-                        pos,
-                        format!(
-                            "index says offset {} starts here, the batch says {}",
-                            self.base_offset + u64::from(p.rel_offset),
-                            h.base_offset
-                        ),
-                    ));
-                }
+            if let Some(p) = prev.filter(|p| u64::from(p.position) == pos)
+                && h.base_offset as u64 != self.base_offset + u64::from(p.rel_offset)
+            {
+                return Err(StorageError::corrupt(
+                    &self.log_path,
+                    pos,
+                    format!(
+                        "index says offset {} starts here, the batch says {}",
+                        self.base_offset + u64::from(p.rel_offset),
+                        h.base_offset
+                    ),
+                ));
             }
             next = h.last_offset() as u64 + 1;
             pos += h.total_len() as u64;
@@ -544,13 +544,13 @@ impl Segment {
     fn seal_indexes(&self) -> Result<()> {
         let mut ix = self.indexes.write().expect("index lock");
         let next = self.next_offset();
-        if let Some(max) = self.max_timestamp() {
-            if ix.time.last().is_none_or(|t| max > t.timestamp) {
-                ix.time.push(TimeEntry {
-                    timestamp: max,
-                    rel_offset: (next - 1 - self.base_offset) as u32,
-                });
-            }
+        if let Some(max) = self.max_timestamp()
+            && ix.time.last().is_none_or(|t| max > t.timestamp)
+        {
+            ix.time.push(TimeEntry {
+                timestamp: max,
+                rel_offset: (next - 1 - self.base_offset) as u32,
+            });
         }
         ix.offset.seal()?;
         ix.time.seal()

@@ -1,0 +1,513 @@
+//! The set of topics on disk, and the admin operations on them.
+//!
+//! Data directory layout (`docs/FORMAT.md`):
+//!
+//! ```text
+//! <data-dir>/broker.lock            held (flock) while a broker runs
+//! <data-dir>/topics/<name>/topic.meta
+//! <data-dir>/topics/<name>/<partition>/   one partition log
+//! <data-dir>/staging/<name>/        a topic being created
+//! <data-dir>/trash/<name>.<nanos>/  a topic being deleted
+//! ```
+//!
+//! Creating and deleting a topic are each one directory rename, so after a
+//! crash a topic is either fully there or fully gone: a topic is built in
+//! `staging/` and renamed into `topics/`; a deleted one is renamed into
+//! `trash/` and removed from there. Startup empties both.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::Semaphore;
+
+use super::config::{DurabilityKind, Limits, TopicConfig, TopicDefaults};
+use super::error::{BrokerError, Result};
+use super::partition::Partition;
+use super::topic::{self, TopicMeta};
+use crate::storage::Log;
+use crate::storage::checkpoint::sync_dir;
+
+/// Where the broker keeps its data, and its defaults and limits.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Topic settings for keys a topic does not set.
+    pub defaults: TopicDefaults,
+    /// Bounds on requests and resources.
+    pub limits: Limits,
+}
+
+#[derive(Debug)]
+struct TopicState {
+    meta: TopicMeta,
+    config: TopicConfig,
+}
+
+/// One topic.
+#[derive(Debug)]
+pub struct Topic {
+    name: Arc<str>,
+    dir: PathBuf,
+    state: Mutex<TopicState>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Why the topic's metadata could not be read, if it could not.
+    damaged: Option<String>,
+}
+
+impl Topic {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its partitions, in order.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().expect("partitions lock").clone()
+    }
+
+    /// The effective config.
+    pub fn config(&self) -> TopicConfig {
+        self.state.lock().expect("topic lock").config.clone()
+    }
+
+    /// The keys set on this topic.
+    pub fn overrides(&self) -> BTreeMap<String, String> {
+        self.state
+            .lock()
+            .expect("topic lock")
+            .meta
+            .overrides
+            .clone()
+    }
+
+    /// Why the topic is unusable, if it is.
+    pub fn damage(&self) -> Option<&str> {
+        self.damaged.as_deref()
+    }
+
+    /// Partition `id`.
+    pub fn partition(&self, id: u32) -> Result<Arc<Partition>> {
+        if let Some(reason) = &self.damaged {
+            return Err(BrokerError::PartitionFailed {
+                topic: self.name.to_string(),
+                partition: id,
+                reason: reason.clone(),
+            });
+        }
+        let parts = self.partitions.read().expect("partitions lock");
+        parts
+            .get(id as usize)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownPartition {
+                topic: self.name.to_string(),
+                partition: id,
+                count: parts.len() as u32,
+            })
+    }
+}
+
+/// All topics of one broker.
+#[derive(Debug)]
+pub struct Broker {
+    options: BrokerOptions,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises admin operations (create, delete, alter, grow); they are
+    /// rare, and one at a time keeps their crash reasoning simple.
+    admin: Mutex<()>,
+    appends: Arc<Semaphore>,
+    /// Held for the broker's life: a second broker on the same directory
+    /// would corrupt it.
+    _lock: File,
+}
+
+fn topics_dir(data: &Path) -> PathBuf {
+    data.join("topics")
+}
+
+fn remove_children(dir: &Path) -> Result<()> {
+    for e in fs::read_dir(dir).map_err(BrokerError::io(dir, "list directory"))? {
+        let p = e.map_err(BrokerError::io(dir, "list directory"))?.path();
+        fs::remove_dir_all(&p).map_err(BrokerError::io(&p, "remove leftover"))?;
+        tracing::info!(path = %p.display(), "removed the leftover of an interrupted topic create or delete");
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Opens the data directory: takes its lock, finishes interrupted
+    /// creates and deletes, and recovers every partition.
+    pub fn open(options: BrokerOptions) -> Result<Self> {
+        let data = &options.data_dir;
+        for d in [
+            data.clone(),
+            topics_dir(data),
+            data.join("staging"),
+            data.join("trash"),
+        ] {
+            fs::create_dir_all(&d).map_err(BrokerError::io(&d, "create directory"))?;
+        }
+        let lock_path = data.join("broker.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(BrokerError::io(&lock_path, "open lock file"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(BrokerError::DataDirLocked(data.clone()));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(BrokerError::io(&lock_path, "lock")(e)),
+        }
+        remove_children(&data.join("staging"))?;
+        remove_children(&data.join("trash"))?;
+
+        let mut topics = BTreeMap::new();
+        let dir = topics_dir(data);
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(BrokerError::io(&dir, "list topics"))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let topic = Self::load_topic(&options, &name)?;
+            topics.insert(name, Arc::new(topic));
+        }
+        Ok(Self {
+            appends: Arc::new(Semaphore::new(
+                options.limits.appends_in_flight_max as usize,
+            )),
+            options,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            _lock: lock,
+        })
+    }
+
+    fn load_topic(options: &BrokerOptions, name: &str) -> Result<Topic> {
+        let dir = topics_dir(&options.data_dir).join(name);
+        let name: Arc<str> = name.into();
+        let (meta, config, damaged) = match TopicMeta::read(&dir)? {
+            Ok(meta) => match TopicConfig::resolve(&options.defaults, &meta.overrides) {
+                Ok(config) => (meta, config, None),
+                Err(e) => {
+                    let config = TopicConfig::from_defaults(&options.defaults);
+                    (meta, config, Some(format!("stored config is invalid: {e}")))
+                }
+            },
+            Err(reason) => {
+                tracing::error!(topic = %name, %reason, "topic metadata unreadable; the topic is unavailable");
+                let meta = TopicMeta {
+                    partitions: 0,
+                    overrides: BTreeMap::new(),
+                };
+                (
+                    meta,
+                    TopicConfig::from_defaults(&options.defaults),
+                    Some(reason),
+                )
+            }
+        };
+        let mut partitions = Vec::new();
+        if damaged.is_none() {
+            // Partition directories past the count are an interrupted grow.
+            for e in fs::read_dir(&dir).map_err(BrokerError::io(&dir, "list partitions"))? {
+                let p = e.map_err(BrokerError::io(&dir, "list partitions"))?.path();
+                let n = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<u32>().ok());
+                if let Some(n) = n.filter(|&n| n >= meta.partitions) {
+                    fs::remove_dir_all(&p)
+                        .map_err(BrokerError::io(&p, "remove leftover partition"))?;
+                    tracing::info!(topic = %name, partition = n, "removed a partition of an interrupted grow");
+                }
+            }
+            for id in 0..meta.partitions {
+                let pdir = dir.join(id.to_string());
+                let partition = if pdir.is_dir() {
+                    Partition::open(name.clone(), id, &pdir, config.log_config())
+                } else {
+                    Partition::failed(
+                        name.clone(),
+                        id,
+                        format!("directory {} is missing", pdir.display()),
+                    )
+                };
+                partitions.push(Arc::new(partition));
+            }
+        }
+        Ok(Topic {
+            name,
+            dir,
+            state: Mutex::new(TopicState { meta, config }),
+            partitions: RwLock::new(partitions),
+            damaged,
+        })
+    }
+
+    /// The options the broker runs with.
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
+    }
+
+    /// The limits the broker enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.options.limits
+    }
+
+    /// Slots for appends in flight (`appends_in_flight_max`).
+    pub fn append_slots(&self) -> &Arc<Semaphore> {
+        &self.appends
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics
+            .read()
+            .expect("topics lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownTopic(name.into()))
+    }
+
+    /// A partition by topic and number.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
+        self.topic(topic)?.partition(partition)
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .expect("topics lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn check_partition_count(&self, n: u32) -> Result<()> {
+        let max = self.options.limits.partitions_max;
+        if n == 0 {
+            return Err(BrokerError::InvalidArgument(
+                "a topic needs at least one partition".into(),
+            ));
+        }
+        if n > max {
+            return Err(BrokerError::LimitExceeded {
+                limit: "partitions_max",
+                max: max.into(),
+                what: format!("{n} partitions requested"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a topic (`partitions` 0 means the default count).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>> {
+        topic::validate_name(name)?;
+        let partitions = if partitions == 0 {
+            self.options.defaults.partitions
+        } else {
+            partitions
+        };
+        self.check_partition_count(partitions)?;
+        let config = TopicConfig::resolve(&self.options.defaults, &overrides)?;
+        let _admin = self.admin.lock().expect("admin lock");
+        let topics_count = self.topics.read().expect("topics lock").len();
+        if self.topics.read().expect("topics lock").contains_key(name) {
+            return Err(BrokerError::TopicExists(name.into()));
+        }
+        if topics_count as u64 >= u64::from(self.options.limits.topics_max) {
+            return Err(BrokerError::LimitExceeded {
+                limit: "topics_max",
+                max: self.options.limits.topics_max.into(),
+                what: format!("creating topic {name:?}"),
+            });
+        }
+        let data = &self.options.data_dir;
+        let staging = data.join("staging").join(name);
+        let fin = topics_dir(data).join(name);
+        if staging.exists() {
+            fs::remove_dir_all(&staging)
+                .map_err(BrokerError::io(&staging, "remove stale staging"))?;
+        }
+        fs::create_dir_all(&staging).map_err(BrokerError::io(&staging, "create topic"))?;
+        for id in 0..partitions {
+            let log =
+                Log::open(staging.join(id.to_string()), config.log_config()).map_err(|source| {
+                    BrokerError::Storage {
+                        topic: name.into(),
+                        partition: id,
+                        source,
+                    }
+                })?;
+            log.close().map_err(|source| BrokerError::Storage {
+                topic: name.into(),
+                partition: id,
+                source,
+            })?;
+        }
+        let meta = TopicMeta {
+            partitions,
+            overrides,
+        };
+        meta.write(&staging)?;
+        sync_dir(&staging)?;
+        // The commit point: one rename makes the whole topic appear.
+        fs::rename(&staging, &fin).map_err(BrokerError::io(&fin, "rename topic into place"))?;
+        sync_dir(&topics_dir(data))?;
+        sync_dir(&data.join("staging"))?;
+        let name_arc: Arc<str> = name.into();
+        let parts = (0..partitions)
+            .map(|id| {
+                Arc::new(Partition::open(
+                    name_arc.clone(),
+                    id,
+                    &fin.join(id.to_string()),
+                    config.log_config(),
+                ))
+            })
+            .collect();
+        let topic = Arc::new(Topic {
+            name: name_arc,
+            dir: fin,
+            state: Mutex::new(TopicState { meta, config }),
+            partitions: RwLock::new(parts),
+            damaged: None,
+        });
+        self.topics
+            .write()
+            .expect("topics lock")
+            .insert(name.into(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.admin.lock().expect("admin lock");
+        let topic = self.topic(name)?;
+        let data = &self.options.data_dir;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let trash = data.join("trash").join(format!("{name}.{nanos}"));
+        // The commit point: after this rename the topic is gone, even if
+        // the removal below is interrupted.
+        fs::rename(&topic.dir, &trash)
+            .map_err(BrokerError::io(&topic.dir, "move topic to trash"))?;
+        sync_dir(&topics_dir(data))?;
+        self.topics.write().expect("topics lock").remove(name);
+        // Requests in flight keep their open files; they finish on unlinked
+        // data and nothing new can find the topic.
+        fs::remove_dir_all(&trash).map_err(BrokerError::io(&trash, "remove deleted topic"))?;
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Sets config keys on a topic; an empty value removes the override.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>> {
+        let _admin = self.admin.lock().expect("admin lock");
+        let topic = self.topic(name)?;
+        let mut meta = topic.state.lock().expect("topic lock").meta.clone();
+        for (k, v) in changes {
+            if v.is_empty() {
+                super::config::check_key(&k)?;
+                meta.overrides.remove(&k);
+            } else {
+                meta.overrides.insert(k, v);
+            }
+        }
+        let config = TopicConfig::resolve(&self.options.defaults, &meta.overrides)?;
+        meta.write(&topic.dir)?;
+        for p in topic.partitions() {
+            p.set_config(config.log_config())?;
+        }
+        *topic.state.lock().expect("topic lock") = TopicState { meta, config };
+        tracing::info!(topic = name, "altered topic config");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(&self, name: &str, count: u32) -> Result<Arc<Topic>> {
+        let _admin = self.admin.lock().expect("admin lock");
+        let topic = self.topic(name)?;
+        self.check_partition_count(count)?;
+        let (mut meta, config) = {
+            let s = topic.state.lock().expect("topic lock");
+            (s.meta.clone(), s.config.clone())
+        };
+        if count < meta.partitions {
+            return Err(BrokerError::InvalidArgument(format!(
+                "topic {name:?} has {} partitions; partitions can be added, never removed",
+                meta.partitions
+            )));
+        }
+        let old = meta.partitions;
+        let mut added = Vec::new();
+        for id in old..count {
+            let dir = topic.dir.join(id.to_string());
+            let p = Partition::open(topic.name.clone(), id, &dir, config.log_config());
+            p.log()?;
+            added.push(Arc::new(p));
+        }
+        sync_dir(&topic.dir)?;
+        meta.partitions = count;
+        // The commit point: partitions past the stored count are removed at
+        // startup, so a crash before this write undoes the grow.
+        meta.write(&topic.dir)?;
+        topic.state.lock().expect("topic lock").meta = meta;
+        topic
+            .partitions
+            .write()
+            .expect("partitions lock")
+            .extend(added);
+        tracing::info!(topic = name, from = old, to = count, "added partitions");
+        Ok(topic)
+    }
+
+    /// Fsyncs partitions whose `durability=interval` window has passed.
+    pub fn flush_due(&self) {
+        for t in self.topics() {
+            if t.config().durability != DurabilityKind::Interval {
+                continue;
+            }
+            for p in t.partitions() {
+                if let Err(e) = p.flush_if_due() {
+                    tracing::error!(error = %e, "interval fsync failed");
+                }
+            }
+        }
+    }
+
+    /// Closes every partition cleanly. Returns the first error, after
+    /// trying them all.
+    pub fn close(&self) -> Result<()> {
+        let mut first = None;
+        for t in self.topics() {
+            for p in t.partitions() {
+                if let Err(e) = p.close() {
+                    tracing::error!(error = %e, "closing a partition failed");
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,361 @@
+//! Topic settings: Kafka-style keys (`retention.ms`, `segment.bytes`, ...),
+//! broker-wide defaults, per-topic overrides, and the broker's limits.
+//!
+//! A topic stores only its overrides; the effective value of every key is
+//! the override or the broker's default, resolved whenever it is needed, so
+//! a broker restarted with new defaults applies them to every topic that
+//! did not set its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strata_proto::TimestampType;
+
+use super::error::{BrokerError, Result};
+use crate::storage::{Durability, LogConfig, SystemClock};
+
+/// Every topic config key, with what it means.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "retention.ms",
+        "delete sealed segments whose newest record is older (-1 keeps forever)",
+    ),
+    (
+        "retention.bytes",
+        "keep each partition at or under this size (-1 is unlimited)",
+    ),
+    ("segment.bytes", "start a new segment past this size"),
+    (
+        "segment.ms",
+        "start a new segment when the active one is this old",
+    ),
+    ("max.message.bytes", "largest record batch accepted"),
+    (
+        "message.timestamp.type",
+        "CreateTime (the producer's) or LogAppendTime (the broker's)",
+    ),
+    (
+        "durability",
+        "fsync (fsync before any ack), interval (fsync every flush.ms / flush.messages), page_cache",
+    ),
+    (
+        "flush.ms",
+        "with durability=interval: fsync at least this often",
+    ),
+    (
+        "flush.messages",
+        "with durability=interval: fsync after this many records",
+    ),
+];
+
+fn known_keys() -> String {
+    KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks that `key` is a known topic config key.
+pub fn check_key(key: &str) -> Result<()> {
+    if KEYS.iter().any(|(k, _)| *k == key) {
+        Ok(())
+    } else {
+        Err(BrokerError::UnknownConfigKey {
+            key: key.into(),
+            known: known_keys(),
+        })
+    }
+}
+
+/// How a topic's log reaches the disk (the `durability` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurabilityKind {
+    /// fsync before any acknowledgement.
+    Fsync,
+    /// fsync every `flush.ms` or `flush.messages`.
+    Interval,
+    /// Page cache only.
+    PageCache,
+}
+
+impl DurabilityKind {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fsync => "fsync",
+            Self::Interval => "interval",
+            Self::PageCache => "page_cache",
+        }
+    }
+
+    /// Parses a config value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fsync" => Some(Self::Fsync),
+            "interval" => Some(Self::Interval),
+            "page_cache" => Some(Self::PageCache),
+            _ => None,
+        }
+    }
+}
+
+/// The broker-wide defaults of every topic setting.
+#[derive(Debug, Clone)]
+pub struct TopicDefaults {
+    /// Partitions of a topic created without a count.
+    pub partitions: u32,
+    /// `retention.ms`.
+    pub retention_ms: i64,
+    /// `retention.bytes`.
+    pub retention_bytes: i64,
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: u64,
+    /// `max.message.bytes`.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `durability`.
+    pub durability: DurabilityKind,
+    /// `flush.ms`.
+    pub flush_ms: u64,
+    /// `flush.messages`.
+    pub flush_messages: u64,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            max_message_bytes: 16 << 20,
+            timestamp_type: TimestampType::CreateTime,
+            durability: DurabilityKind::Fsync,
+            flush_ms: 1000,
+            flush_messages: 10_000,
+        }
+    }
+}
+
+/// The broker's bounds on requests and resources. Each name appears in the
+/// error a client gets when it hits the bound.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Topics on the broker.
+    pub topics_max: u32,
+    /// Partitions of one topic.
+    pub partitions_max: u32,
+    /// Bytes of one fetch response (larger requests are clamped).
+    pub fetch_bytes_max: u32,
+    /// Milliseconds a fetch may long-poll (larger requests are clamped).
+    pub fetch_wait_ms_max: u32,
+    /// Subscriptions open at once on the broker.
+    pub subscriptions_max: u32,
+    /// Partitions in one subscription.
+    pub subscription_partitions_max: u32,
+    /// Messages a subscription may queue for a client that reads slowly;
+    /// past it the subscription waits, so memory stays bounded.
+    pub subscription_buffer_messages: u32,
+    /// Appends running or queued on blocking threads at once; further
+    /// produce requests wait for a slot.
+    pub appends_in_flight_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            topics_max: 10_000,
+            partitions_max: 10_000,
+            fetch_bytes_max: 64 << 20,
+            fetch_wait_ms_max: 30_000,
+            subscriptions_max: 1024,
+            subscription_partitions_max: 10_000,
+            subscription_buffer_messages: 4,
+            appends_in_flight_max: 1024,
+        }
+    }
+}
+
+/// A topic's effective settings: its overrides applied over the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicConfig {
+    /// `retention.ms`.
+    pub retention_ms: i64,
+    /// `retention.bytes`.
+    pub retention_bytes: i64,
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: u64,
+    /// `max.message.bytes`.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `durability`.
+    pub durability: DurabilityKind,
+    /// `flush.ms`.
+    pub flush_ms: u64,
+    /// `flush.messages`.
+    pub flush_messages: u64,
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
+    BrokerError::InvalidConfig {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn int<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T> {
+    let v: T = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "not a whole number"))?;
+    if v < min || v > max {
+        return Err(invalid(
+            key,
+            value,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(v)
+}
+
+impl TopicConfig {
+    /// The defaults, with no overrides.
+    pub fn from_defaults(d: &TopicDefaults) -> Self {
+        Self {
+            retention_ms: d.retention_ms,
+            retention_bytes: d.retention_bytes,
+            segment_bytes: d.segment_bytes,
+            segment_ms: d.segment_ms,
+            max_message_bytes: d.max_message_bytes,
+            timestamp_type: d.timestamp_type,
+            durability: d.durability,
+            flush_ms: d.flush_ms,
+            flush_messages: d.flush_messages,
+        }
+    }
+
+    /// Resolves `overrides` over `defaults`, checking every key and value.
+    pub fn resolve(defaults: &TopicDefaults, overrides: &BTreeMap<String, String>) -> Result<Self> {
+        let mut c = Self::from_defaults(defaults);
+        for (k, v) in overrides {
+            c.set(k, v)?;
+        }
+        Ok(c)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "retention.ms" => self.retention_ms = int(key, value, -1, i64::MAX)?,
+            "retention.bytes" => self.retention_bytes = int(key, value, -1, i64::MAX)?,
+            "segment.bytes" => {
+                self.segment_bytes = int(
+                    key,
+                    value,
+                    1024,
+                    crate::storage::config::SEGMENT_BYTES_CEILING,
+                )?
+            }
+            "segment.ms" => self.segment_ms = int(key, value, 1, u64::MAX / 2)?,
+            "max.message.bytes" => self.max_message_bytes = int(key, value, 1024, 1 << 30)?,
+            "message.timestamp.type" => {
+                self.timestamp_type = match value {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
+                }
+            }
+            "durability" => {
+                self.durability = DurabilityKind::parse(value)
+                    .ok_or_else(|| invalid(key, value, "must be fsync, interval or page_cache"))?
+            }
+            "flush.ms" => self.flush_ms = int(key, value, 1, u64::MAX / 2)?,
+            "flush.messages" => self.flush_messages = int(key, value, 1, u64::MAX / 2)?,
+            _ => return check_key(key),
+        }
+        Ok(())
+    }
+
+    /// Checks one override without applying it (for requests).
+    pub fn check_override(key: &str, value: &str) -> Result<()> {
+        Self::from_defaults(&TopicDefaults::default()).set(key, value)
+    }
+
+    /// Every key with its effective value.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        let ts = match self.timestamp_type {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        };
+        [
+            ("retention.ms", self.retention_ms.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("message.timestamp.type", ts.to_string()),
+            ("durability", self.durability.as_str().to_string()),
+            ("flush.ms", self.flush_ms.to_string()),
+            ("flush.messages", self.flush_messages.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// The storage engine's settings for a partition of this topic.
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes_max: self.segment_bytes,
+            segment_ms_max: self.segment_ms,
+            batch_bytes_max: self.max_message_bytes,
+            durability: match self.durability {
+                DurabilityKind::Fsync => Durability::Fsync,
+                DurabilityKind::PageCache => Durability::PageCache,
+                DurabilityKind::Interval => Durability::Interval {
+                    interval_ms: Some(self.flush_ms),
+                    interval_records: Some(self.flush_messages),
+                },
+            },
+            timestamp_type: self.timestamp_type,
+            clock: Arc::new(SystemClock),
+            ..LogConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_resolve_over_defaults_and_bad_ones_name_the_key() {
+        let d = TopicDefaults::default();
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert("durability".to_string(), "page_cache".to_string());
+        let c = TopicConfig::resolve(&d, &o).unwrap();
+        assert_eq!(c.retention_ms, 1000);
+        assert_eq!(c.durability, DurabilityKind::PageCache);
+        assert_eq!(c.segment_bytes, d.segment_bytes);
+        assert_eq!(c.to_map().len(), KEYS.len());
+
+        let err = TopicConfig::check_override("retention.ms", "soon").unwrap_err();
+        assert!(err.to_string().contains("retention.ms"), "{err}");
+        let err = TopicConfig::check_override("segment.bytes", "10").unwrap_err();
+        assert!(err.to_string().contains("between 1024"), "{err}");
+        let err = TopicConfig::check_override("colour", "blue").unwrap_err();
+        assert!(err.to_string().contains("known keys"), "{err}");
+        o.insert("max.message.bytes".into(), "1".into());
+        assert!(TopicConfig::resolve(&d, &o).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! The core's error type. Each variant names the topic, partition, key or
+//! limit involved; `crate::server::status` is the one place that maps them
+//! to gRPC codes.
+
+use std::path::PathBuf;
+
+use crate::storage::StorageError;
+
+/// An error from the broker's core.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// No topic of that name.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// The topic exists but has fewer partitions.
+    #[error("topic {topic:?} has no partition {partition} (it has {count})")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many the topic has.
+        count: u32,
+    },
+    /// Create of a name in use.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// A topic name that breaks the naming rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name given.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A config key with a bad value.
+    #[error("invalid config {key}={value:?}: {reason}")]
+    InvalidConfig {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A config key we do not know.
+    #[error("unknown config key {key:?} (known keys: {known})")]
+    UnknownConfigKey {
+        /// The key given.
+        key: String,
+        /// The keys that exist.
+        known: String,
+    },
+    /// Any other malformed request.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A named limit was hit.
+    #[error("{limit} ({max}) exceeded: {what}")]
+    LimitExceeded {
+        /// The limit's name, as configured.
+        limit: &'static str,
+        /// The limit's value.
+        max: u64,
+        /// What exceeded it.
+        what: String,
+    },
+    /// A partition (or topic) that could not be opened, for example because
+    /// of corruption. Other partitions keep serving.
+    #[error("partition {topic}/{partition} is unavailable: {reason}")]
+    PartitionFailed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// Why it could not be opened.
+        reason: String,
+    },
+    /// The broker is stopping.
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    /// The storage engine refused or failed.
+    #[error("{topic}/{partition}: {source}")]
+    Storage {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The engine's error.
+        #[source]
+        source: StorageError,
+    },
+    /// A file operation outside a partition log failed.
+    #[error("I/O error during {op} on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What we were doing.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bug: a task panicked or a channel closed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Another broker holds the data directory.
+    #[error(
+        "data directory {0} is locked by another running broker; stop it, or use another --data-dir"
+    )]
+    DataDirLocked(PathBuf),
+}
+
+impl BrokerError {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        op: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, op, source }
+    }
+}
+
+impl From<StorageError> for BrokerError {
+    /// Storage errors outside a partition (topic metadata files).
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Io { path, op, source } => Self::Io { path, op, source },
+            other => Self::InvalidArgument(other.to_string()),
+        }
+    }
+}
+
+/// Shorthand for the core's results.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

@@ -1,0 +1,248 @@
+//! One partition of a topic: its log, and the async face the server uses.
+//!
+//! Appends and reads run on tokio's blocking threads, because the storage
+//! engine is synchronous: an append may wait for a group-commit fsync, a
+//! read is a `pread`. Concurrent appends to one partition are serialised
+//! and group-committed inside the engine. After every append the partition
+//! publishes its high watermark on a watch channel, which is what wakes
+//! long-polling fetches and subscriptions: nobody polls.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, watch};
+
+use super::error::{BrokerError, Result};
+use crate::storage::{AppendInfo, Log, LogConfig, Offset, ReadResult, StorageError};
+
+/// When a produce request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// At once; failures are only logged.
+    None,
+    /// Once the append call returns (page cache, or fsynced on `fsync` topics).
+    Written,
+    /// Once fsynced.
+    Durable,
+}
+
+/// Size and offsets of a partition, for describe.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartitionStats {
+    /// First offset served.
+    pub log_start: u64,
+    /// Next offset to be written.
+    pub log_end: u64,
+    /// Offset below which readers see records.
+    pub high_watermark: u64,
+    /// Bytes in all segments.
+    pub size_bytes: u64,
+    /// Segments, the active one included.
+    pub segments: u32,
+}
+
+/// One partition.
+#[derive(Debug)]
+pub struct Partition {
+    topic: Arc<str>,
+    id: u32,
+    /// The log, or why it could not be opened (the broker serves the other
+    /// partitions, and answers this one's requests with the reason).
+    log: std::result::Result<Arc<Log>, String>,
+    /// The high watermark, published after appends.
+    visible: watch::Sender<u64>,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition's log in `dir`. A failure to open is
+    /// kept, not returned: the partition then answers with it.
+    pub fn open(topic: Arc<str>, id: u32, dir: &Path, config: LogConfig) -> Self {
+        let log = match Log::open(dir, config) {
+            Ok(log) => {
+                let r = log.recovery_report();
+                tracing::info!(
+                    topic = %topic,
+                    partition = id,
+                    clean = r.clean_shutdown,
+                    segments = r.segments,
+                    scanned = r.segments_scanned,
+                    truncated_bytes = r.truncated_bytes,
+                    truncation_reason = r.truncation_reason.as_deref().unwrap_or(""),
+                    indexes_rebuilt = r.indexes_rebuilt.len(),
+                    start = r.log_start.0,
+                    end = r.log_end.0,
+                    "partition recovered"
+                );
+                Ok(Arc::new(log))
+            }
+            Err(e) => {
+                tracing::error!(topic = %topic, partition = id, error = %e, "partition cannot be opened; serving the others");
+                Err(e.to_string())
+            }
+        };
+        let hwm = log.as_ref().map_or(0, |l| l.high_watermark().0);
+        Self {
+            topic,
+            id,
+            log,
+            visible: watch::Sender::new(hwm),
+        }
+    }
+
+    /// A partition that cannot be served, and why.
+    pub fn failed(topic: Arc<str>, id: u32, reason: String) -> Self {
+        tracing::error!(topic = %topic, partition = id, %reason, "partition unavailable; serving the others");
+        Self {
+            topic,
+            id,
+            log: Err(reason),
+            visible: watch::Sender::new(0),
+        }
+    }
+
+    /// The partition's number.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The log, or the error that it could not be opened.
+    pub fn log(&self) -> Result<&Arc<Log>> {
+        self.log
+            .as_ref()
+            .map_err(|reason| BrokerError::PartitionFailed {
+                topic: self.topic.to_string(),
+                partition: self.id,
+                reason: reason.clone(),
+            })
+    }
+
+    fn storage(&self, source: StorageError) -> BrokerError {
+        if let StorageError::BatchTooLarge { size, limit } = source {
+            // Operators know this limit by its topic key.
+            return BrokerError::InvalidArgument(format!(
+                "{}/{}: record batch of {size} bytes exceeds max.message.bytes ({limit} bytes)",
+                self.topic, self.id
+            ));
+        }
+        BrokerError::Storage {
+            topic: self.topic.to_string(),
+            partition: self.id,
+            source,
+        }
+    }
+
+    fn publish(&self, log: &Log) {
+        let hwm = log.high_watermark().0;
+        self.visible.send_if_modified(|v| {
+            let newer = hwm > *v;
+            if newer {
+                *v = hwm;
+            }
+            newer
+        });
+    }
+
+    /// Appends one batch. `slots` bounds the appends in flight
+    /// (`appends_in_flight_max`); a request waits for a slot.
+    pub async fn append(
+        self: &Arc<Self>,
+        batch: Bytes,
+        acks: Acks,
+        slots: &Arc<Semaphore>,
+    ) -> Result<AppendInfo> {
+        let log = self.log()?.clone();
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| BrokerError::ShuttingDown)?;
+        let this = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let result = log.append(&batch).and_then(|info| {
+                if acks == Acks::Durable && !info.durable {
+                    log.sync_to(info.last_offset.0 + 1)?;
+                }
+                Ok(info)
+            });
+            this.publish(&log);
+            result.map_err(|e| this.storage(e))
+        });
+        if acks == Acks::None {
+            let (topic, id) = (self.topic.clone(), self.id);
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = task.await {
+                    tracing::warn!(topic = %topic, partition = id, error = %e, "append with acks=none failed");
+                }
+            });
+            return Ok(AppendInfo {
+                base_offset: Offset(u64::MAX),
+                last_offset: Offset(u64::MAX),
+                log_append_time_ms: None,
+                durable: false,
+            });
+        }
+        task.await
+            .map_err(|e| BrokerError::Internal(format!("append task: {e}")))?
+    }
+
+    /// Reads whole batches from `offset`, up to `max_bytes` (at least one).
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let log = self.log()?.clone();
+        let r = tokio::task::spawn_blocking(move || log.read(Offset(offset), max_bytes))
+            .await
+            .map_err(|e| BrokerError::Internal(format!("read task: {e}")))?;
+        r.map_err(|e| self.storage(e))
+    }
+
+    /// First offset with a record timestamp at or after `timestamp_ms`.
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        let log = self.log()?.clone();
+        let r = tokio::task::spawn_blocking(move || log.offset_for_timestamp(timestamp_ms))
+            .await
+            .map_err(|e| BrokerError::Internal(format!("lookup task: {e}")))?;
+        r.map(|o| o.map(|o| o.0)).map_err(|e| self.storage(e))
+    }
+
+    /// A receiver that changes whenever the high watermark advances.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.visible.subscribe()
+    }
+
+    /// Offsets and sizes.
+    pub fn stats(&self) -> Result<PartitionStats> {
+        let log = self.log()?;
+        Ok(PartitionStats {
+            log_start: log.log_start().0,
+            log_end: log.log_end().0,
+            high_watermark: log.high_watermark().0,
+            size_bytes: log.size_bytes(),
+            segments: log.segment_count() as u32,
+        })
+    }
+
+    /// Applies new settings to the log.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        if let Ok(log) = &self.log {
+            log.set_config(config).map_err(|e| self.storage(e))?;
+        }
+        Ok(())
+    }
+
+    /// For interval durability: fsyncs if the interval has passed.
+    pub fn flush_if_due(&self) -> Result<()> {
+        if let Ok(log) = &self.log {
+            log.flush_if_due().map_err(|e| self.storage(e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the log cleanly (clean-shutdown marker).
+    pub fn close(&self) -> Result<()> {
+        match &self.log {
+            Ok(log) => log.close().map_err(|e| self.storage(e)),
+            Err(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The broker's settings: command-line flags, then `STRATA_*` environment
+//! variables, then an optional TOML file (`--config`), then defaults, in
+//! that order of precedence. `strata-broker --help` lists every setting
+//! with its default.
+//!
+//! The TOML file uses the flags' long names as keys (`data-dir = "/srv"`,
+//! or `data_dir`). It is merged by turning each of its keys that neither a
+//! flag nor an environment variable set into a flag, so clap checks every
+//! value the same way, wherever it came from.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use strata_proto::TimestampType;
+
+use crate::core::config::DurabilityKind;
+use crate::core::{BrokerOptions, Limits, TopicDefaults};
+
+/// `durability` values on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// fsync before acknowledging (group-committed).
+    Fsync,
+    /// fsync every --flush-ms or --flush-messages.
+    Interval,
+    /// Page cache only; a power loss can lose acknowledged records.
+    PageCache,
+}
+
+/// `message.timestamp.type` values on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimestampArg {
+    /// The producer's timestamps.
+    CreateTime,
+    /// The broker's clock at append.
+    LogAppendTime,
+}
+
+/// Every setting of the broker.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "strata-broker",
+    version,
+    about = "The Strata log broker",
+    max_term_width = 100
+)]
+pub struct Args {
+    /// A TOML file of settings (keys are the long flag names).
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding all topics and partitions.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Address of the gRPC server (port 0 picks a free port; the chosen
+    /// address is printed as "strata-broker listening on ADDR").
+    #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:7390")]
+    pub listen: SocketAddr,
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG wins if set.
+    #[arg(long, env = "STRATA_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Partitions of a topic created without a count.
+    #[arg(long, env = "STRATA_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: u32,
+    /// Default retention.ms (-1 keeps forever).
+    #[arg(long, env = "STRATA_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000, allow_hyphen_values = true)]
+    pub retention_ms: i64,
+    /// Default retention.bytes per partition (-1 is unlimited).
+    #[arg(long, env = "STRATA_RETENTION_BYTES", default_value_t = -1, allow_hyphen_values = true)]
+    pub retention_bytes: i64,
+    /// Default segment.bytes.
+    #[arg(long, env = "STRATA_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// Default segment.ms.
+    #[arg(long, env = "STRATA_SEGMENT_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub segment_ms: u64,
+    /// Default max.message.bytes: the largest record batch accepted.
+    #[arg(long, env = "STRATA_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    pub max_message_bytes: u32,
+    /// Default message.timestamp.type.
+    #[arg(
+        long,
+        env = "STRATA_MESSAGE_TIMESTAMP_TYPE",
+        value_enum,
+        default_value = "create-time"
+    )]
+    pub message_timestamp_type: TimestampArg,
+    /// Default durability of topics.
+    #[arg(long, env = "STRATA_DURABILITY", value_enum, default_value = "fsync")]
+    pub durability: DurabilityArg,
+    /// Default flush.ms (durability=interval).
+    #[arg(long, env = "STRATA_FLUSH_MS", default_value_t = 1000)]
+    pub flush_ms: u64,
+    /// Default flush.messages (durability=interval).
+    #[arg(long, env = "STRATA_FLUSH_MESSAGES", default_value_t = 10_000)]
+    pub flush_messages: u64,
+
+    /// Largest gRPC request accepted, in bytes (a produce request carries
+    /// its batches).
+    #[arg(long, env = "STRATA_REQUEST_BYTES_MAX", default_value_t = 64 << 20)]
+    pub request_bytes_max: u32,
+    /// Largest fetch response, in bytes; larger max_bytes are clamped.
+    #[arg(long, env = "STRATA_FETCH_BYTES_MAX", default_value_t = 64 << 20)]
+    pub fetch_bytes_max: u32,
+    /// Longest fetch long-poll, in ms; larger max_wait_ms are clamped.
+    #[arg(long, env = "STRATA_FETCH_WAIT_MS_MAX", default_value_t = 30_000)]
+    pub fetch_wait_ms_max: u32,
+    /// Subscriptions open at once.
+    #[arg(long, env = "STRATA_SUBSCRIPTIONS_MAX", default_value_t = 1024)]
+    pub subscriptions_max: u32,
+    /// Partitions in one subscription.
+    #[arg(
+        long,
+        env = "STRATA_SUBSCRIPTION_PARTITIONS_MAX",
+        default_value_t = 10_000
+    )]
+    pub subscription_partitions_max: u32,
+    /// Messages queued per subscription for a slow reader.
+    #[arg(long, env = "STRATA_SUBSCRIPTION_BUFFER_MESSAGES", default_value_t = 4)]
+    pub subscription_buffer_messages: u32,
+    /// Appends running or waiting for a blocking thread at once.
+    #[arg(long, env = "STRATA_APPENDS_IN_FLIGHT_MAX", default_value_t = 1024)]
+    pub appends_in_flight_max: u32,
+    /// Topics on the broker.
+    #[arg(long, env = "STRATA_TOPICS_MAX", default_value_t = 10_000)]
+    pub topics_max: u32,
+    /// Partitions of one topic.
+    #[arg(long, env = "STRATA_PARTITIONS_MAX", default_value_t = 10_000)]
+    pub partitions_max: u32,
+    /// Concurrent gRPC calls per connection (HTTP/2 streams).
+    #[arg(
+        long,
+        env = "STRATA_STREAMS_PER_CONNECTION_MAX",
+        default_value_t = 1024
+    )]
+    pub streams_per_connection_max: u32,
+    /// HTTP/2 flow-control window per stream, in bytes. Larger than a
+    /// batch, so a megabyte batch is never stalled mid-flight.
+    #[arg(long, env = "STRATA_HTTP2_STREAM_WINDOW_BYTES", default_value_t = 64 << 20)]
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2 flow-control window per connection, in bytes.
+    #[arg(long, env = "STRATA_HTTP2_CONNECTION_WINDOW_BYTES", default_value_t = 64 << 20)]
+    pub http2_connection_window_bytes: u32,
+    /// HTTP/2 frame size, in bytes (16 KiB to 16 MiB - 1): big frames carry
+    /// big batches in few pieces.
+    #[arg(long, env = "STRATA_HTTP2_FRAME_BYTES", default_value_t = (16 << 20) - 1)]
+    pub http2_frame_bytes: u32,
+    /// Milliseconds to let in-flight calls finish at shutdown.
+    #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+fn toml_value(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Args {
+    /// Parses the command line, the environment and the TOML file. `--help`
+    /// and `--version` print and exit, as do parse errors.
+    pub fn load(argv: impl IntoIterator<Item = OsString>) -> anyhow::Result<Self> {
+        let argv: Vec<OsString> = argv.into_iter().collect();
+        let first = Self::command().get_matches_from(&argv);
+        let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
+            return Ok(Self::from_arg_matches(&first)?);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        let cmd = Self::command();
+        let mut merged = vec![
+            argv.first()
+                .cloned()
+                .unwrap_or_else(|| "strata-broker".into()),
+        ];
+        for (key, value) in &table {
+            let long = key.replace('_', "-");
+            let Some(arg) = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long.as_str()))
+            else {
+                bail!("unknown setting {key:?} in {}", path.display());
+            };
+            if long == "config" {
+                continue;
+            }
+            let Some(value) = toml_value(value) else {
+                bail!(
+                    "setting {key:?} in {} must be a string, number or boolean",
+                    path.display()
+                );
+            };
+            if from_default(&first, arg.get_id().as_str()) {
+                merged.push(format!("--{long}={value}").into());
+            }
+        }
+        merged.extend(argv.into_iter().skip(1));
+        Ok(Self::from_arg_matches(
+            &Self::command().get_matches_from(merged),
+        )?)
+    }
+
+    /// The core's options.
+    pub fn broker_options(&self) -> BrokerOptions {
+        BrokerOptions {
+            data_dir: self.data_dir.clone(),
+            defaults: TopicDefaults {
+                partitions: self.default_partitions,
+                retention_ms: self.retention_ms,
+                retention_bytes: self.retention_bytes,
+                segment_bytes: self.segment_bytes,
+                segment_ms: self.segment_ms,
+                max_message_bytes: self.max_message_bytes,
+                timestamp_type: match self.message_timestamp_type {
+                    TimestampArg::CreateTime => TimestampType::CreateTime,
+                    TimestampArg::LogAppendTime => TimestampType::LogAppendTime,
+                },
+                durability: match self.durability {
+                    DurabilityArg::Fsync => DurabilityKind::Fsync,
+                    DurabilityArg::Interval => DurabilityKind::Interval,
+                    DurabilityArg::PageCache => DurabilityKind::PageCache,
+                },
+                flush_ms: self.flush_ms,
+                flush_messages: self.flush_messages,
+            },
+            limits: Limits {
+                topics_max: self.topics_max,
+                partitions_max: self.partitions_max,
+                fetch_bytes_max: self.fetch_bytes_max,
+                fetch_wait_ms_max: self.fetch_wait_ms_max,
+                subscriptions_max: self.subscriptions_max,
+                subscription_partitions_max: self.subscription_partitions_max,
+                subscription_buffer_messages: self.subscription_buffer_messages.max(1),
+                appends_in_flight_max: self.appends_in_flight_max.max(1),
+            },
+        }
+    }
+
+    /// Checks settings that clap's types cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(16 * 1024..=(16 << 20) - 1).contains(&self.http2_frame_bytes) {
+            bail!("--http2-frame-bytes must be between 16384 and 16777215");
+        }
+        if self.default_partitions == 0 || self.default_partitions > self.partitions_max {
+            bail!("--default-partitions must be between 1 and --partitions-max");
+        }
+        let defaults = self.broker_options().defaults;
+        crate::core::TopicConfig::resolve(&defaults, &Default::default())
+            .map_err(|e| anyhow::anyhow!("the topic defaults are invalid: {e}"))?;
+        Ok(())
+    }
+}
+
+fn from_default(m: &ArgMatches, id: &str) -> bool {
+    matches!(m.value_source(id), None | Some(ValueSource::DefaultValue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: &[&str]) -> Args {
+        Args::load(args.iter().map(OsString::from)).unwrap()
+    }
+
+    #[test]
+    fn defaults_work_out_of_the_box() {
+        let a = load(&["strata-broker"]);
+        assert_eq!(a.data_dir, PathBuf::from("./data"));
+        assert_eq!(a.listen, "127.0.0.1:7390".parse().unwrap());
+        assert_eq!(a.durability, DurabilityArg::Fsync);
+        a.validate().unwrap();
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9999\"\nretention-ms = -1\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let a = load(&["strata-broker", "--config", f, "--listen", "127.0.0.1:1234"]);
+        assert_eq!(a.listen, "127.0.0.1:1234".parse().unwrap(), "flag wins");
+        assert_eq!(
+            a.data_dir,
+            PathBuf::from("/from/file"),
+            "file beats default"
+        );
+        assert_eq!(a.retention_ms, -1);
+        std::fs::write(&file, "colour = \"blue\"\n").unwrap();
+        let err =
+            Args::load(["strata-broker", "--config", f].iter().map(OsString::from)).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The broker's server: configuration, the gRPC services, startup and
+//! graceful shutdown.
+//!
+//! - [`config`]: flags, environment and TOML file.
+//! - [`admin`] and [`records`]: the two `strata.v1` services.
+//! - [`status`]: the one place errors become gRPC statuses.
+//!
+//! Startup: recover every partition (blocking), bind, print
+//! `strata-broker listening on ADDR`, report SERVING on gRPC health.
+//! Shutdown (SIGINT or SIGTERM): report NOT_SERVING, stop accepting, end
+//! long-polls and subscriptions, let in-flight calls finish (bounded by
+//! `--shutdown-timeout-ms`), close every log cleanly, return.
+
+pub mod admin;
+pub mod config;
+pub mod records;
+pub mod status;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use strata_proto::v1::admin_server::AdminServer;
+use strata_proto::v1::records_server::RecordsServer;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+pub use config::Args;
+
+use crate::core::Broker;
+
+/// How often interval-durability partitions are checked for a due fsync.
+const FLUSH_CHECK_MS: u64 = 50;
+
+/// Runs the broker until `shutdown` resolves, then shuts down gracefully.
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    args.validate()?;
+    let options = args.broker_options();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %options.data_dir.display(),
+        listen = %args.listen,
+        ?args,
+        "starting strata-broker"
+    );
+    let broker = Arc::new(
+        tokio::task::spawn_blocking(move || Broker::open(options))
+            .await
+            .context("recovery task")??,
+    );
+    let topics = broker.topics();
+    tracing::info!(
+        topics = topics.len(),
+        partitions = topics.iter().map(|t| t.partitions().len()).sum::<usize>(),
+        "recovery finished"
+    );
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+
+    let token = CancellationToken::new();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let request_max = args.request_bytes_max as usize;
+    // A fetch response holds up to fetch_bytes_max of batches plus framing.
+    let response_max = args.fetch_bytes_max as usize + (1 << 20);
+    let admin = AdminServer::new(admin::AdminService::new(broker.clone()))
+        .max_decoding_message_size(request_max)
+        .max_encoding_message_size(response_max);
+    let records = RecordsServer::new(records::RecordsService::new(broker.clone(), token.clone()))
+        .max_decoding_message_size(request_max)
+        .max_encoding_message_size(response_max);
+
+    let flusher = {
+        let (broker, token) = (broker.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_MS));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = token.cancelled() => return,
+                }
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
+            }
+        })
+    };
+
+    let stop = {
+        let (token, health) = (token.clone(), health.clone());
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new calls, finishing in-flight ones");
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            health
+                .set_not_serving::<RecordsServer<records::RecordsService>>()
+                .await;
+            health
+                .set_not_serving::<AdminServer<admin::AdminService>>()
+                .await;
+            token.cancel();
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(args.http2_stream_window_bytes)
+        .initial_connection_window_size(args.http2_connection_window_bytes)
+        .max_frame_size(args.http2_frame_bytes)
+        .max_concurrent_streams(args.streams_per_connection_max)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(admin)
+        .add_service(records)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+
+    health.set_service_status("", ServingStatus::Serving).await;
+    health
+        .set_serving::<RecordsServer<records::RecordsService>>()
+        .await;
+    health
+        .set_serving::<AdminServer<admin::AdminService>>()
+        .await;
+    tracing::info!(%addr, "serving");
+    println!("strata-broker listening on {addr}");
+    std::io::stdout().flush().ok();
+
+    let served = tokio::spawn(server);
+    let served = tokio::select! {
+        r = served => r,
+        _ = async {
+            token.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(args.shutdown_timeout_ms)).await;
+        } => {
+            tracing::warn!(timeout_ms = args.shutdown_timeout_ms, "in-flight calls did not finish in time; closing anyway");
+            Ok(Ok(()))
+        }
+    };
+    token.cancel();
+    let _ = flusher.await;
+    let closed = tokio::task::spawn_blocking(move || broker.close())
+        .await
+        .context("close task")?;
+    served.context("server task")?.context("gRPC server")?;
+    closed?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

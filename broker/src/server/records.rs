@@ -1,0 +1,543 @@
+//! The `strata.v1.Records` service: produce, fetch, subscribe, list offsets.
+//!
+//! A produce request reads top to bottom: [`RecordsService::produce`] turns
+//! each partition's data into one batch (the producer's bytes, or records
+//! the broker encodes), [`crate::core::Partition::append`] runs it on a
+//! blocking thread, and [`crate::storage::Log::append`] validates, stamps,
+//! writes and group-commits it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::future::{join_all, select_all};
+use strata_proto::batch::BatchHeader;
+use strata_proto::v1::{self, records_server::Records};
+use strata_proto::{Batch, BatchBuilder, Header};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::status::{to_error, to_status};
+use crate::core::{Acks, Broker, BrokerError, Partition};
+
+/// Bytes per subscription message when the request does not say.
+const SUBSCRIBE_DEFAULT_BYTES: u32 = 1 << 20;
+
+/// The Records service.
+#[derive(Debug, Clone)]
+pub struct RecordsService {
+    broker: Arc<Broker>,
+    /// Cancelled at shutdown: long-polls return, subscriptions end.
+    shutdown: CancellationToken,
+    /// Subscriptions open now (bounded by `subscriptions_max`).
+    subscriptions: Arc<AtomicU32>,
+}
+
+impl RecordsService {
+    /// A service over `broker`.
+    pub fn new(broker: Arc<Broker>, shutdown: CancellationToken) -> Self {
+        Self {
+            broker,
+            shutdown,
+            subscriptions: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    fn check_running(&self) -> Result<(), Status> {
+        if self.shutdown.is_cancelled() {
+            return Err(to_status(BrokerError::ShuttingDown));
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Encodes structured records into one batch.
+fn encode_records(list: v1::RecordList) -> Result<Bytes, BrokerError> {
+    if list.records.is_empty() {
+        return Err(BrokerError::InvalidArgument(
+            "the records list is empty".into(),
+        ));
+    }
+    let now = now_ms();
+    let mut b = BatchBuilder::new();
+    for r in list.records {
+        let headers: Vec<Header> = r
+            .headers
+            .into_iter()
+            .map(|h| Header {
+                key: h.key,
+                value: h.value,
+            })
+            .collect();
+        b.push(
+            r.timestamp_ms.unwrap_or(now),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &headers,
+        );
+    }
+    Ok(b.finish())
+}
+
+fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
+    let mut out = Vec::new();
+    for batch in Batch::decode_all(batches.clone())
+        .map_err(|e| BrokerError::Internal(format!("stored batch: {e}")))?
+    {
+        for r in batch.records() {
+            let r = r.map_err(|e| BrokerError::Internal(format!("stored record: {e}")))?;
+            if r.offset as u64 >= from {
+                out.push(v1::ConsumedRecord {
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|h| v1::Header {
+                            key: h.key,
+                            value: h.value,
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The offset after the last record in `batches`.
+fn next_offset(batches: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    let mut next = None;
+    while pos < batches.len() {
+        let h = BatchHeader::parse(&batches[pos..]).ok()?;
+        next = Some(h.last_offset() as u64 + 1);
+        pos += h.total_len();
+    }
+    next
+}
+
+/// Waits until any receiver sees a new high watermark (or its partition
+/// goes away). With no receivers, waits forever: callers race it with a
+/// deadline or cancellation.
+async fn any_changed(watches: &mut [watch::Receiver<u64>]) {
+    if watches.is_empty() {
+        return futures::future::pending().await;
+    }
+    let futs = watches.iter_mut().map(|w| Box::pin(w.changed()));
+    let _ = select_all(futs).await;
+}
+
+type SubscribeStream =
+    Pin<Box<dyn futures::Stream<Item = Result<v1::SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Records for RecordsService {
+    async fn produce(
+        &self,
+        req: Request<v1::ProduceRequest>,
+    ) -> Result<Response<v1::ProduceResponse>, Status> {
+        self.check_running()?;
+        let req = req.into_inner();
+        let acks = match v1::Acks::try_from(req.acks) {
+            Ok(v1::Acks::Unspecified | v1::Acks::Durable) => Acks::Durable,
+            Ok(v1::Acks::Written) => Acks::Written,
+            Ok(v1::Acks::None) => Acks::None,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown acks value {}",
+                    req.acks
+                )));
+            }
+        };
+        let slots = self.broker.append_slots();
+        // Every partition's append starts at once; results keep request order.
+        let mut shape = Vec::with_capacity(req.topics.len());
+        let mut appends = Vec::new();
+        for t in req.topics {
+            shape.push((t.topic.clone(), t.partitions.len()));
+            for p in t.partitions {
+                let (broker, topic) = (self.broker.clone(), t.topic.clone());
+                let id = p.partition;
+                let append = async move {
+                    let partition = broker.partition(&topic, p.partition)?;
+                    let batch = match p.data {
+                        Some(v1::partition_produce_data::Data::Batch(b)) => b,
+                        Some(v1::partition_produce_data::Data::Records(list)) => {
+                            encode_records(list)?
+                        }
+                        None => {
+                            return Err(BrokerError::InvalidArgument(format!(
+                                "{topic}/{}: no batch and no records",
+                                p.partition
+                            )));
+                        }
+                    };
+                    partition.append(batch, acks, slots).await
+                };
+                appends
+                    .push(async move { append.await.map(|info| (id, info)).map_err(|e| (id, e)) });
+            }
+        }
+        let mut results = join_all(appends).await.into_iter();
+        let topics = shape
+            .into_iter()
+            .map(|(topic, n)| v1::TopicProduceResult {
+                topic,
+                partitions: results
+                    .by_ref()
+                    .take(n)
+                    .map(|r| match r {
+                        Ok((partition, info)) => v1::PartitionProduceResult {
+                            partition,
+                            base_offset: if acks == Acks::None {
+                                -1
+                            } else {
+                                info.base_offset.0 as i64
+                            },
+                            log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
+                            error: None,
+                        },
+                        Err((partition, e)) => v1::PartitionProduceResult {
+                            partition,
+                            base_offset: -1,
+                            log_append_time_ms: -1,
+                            error: Some(to_error(&e)),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(v1::ProduceResponse { topics }))
+    }
+
+    async fn fetch(
+        &self,
+        req: Request<v1::FetchRequest>,
+    ) -> Result<Response<v1::FetchResponse>, Status> {
+        self.check_running()?;
+        let req = req.into_inner();
+        let limits = self.broker.limits();
+        let max_bytes = match req.max_bytes {
+            0 => limits.fetch_bytes_max,
+            n => n.min(limits.fetch_bytes_max),
+        } as usize;
+        let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(limits.fetch_wait_ms_max)));
+        let deadline = tokio::time::Instant::now() + wait;
+        let targets: Vec<(
+            String,
+            v1::FetchPartition,
+            Result<Arc<Partition>, BrokerError>,
+        )> = req
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    (
+                        t.topic.clone(),
+                        *p,
+                        self.broker.partition(&t.topic, p.partition),
+                    )
+                })
+            })
+            .collect();
+        loop {
+            // Watch before reading, so an append after the read wakes us.
+            let mut watches: Vec<_> = targets
+                .iter()
+                .filter_map(|(_, _, p)| p.as_ref().ok())
+                .map(|p| p.watch())
+                .collect();
+            let mut total = 0usize;
+            let mut failed = false;
+            let mut results = Vec::with_capacity(targets.len());
+            for (topic, fp, partition) in &targets {
+                let mut out = v1::FetchPartitionResult {
+                    partition: fp.partition,
+                    ..Default::default()
+                };
+                let budget = max_bytes.saturating_sub(total);
+                let part_max = if fp.max_bytes == 0 {
+                    budget
+                } else {
+                    (fp.max_bytes as usize).min(budget)
+                };
+                let read = match partition {
+                    Err(e) => Err(clone_err(e)),
+                    Ok(_) if fp.offset < 0 => Err(BrokerError::InvalidArgument(format!(
+                        "{topic}/{}: offset {} is negative",
+                        fp.partition, fp.offset
+                    ))),
+                    // Out of budget: report offsets only, read nothing.
+                    Ok(p) if part_max == 0 && total > 0 => p
+                        .stats()
+                        .map(|s| (s.high_watermark, s.log_start, Bytes::new())),
+                    Ok(p) => p
+                        .read(fp.offset as u64, part_max.max(1))
+                        .await
+                        .map(|r| (r.high_watermark.0, r.log_start.0, r.batches)),
+                };
+                match read {
+                    Ok((hwm, start, batches)) => {
+                        out.high_watermark = hwm as i64;
+                        out.log_start_offset = start as i64;
+                        total += batches.len();
+                        if req.decode {
+                            match consumed(&batches, fp.offset as u64) {
+                                Ok(records) => out.records = records,
+                                Err(e) => out.error = Some(to_error(&e)),
+                            }
+                        } else {
+                            out.batches = batches;
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        out.error = Some(to_error(&e));
+                    }
+                }
+                results.push((topic.clone(), out));
+            }
+            let done = failed
+                || total >= req.min_bytes as usize
+                || tokio::time::Instant::now() >= deadline;
+            if done || self.shutdown.is_cancelled() {
+                let mut topics: Vec<v1::FetchTopicResult> = Vec::new();
+                for (topic, r) in results {
+                    match topics.last_mut() {
+                        Some(t) if t.topic == topic => t.partitions.push(r),
+                        _ => topics.push(v1::FetchTopicResult {
+                            topic,
+                            partitions: vec![r],
+                        }),
+                    }
+                }
+                return Ok(Response::new(v1::FetchResponse { topics }));
+            }
+            tokio::select! {
+                _ = any_changed(&mut watches) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(
+        &self,
+        req: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.check_running()?;
+        let req = req.into_inner();
+        let limits = self.broker.limits().clone();
+        if req.partitions.is_empty() {
+            return Err(Status::invalid_argument(
+                "a subscription needs at least one partition",
+            ));
+        }
+        if req.partitions.len() as u64 > u64::from(limits.subscription_partitions_max) {
+            return Err(to_status(BrokerError::LimitExceeded {
+                limit: "subscription_partitions_max",
+                max: limits.subscription_partitions_max.into(),
+                what: format!("{} partitions in one subscription", req.partitions.len()),
+            }));
+        }
+        let mut positions = Vec::with_capacity(req.partitions.len());
+        for sp in &req.partitions {
+            let partition = self
+                .broker
+                .partition(&sp.topic, sp.partition)
+                .map_err(to_status)?;
+            let stats = partition.stats().map_err(to_status)?;
+            use v1::subscribe_partition::Start;
+            let offset = match sp.start {
+                None | Some(Start::Latest(_)) => stats.high_watermark,
+                Some(Start::Earliest(_)) => stats.log_start,
+                Some(Start::Offset(o)) if o < 0 => {
+                    return Err(Status::invalid_argument(format!(
+                        "{}/{}: offset {o} is negative",
+                        sp.topic, sp.partition
+                    )));
+                }
+                Some(Start::Offset(o)) => o as u64,
+                Some(Start::TimestampMs(t)) => partition
+                    .offset_for_timestamp(t)
+                    .await
+                    .map_err(to_status)?
+                    .unwrap_or(stats.high_watermark),
+            };
+            positions.push((sp.topic.clone(), partition, offset));
+        }
+        let open = self.subscriptions.fetch_add(1, Ordering::AcqRel);
+        if open >= limits.subscriptions_max {
+            self.subscriptions.fetch_sub(1, Ordering::AcqRel);
+            return Err(to_status(BrokerError::LimitExceeded {
+                limit: "subscriptions_max",
+                max: limits.subscriptions_max.into(),
+                what: "opening another subscription".into(),
+            }));
+        }
+        let max_bytes = match req.max_bytes {
+            0 => SUBSCRIBE_DEFAULT_BYTES,
+            n => n.min(limits.fetch_bytes_max),
+        } as usize;
+        // The bound on what a slow subscriber can make us hold: this many
+        // messages of max_bytes, plus what HTTP/2 flow control lets out.
+        let (tx, rx) = mpsc::channel(limits.subscription_buffer_messages as usize);
+        let shutdown = self.shutdown.clone();
+        let count = self.subscriptions.clone();
+        let decode = req.decode;
+        tokio::spawn(async move {
+            let _open = CountGuard(count);
+            stream_partitions(positions, max_bytes, decode, tx, shutdown).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_offsets(
+        &self,
+        req: Request<v1::ListOffsetsRequest>,
+    ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
+        self.check_running()?;
+        let mut out = Vec::new();
+        for lp in req.into_inner().partitions {
+            let result = async {
+                let p = self.broker.partition(&lp.topic, lp.partition)?;
+                let stats = p.stats()?;
+                use v1::list_offsets_partition::Spec;
+                match lp.spec {
+                    Some(Spec::Earliest(_)) => Ok(stats.log_start as i64),
+                    Some(Spec::Latest(_)) => Ok(stats.high_watermark as i64),
+                    Some(Spec::TimestampMs(t)) => {
+                        Ok(p.offset_for_timestamp(t).await?.map_or(-1, |o| o as i64))
+                    }
+                    None => Err(BrokerError::InvalidArgument(format!(
+                        "{}/{}: say earliest, latest or timestamp_ms",
+                        lp.topic, lp.partition
+                    ))),
+                }
+            }
+            .await;
+            out.push(v1::ListOffsetsResult {
+                topic: lp.topic,
+                partition: lp.partition,
+                offset: *result.as_ref().unwrap_or(&-1),
+                error: result.err().map(|e| to_error(&e)),
+            });
+        }
+        Ok(Response::new(v1::ListOffsetsResponse { partitions: out }))
+    }
+}
+
+fn clone_err(e: &BrokerError) -> BrokerError {
+    match e {
+        BrokerError::UnknownTopic(t) => BrokerError::UnknownTopic(t.clone()),
+        BrokerError::UnknownPartition {
+            topic,
+            partition,
+            count,
+        } => BrokerError::UnknownPartition {
+            topic: topic.clone(),
+            partition: *partition,
+            count: *count,
+        },
+        BrokerError::PartitionFailed {
+            topic,
+            partition,
+            reason,
+        } => BrokerError::PartitionFailed {
+            topic: topic.clone(),
+            partition: *partition,
+            reason: reason.clone(),
+        },
+        other => BrokerError::Internal(other.to_string()),
+    }
+}
+
+/// Decrements the open-subscription count when a subscription ends.
+struct CountGuard(Arc<AtomicU32>);
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Sends each partition's new batches, round robin, until the client goes
+/// away, an error occurs, or the broker shuts down. `tx.send` waits while
+/// the client is slow: that wait is the flow control.
+async fn stream_partitions(
+    mut positions: Vec<(String, Arc<Partition>, u64)>,
+    max_bytes: usize,
+    decode: bool,
+    tx: mpsc::Sender<Result<v1::SubscribeResponse, Status>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut watches: Vec<_> = positions.iter().map(|(_, p, _)| p.watch()).collect();
+        let mut sent = false;
+        for (topic, partition, offset) in positions.iter_mut() {
+            let r = match partition.read(*offset, max_bytes).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(to_status(e))).await;
+                    return;
+                }
+            };
+            let Some(next) = next_offset(&r.batches) else {
+                continue;
+            };
+            let mut msg = v1::SubscribeResponse {
+                topic: topic.clone(),
+                partition: partition.id(),
+                high_watermark: r.high_watermark.0 as i64,
+                log_start_offset: r.log_start.0 as i64,
+                next_offset: next as i64,
+                ..Default::default()
+            };
+            if decode {
+                match consumed(&r.batches, *offset) {
+                    Ok(records) => msg.records = records,
+                    Err(e) => {
+                        let _ = tx.send(Err(to_status(e))).await;
+                        return;
+                    }
+                }
+            } else {
+                msg.batches = r.batches;
+            }
+            tokio::select! {
+                sent_ok = tx.send(Ok(msg)) => if sent_ok.is_err() { return },
+                _ = shutdown.cancelled() => {
+                    let _ = tx.try_send(Err(to_status(BrokerError::ShuttingDown)));
+                    return;
+                }
+            }
+            *offset = next;
+            sent = true;
+        }
+        if !sent {
+            tokio::select! {
+                _ = any_changed(&mut watches) => {}
+                _ = tx.closed() => return,
+                _ = shutdown.cancelled() => {
+                    let _ = tx.try_send(Err(to_status(BrokerError::ShuttingDown)));
+                    return;
+                }
+            }
+        }
+    }
+}

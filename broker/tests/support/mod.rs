@@ -1,0 +1,212 @@
+//! Starts the real `strata-broker` binary on an ephemeral port with a
+//! temporary data directory, and connects generated gRPC clients to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use bytes::Bytes;
+use strata_proto::v1::{self, admin_client::AdminClient, records_client::RecordsClient};
+use tonic::transport::Channel;
+
+/// A running broker process. Killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stderr: PathBuf,
+}
+
+impl BrokerProcess {
+    /// Starts a broker on `data_dir` with extra flags.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        let stderr = data_dir.with_extension(format!("stderr.{}", std::process::id()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start strata-broker");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("strata-broker listening on ") {
+                        break a.parse().unwrap();
+                    }
+                }
+                _ => panic!(
+                    "broker exited before listening: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                ),
+            }
+        };
+        // Keep draining stdout so the broker never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            stderr,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to broker")
+    }
+
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(self.channel().await).max_decoding_message_size(256 << 20)
+    }
+
+    pub async fn records(&self) -> RecordsClient<Channel> {
+        RecordsClient::new(self.channel().await)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().unwrap();
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        c.wait().unwrap()
+    }
+
+    /// Resident memory of the broker process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr);
+    }
+}
+
+/// Creates a topic, panicking on failure.
+pub async fn create_topic(
+    admin: &mut AdminClient<Channel>,
+    name: &str,
+    partitions: u32,
+    config: &[(&str, &str)],
+) {
+    admin
+        .create_topic(v1::CreateTopicRequest {
+            name: name.into(),
+            partitions,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+}
+
+/// A produce request for one partition with one raw batch.
+pub fn produce_batch(
+    topic: &str,
+    partition: u32,
+    batch: Bytes,
+    acks: v1::Acks,
+) -> v1::ProduceRequest {
+    v1::ProduceRequest {
+        acks: acks as i32,
+        topics: vec![v1::TopicProduceData {
+            topic: topic.into(),
+            partitions: vec![v1::PartitionProduceData {
+                partition,
+                data: Some(v1::partition_produce_data::Data::Batch(batch)),
+            }],
+        }],
+    }
+}
+
+/// A fetch request for one partition.
+pub fn fetch_one(topic: &str, partition: u32, offset: i64, decode: bool) -> v1::FetchRequest {
+    v1::FetchRequest {
+        topics: vec![v1::FetchTopic {
+            topic: topic.into(),
+            partitions: vec![v1::FetchPartition {
+                partition,
+                offset,
+                max_bytes: 0,
+            }],
+        }],
+        max_bytes: 0,
+        min_bytes: 0,
+        max_wait_ms: 0,
+        decode,
+    }
+}
+
+/// The single partition result of a one-partition response.
+pub fn only(resp: v1::FetchResponse) -> v1::FetchPartitionResult {
+    resp.topics
+        .into_iter()
+        .next()
+        .unwrap()
+        .partitions
+        .into_iter()
+        .next()
+        .unwrap()
+}
+
+/// A batch of `n` records with values `"{tag}-{i}"`.
+pub fn batch_of(tag: &str, n: usize) -> Bytes {
+    let mut b = strata_proto::BatchBuilder::new();
+    for i in 0..n {
+        b.push(
+            1_700_000_000_000 + i as i64,
+            None,
+            Some(format!("{tag}-{i}").as_bytes()),
+            &[],
+        );
+    }
+    b.finish()
+}
