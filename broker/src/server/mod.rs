@@ -24,8 +24,8 @@ use std::time::Duration;
 use anyhow::Context;
 use strata_proto::v1::admin_server::AdminServer;
 use strata_proto::v1::records_server::RecordsServer;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 pub use config::Args;
@@ -115,6 +115,9 @@ pub async fn run(
         }
     };
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            status::name_request_limit(args.request_bytes_max),
+        ))
         .tcp_nodelay(true)
         .initial_stream_window_size(args.http2_stream_window_bytes)
         .initial_connection_window_size(args.http2_connection_window_bytes)
@@ -124,7 +127,10 @@ pub async fn run(
         .add_service(reflection)
         .add_service(admin)
         .add_service(records)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        // Our own listener (to learn the port before serving), so tonic's
+        // tcp_nodelay above does not reach it: set it here. Without it,
+        // Nagle and delayed ACKs stall responses by tens of milliseconds.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop);
 
     health.set_service_status("", ServingStatus::Serving).await;
     health
