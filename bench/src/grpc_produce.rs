@@ -1,0 +1,282 @@
+//! The `grpc-produce` workload: P producers, each on its own connection
+//! with several requests in flight, send pre-encoded batches of fixed-size
+//! records to a broker over gRPC. It measures the whole produce path:
+//! HTTP/2, decoding, validation, the append and (for durable acks) the
+//! group-committed fsync.
+//!
+//! It uses the generated gRPC client directly; the richer workloads of
+//! `strata-bench` will use `strata-client`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use strata_proto::BatchBuilder;
+use strata_proto::v1::{self, admin_client::AdminClient, records_client::RecordsClient};
+use tonic::transport::{Channel, Endpoint};
+
+/// Acknowledgement modes on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AckMode {
+    /// Answer once written to the page cache (topic durability page_cache).
+    Written,
+    /// Answer once fsynced (topic durability fsync).
+    Durable,
+}
+
+/// Arguments of `strata-bench grpc-produce`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The broker to load.
+    #[arg(long, default_value = "http://127.0.0.1:7390")]
+    broker: String,
+    /// Start a broker from this build on a temporary data directory (in
+    /// --dir) instead, and stop and remove it afterwards.
+    #[arg(long)]
+    spawn_broker: bool,
+    /// Where --spawn-broker puts its data directory.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Topic to (re)create and produce to.
+    #[arg(long, default_value = "strata-bench")]
+    topic: String,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    /// Producers, each with its own connection.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Requests in flight per producer.
+    #[arg(long, default_value_t = 4)]
+    in_flight: usize,
+    /// Acknowledgement mode (and the topic's durability).
+    #[arg(long, value_enum, default_value = "durable")]
+    acks: AckMode,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Records per batch (one batch per request).
+    #[arg(long, default_value_t = 1000)]
+    batch_records: usize,
+    /// Bytes of batches to send after a warm-up of a tenth as much.
+    #[arg(long, default_value_t = 4 << 30)]
+    total_bytes: u64,
+}
+
+/// A broker child process, stopped (SIGTERM) and its directory removed on drop.
+struct Spawned {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_broker(dir: &std::path::Path) -> anyhow::Result<(Spawned, String)> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?.with_file_name("strata-broker");
+    if !exe.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p strata-broker)",
+            exe.display()
+        );
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("strata-bench-broker-")
+        .tempdir_in(dir)?;
+    let mut child = Command::new(&exe)
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(a) = l.strip_prefix("strata-broker listening on ") {
+                    break a.to_string();
+                }
+            }
+            _ => bail!("the spawned broker exited before listening"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok((Spawned { child, _dir: tmp }, format!("http://{addr}")))
+}
+
+/// A channel tuned for megabyte batches: big HTTP/2 windows and frames.
+pub async fn connect(url: &str) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(url.to_string())?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(64 << 20)
+        .initial_connection_window_size(64 << 20)
+        .max_frame_size((16 << 20) - 1)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+fn make_batch(records: usize, record_bytes: usize) -> Bytes {
+    let mut b = BatchBuilder::with_capacity(records * (record_bytes + 16));
+    let value: Vec<u8> = (0..record_bytes).map(|i| (i * 31 % 251) as u8).collect();
+    for i in 0..records {
+        b.push(1_700_000_000_000 + i as i64, None, Some(&value), &[]);
+    }
+    b.finish()
+}
+
+/// Runs the workload and prints its report.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.producers == 0 || args.in_flight == 0 || args.partitions == 0 {
+        bail!("--producers, --in-flight and --partitions must be at least 1");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: Args) -> anyhow::Result<()> {
+    let (_spawned, url) = if args.spawn_broker {
+        let (s, url) = spawn_broker(&args.dir)?;
+        (Some(s), url)
+    } else {
+        (None, args.broker.clone())
+    };
+    let mut admin = AdminClient::new(connect(&url).await?);
+    let _ = admin
+        .delete_topic(v1::DeleteTopicRequest {
+            name: args.topic.clone(),
+        })
+        .await;
+    let durability = match args.acks {
+        AckMode::Written => "page_cache",
+        AckMode::Durable => "fsync",
+    };
+    admin
+        .create_topic(v1::CreateTopicRequest {
+            name: args.topic.clone(),
+            partitions: args.partitions,
+            config: [("durability".to_string(), durability.to_string())].into(),
+        })
+        .await
+        .context("creating the topic")?;
+    let batch = make_batch(args.batch_records, args.record_bytes);
+    let acks = match args.acks {
+        AckMode::Written => v1::Acks::Written,
+        AckMode::Durable => v1::Acks::Durable,
+    };
+    let mut clients = Vec::new();
+    for _ in 0..args.producers {
+        clients.push(
+            RecordsClient::new(connect(&url).await?)
+                .max_encoding_message_size(256 << 20)
+                .max_decoding_message_size(256 << 20),
+        );
+    }
+
+    let phase = |total: u64| {
+        let batches = total.div_ceil(batch.len() as u64);
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for client in &clients {
+            for _ in 0..args.in_flight {
+                let (mut client, next, batch, topic) = (
+                    client.clone(),
+                    next.clone(),
+                    batch.clone(),
+                    args.topic.clone(),
+                );
+                let partitions = args.partitions;
+                tasks.push(tokio::spawn(async move {
+                    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= batches {
+                            return anyhow::Ok(hist);
+                        }
+                        let req = v1::ProduceRequest {
+                            acks: acks as i32,
+                            topics: vec![v1::TopicProduceData {
+                                topic: topic.clone(),
+                                partitions: vec![v1::PartitionProduceData {
+                                    partition: (i % u64::from(partitions)) as u32,
+                                    data: Some(v1::partition_produce_data::Data::Batch(
+                                        batch.clone(),
+                                    )),
+                                }],
+                            }],
+                        };
+                        let t = Instant::now();
+                        let resp = client.produce(req).await?.into_inner();
+                        if let Some(e) = &resp.topics[0].partitions[0].error {
+                            bail!("produce failed: {}", e.message);
+                        }
+                        hist.saturating_record(t.elapsed().as_micros() as u64);
+                    }
+                }));
+            }
+        }
+        async move {
+            let started = Instant::now();
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            for t in tasks {
+                hist.add(t.await??)?;
+            }
+            anyhow::Ok((started.elapsed(), hist))
+        }
+    };
+    phase(args.total_bytes / 10).await?;
+    let (elapsed, hist) = phase(args.total_bytes).await?;
+    let secs = elapsed
+        .as_secs_f64()
+        .max(Duration::from_micros(1).as_secs_f64());
+    let bytes = hist.len() * batch.len() as u64;
+    println!("strata-bench grpc-produce");
+    println!(
+        "  acks {:?} (topic durability {durability}), {} producers x {} in flight, {} partitions, {} records of {} bytes per batch ({} bytes)",
+        args.acks,
+        args.producers,
+        args.in_flight,
+        args.partitions,
+        args.batch_records,
+        args.record_bytes,
+        batch.len()
+    );
+    println!(
+        "  throughput {:.1} MB/s, {:.0} records/s, {:.0} requests/s over {:.2} s",
+        bytes as f64 / secs / 1e6,
+        (hist.len() * args.batch_records as u64) as f64 / secs,
+        hist.len() as f64 / secs,
+        secs
+    );
+    println!(
+        "  produce latency us: p50 {} p90 {} p99 {} p99.9 {} max {}",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.9),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.max()
+    );
+    let _ = admin
+        .delete_topic(v1::DeleteTopicRequest {
+            name: args.topic.clone(),
+        })
+        .await;
+    Ok(())
+}
