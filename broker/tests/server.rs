@@ -924,3 +924,92 @@ async fn health_reports_serving_and_a_second_broker_cannot_take_the_directory() 
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_our_services() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let (_d, b) = start();
+    let mut client = ServerReflectionClient::new(b.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = client
+        .server_reflection_info(futures::stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        resp.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"strata.v1.Records".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"strata.v1.Admin".to_string()), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_flags_then_environment_then_the_toml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("strata.toml");
+    std::fs::write(
+        &file,
+        "default-partitions = 3\nsegment_bytes = 4096\nretention-ms = 1000\n",
+    )
+    .unwrap();
+    // The file sets three; the environment overrides one; a flag another.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--retention-ms", "2000"])
+        .env("STRATA_DEFAULT_PARTITIONS", "2")
+        .env("STRATA_RETENTION_MS", "5000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let line = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = line
+        .strip_prefix("strata-broker listening on ")
+        .unwrap()
+        .to_string();
+    let mut admin = v1::admin_client::AdminClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let d = admin
+        .create_topic(v1::CreateTopicRequest {
+            name: "t".into(),
+            partitions: 0,
+            config: Default::default(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .topic
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(d.partitions.len(), 2, "environment beats the file");
+    assert_eq!(
+        d.config["retention.ms"], "2000",
+        "a flag beats the environment"
+    );
+    assert_eq!(
+        d.config["segment.bytes"], "4096",
+        "the file beats the default"
+    );
+}

@@ -511,3 +511,63 @@ impl Broker {
         first.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: &Path) -> BrokerOptions {
+        BrokerOptions {
+            data_dir: dir.to_owned(),
+            defaults: TopicDefaults::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn interrupted_creates_deletes_and_grows_are_undone_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let b = Broker::open(options(dir.path())).unwrap();
+            b.create_topic("kept", 2, BTreeMap::new()).unwrap();
+            b.close().unwrap();
+        }
+        // A create that crashed before its rename, a delete that crashed
+        // after its rename, and a grow that crashed before its meta write.
+        std::fs::create_dir_all(dir.path().join("staging/half-made/0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("trash/gone.123/0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("topics/kept/2")).unwrap();
+        let b = Broker::open(options(dir.path())).unwrap();
+        let names: Vec<String> = b.topics().iter().map(|t| t.name().to_string()).collect();
+        assert_eq!(names, vec!["kept".to_string()]);
+        assert_eq!(b.topic("kept").unwrap().partitions().len(), 2);
+        assert!(!dir.path().join("topics/kept/2").exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("staging"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("trash")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn damaged_metadata_makes_only_that_topic_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let b = Broker::open(options(dir.path())).unwrap();
+            b.create_topic("a", 1, BTreeMap::new()).unwrap();
+            b.create_topic("b", 1, BTreeMap::new()).unwrap();
+            b.close().unwrap();
+        }
+        std::fs::write(dir.path().join("topics/a/topic.meta"), b"garbage").unwrap();
+        let b = Broker::open(options(dir.path())).unwrap();
+        let err = b.partition("a", 0).unwrap_err();
+        assert!(matches!(err, BrokerError::PartitionFailed { .. }), "{err}");
+        assert!(err.to_string().contains("topic.meta"), "{err}");
+        assert!(b.partition("b", 0).is_ok());
+    }
+}
