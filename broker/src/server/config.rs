@@ -28,6 +28,7 @@ pub enum DurabilityArg {
     /// fsync every --flush-ms or --flush-messages.
     Interval,
     /// Page cache only; a power loss can lose acknowledged records.
+    #[value(name = "page_cache", alias = "page-cache")]
     PageCache,
 }
 
@@ -35,8 +36,10 @@ pub enum DurabilityArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TimestampArg {
     /// The producer's timestamps.
+    #[value(name = "CreateTime")]
     CreateTime,
     /// The broker's clock at append.
+    #[value(name = "LogAppendTime")]
     LogAppendTime,
 }
 
@@ -86,7 +89,7 @@ pub struct Args {
         long,
         env = "STRATA_MESSAGE_TIMESTAMP_TYPE",
         value_enum,
-        default_value = "create-time"
+        default_value = "CreateTime"
     )]
     pub message_timestamp_type: TimestampArg,
     /// Default durability of topics.
