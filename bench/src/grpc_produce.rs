@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -243,10 +243,6 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     };
     phase(args.total_bytes / 10).await?;
     let (elapsed, hist) = phase(args.total_bytes).await?;
-    let secs = elapsed
-        .as_secs_f64()
-        .max(Duration::from_micros(1).as_secs_f64());
-    let bytes = hist.len() * batch.len() as u64;
     println!("strata-bench grpc-produce");
     println!(
         "  acks {:?} (topic durability {durability}), {} producers x {} in flight, {} partitions, {} records of {} bytes per batch ({} bytes)",
@@ -258,20 +254,12 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         args.record_bytes,
         batch.len()
     );
-    println!(
-        "  throughput {:.1} MB/s, {:.0} records/s, {:.0} requests/s over {:.2} s",
-        bytes as f64 / secs / 1e6,
-        (hist.len() * args.batch_records as u64) as f64 / secs,
-        hist.len() as f64 / secs,
-        secs
-    );
-    println!(
-        "  produce latency us: p50 {} p90 {} p99 {} p99.9 {} max {}",
-        hist.value_at_quantile(0.5),
-        hist.value_at_quantile(0.9),
-        hist.value_at_quantile(0.99),
-        hist.value_at_quantile(0.999),
-        hist.max()
+    crate::report::throughput_and_latency(
+        "request",
+        &hist,
+        batch.len() as u64,
+        args.batch_records as u64,
+        elapsed,
     );
     let _ = admin
         .delete_topic(v1::DeleteTopicRequest {

@@ -115,8 +115,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     run_phase(args.total_bytes / 10)?; // warm-up: first touch of the files and page cache
     let (elapsed, hist) = run_phase(args.total_bytes)?;
-    let bytes = hist.len() * batch_bytes;
-    let secs = elapsed.as_secs_f64();
     println!("strata-bench log");
     println!(
         "  durability {:?}, appenders {}, {} records of {} bytes per batch ({} bytes), {} batches",
@@ -127,20 +125,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_bytes,
         hist.len()
     );
-    println!(
-        "  throughput {:.1} MB/s, {:.0} records/s, {:.0} appends/s over {:.2} s",
-        bytes as f64 / secs / 1e6,
-        (hist.len() * args.batch_records as u64) as f64 / secs,
-        hist.len() as f64 / secs,
-        secs
-    );
-    println!(
-        "  append latency us: p50 {} p90 {} p99 {} p99.9 {} max {}",
-        hist.value_at_quantile(0.5),
-        hist.value_at_quantile(0.9),
-        hist.value_at_quantile(0.99),
-        hist.value_at_quantile(0.999),
-        hist.max()
+    crate::report::throughput_and_latency(
+        "append",
+        &hist,
+        batch_bytes,
+        args.batch_records as u64,
+        elapsed,
     );
     log.close()?;
     Ok(())

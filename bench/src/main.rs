@@ -12,6 +12,7 @@
 
 mod grpc_produce;
 mod log_append;
+mod report;
 
 use clap::{Parser, Subcommand};
 

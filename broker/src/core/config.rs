@@ -96,46 +96,14 @@ impl DurabilityKind {
     }
 }
 
-/// The broker-wide defaults of every topic setting.
-#[derive(Debug, Clone)]
+/// The broker-wide defaults: the partition count of a topic created
+/// without one, and the value of every config key a topic does not set.
+#[derive(Debug, Clone, Default)]
 pub struct TopicDefaults {
     /// Partitions of a topic created without a count.
     pub partitions: u32,
-    /// `retention.ms`.
-    pub retention_ms: i64,
-    /// `retention.bytes`.
-    pub retention_bytes: i64,
-    /// `segment.bytes`.
-    pub segment_bytes: u64,
-    /// `segment.ms`.
-    pub segment_ms: u64,
-    /// `max.message.bytes`.
-    pub max_message_bytes: u32,
-    /// `message.timestamp.type`.
-    pub timestamp_type: TimestampType,
-    /// `durability`.
-    pub durability: DurabilityKind,
-    /// `flush.ms`.
-    pub flush_ms: u64,
-    /// `flush.messages`.
-    pub flush_messages: u64,
-}
-
-impl Default for TopicDefaults {
-    fn default() -> Self {
-        Self {
-            partitions: 1,
-            retention_ms: 7 * 24 * 3600 * 1000,
-            retention_bytes: -1,
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3600 * 1000,
-            max_message_bytes: 16 << 20,
-            timestamp_type: TimestampType::CreateTime,
-            durability: DurabilityKind::Fsync,
-            flush_ms: 1000,
-            flush_messages: 10_000,
-        }
-    }
+    /// Every config key's default.
+    pub config: TopicConfig,
 }
 
 /// The broker's bounds on requests and resources. Each name appears in the
@@ -228,20 +196,27 @@ fn int<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     Ok(v)
 }
 
+impl Default for TopicConfig {
+    /// Strata's built-in defaults (Kafka's where Kafka has one).
+    fn default() -> Self {
+        Self {
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            max_message_bytes: 16 << 20,
+            timestamp_type: TimestampType::CreateTime,
+            durability: DurabilityKind::Fsync,
+            flush_ms: 1000,
+            flush_messages: 10_000,
+        }
+    }
+}
+
 impl TopicConfig {
     /// The defaults, with no overrides.
     pub fn from_defaults(d: &TopicDefaults) -> Self {
-        Self {
-            retention_ms: d.retention_ms,
-            retention_bytes: d.retention_bytes,
-            segment_bytes: d.segment_bytes,
-            segment_ms: d.segment_ms,
-            max_message_bytes: d.max_message_bytes,
-            timestamp_type: d.timestamp_type,
-            durability: d.durability,
-            flush_ms: d.flush_ms,
-            flush_messages: d.flush_messages,
-        }
+        d.config.clone()
     }
 
     /// Resolves `overrides` over `defaults`, checking every key and value.
@@ -287,7 +262,7 @@ impl TopicConfig {
 
     /// Checks one override without applying it (for requests).
     pub fn check_override(key: &str, value: &str) -> Result<()> {
-        Self::from_defaults(&TopicDefaults::default()).set(key, value)
+        Self::default().set(key, value)
     }
 
     /// Every key with its effective value.
@@ -346,7 +321,7 @@ mod tests {
         let c = TopicConfig::resolve(&d, &o).unwrap();
         assert_eq!(c.retention_ms, 1000);
         assert_eq!(c.durability, DurabilityKind::PageCache);
-        assert_eq!(c.segment_bytes, d.segment_bytes);
+        assert_eq!(c.segment_bytes, d.config.segment_bytes);
         assert_eq!(c.to_map().len(), KEYS.len());
 
         let err = TopicConfig::check_override("retention.ms", "soon").unwrap_err();

@@ -18,7 +18,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use strata_proto::TimestampType;
 
 use crate::core::config::DurabilityKind;
-use crate::core::{BrokerOptions, Limits, TopicDefaults};
+use crate::core::{BrokerOptions, Limits, TopicConfig, TopicDefaults};
 
 /// `durability` values on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,19 +70,19 @@ pub struct Args {
     #[arg(long, env = "STRATA_DEFAULT_PARTITIONS", default_value_t = 1)]
     pub default_partitions: u32,
     /// Default retention.ms (-1 keeps forever).
-    #[arg(long, env = "STRATA_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000, allow_hyphen_values = true)]
+    #[arg(long, env = "STRATA_RETENTION_MS", default_value_t = TopicConfig::default().retention_ms, allow_hyphen_values = true)]
     pub retention_ms: i64,
     /// Default retention.bytes per partition (-1 is unlimited).
-    #[arg(long, env = "STRATA_RETENTION_BYTES", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long, env = "STRATA_RETENTION_BYTES", default_value_t = TopicConfig::default().retention_bytes, allow_hyphen_values = true)]
     pub retention_bytes: i64,
     /// Default segment.bytes.
-    #[arg(long, env = "STRATA_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    #[arg(long, env = "STRATA_SEGMENT_BYTES", default_value_t = TopicConfig::default().segment_bytes)]
     pub segment_bytes: u64,
     /// Default segment.ms.
-    #[arg(long, env = "STRATA_SEGMENT_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    #[arg(long, env = "STRATA_SEGMENT_MS", default_value_t = TopicConfig::default().segment_ms)]
     pub segment_ms: u64,
     /// Default max.message.bytes: the largest record batch accepted.
-    #[arg(long, env = "STRATA_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    #[arg(long, env = "STRATA_MAX_MESSAGE_BYTES", default_value_t = TopicConfig::default().max_message_bytes)]
     pub max_message_bytes: u32,
     /// Default message.timestamp.type.
     #[arg(
@@ -96,10 +96,10 @@ pub struct Args {
     #[arg(long, env = "STRATA_DURABILITY", value_enum, default_value = "fsync")]
     pub durability: DurabilityArg,
     /// Default flush.ms (durability=interval).
-    #[arg(long, env = "STRATA_FLUSH_MS", default_value_t = 1000)]
+    #[arg(long, env = "STRATA_FLUSH_MS", default_value_t = TopicConfig::default().flush_ms)]
     pub flush_ms: u64,
     /// Default flush.messages (durability=interval).
-    #[arg(long, env = "STRATA_FLUSH_MESSAGES", default_value_t = 10_000)]
+    #[arg(long, env = "STRATA_FLUSH_MESSAGES", default_value_t = TopicConfig::default().flush_messages)]
     pub flush_messages: u64,
 
     /// Largest gRPC request accepted, in bytes (a produce request carries
@@ -107,32 +107,32 @@ pub struct Args {
     #[arg(long, env = "STRATA_REQUEST_BYTES_MAX", default_value_t = 64 << 20)]
     pub request_bytes_max: u32,
     /// Largest fetch response, in bytes; larger max_bytes are clamped.
-    #[arg(long, env = "STRATA_FETCH_BYTES_MAX", default_value_t = 64 << 20)]
+    #[arg(long, env = "STRATA_FETCH_BYTES_MAX", default_value_t = Limits::default().fetch_bytes_max)]
     pub fetch_bytes_max: u32,
     /// Longest fetch long-poll, in ms; larger max_wait_ms are clamped.
-    #[arg(long, env = "STRATA_FETCH_WAIT_MS_MAX", default_value_t = 30_000)]
+    #[arg(long, env = "STRATA_FETCH_WAIT_MS_MAX", default_value_t = Limits::default().fetch_wait_ms_max)]
     pub fetch_wait_ms_max: u32,
     /// Subscriptions open at once.
-    #[arg(long, env = "STRATA_SUBSCRIPTIONS_MAX", default_value_t = 1024)]
+    #[arg(long, env = "STRATA_SUBSCRIPTIONS_MAX", default_value_t = Limits::default().subscriptions_max)]
     pub subscriptions_max: u32,
     /// Partitions in one subscription.
     #[arg(
         long,
         env = "STRATA_SUBSCRIPTION_PARTITIONS_MAX",
-        default_value_t = 10_000
+        default_value_t = Limits::default().subscription_partitions_max
     )]
     pub subscription_partitions_max: u32,
     /// Messages queued per subscription for a slow reader.
-    #[arg(long, env = "STRATA_SUBSCRIPTION_BUFFER_MESSAGES", default_value_t = 4)]
+    #[arg(long, env = "STRATA_SUBSCRIPTION_BUFFER_MESSAGES", default_value_t = Limits::default().subscription_buffer_messages)]
     pub subscription_buffer_messages: u32,
     /// Appends running or waiting for a blocking thread at once.
-    #[arg(long, env = "STRATA_APPENDS_IN_FLIGHT_MAX", default_value_t = 1024)]
+    #[arg(long, env = "STRATA_APPENDS_IN_FLIGHT_MAX", default_value_t = Limits::default().appends_in_flight_max)]
     pub appends_in_flight_max: u32,
     /// Topics on the broker.
-    #[arg(long, env = "STRATA_TOPICS_MAX", default_value_t = 10_000)]
+    #[arg(long, env = "STRATA_TOPICS_MAX", default_value_t = Limits::default().topics_max)]
     pub topics_max: u32,
     /// Partitions of one topic.
-    #[arg(long, env = "STRATA_PARTITIONS_MAX", default_value_t = 10_000)]
+    #[arg(long, env = "STRATA_PARTITIONS_MAX", default_value_t = Limits::default().partitions_max)]
     pub partitions_max: u32,
     /// Concurrent gRPC calls per connection (HTTP/2 streams).
     #[arg(
@@ -220,22 +220,24 @@ impl Args {
             data_dir: self.data_dir.clone(),
             defaults: TopicDefaults {
                 partitions: self.default_partitions,
-                retention_ms: self.retention_ms,
-                retention_bytes: self.retention_bytes,
-                segment_bytes: self.segment_bytes,
-                segment_ms: self.segment_ms,
-                max_message_bytes: self.max_message_bytes,
-                timestamp_type: match self.message_timestamp_type {
-                    TimestampArg::CreateTime => TimestampType::CreateTime,
-                    TimestampArg::LogAppendTime => TimestampType::LogAppendTime,
+                config: TopicConfig {
+                    retention_ms: self.retention_ms,
+                    retention_bytes: self.retention_bytes,
+                    segment_bytes: self.segment_bytes,
+                    segment_ms: self.segment_ms,
+                    max_message_bytes: self.max_message_bytes,
+                    timestamp_type: match self.message_timestamp_type {
+                        TimestampArg::CreateTime => TimestampType::CreateTime,
+                        TimestampArg::LogAppendTime => TimestampType::LogAppendTime,
+                    },
+                    durability: match self.durability {
+                        DurabilityArg::Fsync => DurabilityKind::Fsync,
+                        DurabilityArg::Interval => DurabilityKind::Interval,
+                        DurabilityArg::PageCache => DurabilityKind::PageCache,
+                    },
+                    flush_ms: self.flush_ms,
+                    flush_messages: self.flush_messages,
                 },
-                durability: match self.durability {
-                    DurabilityArg::Fsync => DurabilityKind::Fsync,
-                    DurabilityArg::Interval => DurabilityKind::Interval,
-                    DurabilityArg::PageCache => DurabilityKind::PageCache,
-                },
-                flush_ms: self.flush_ms,
-                flush_messages: self.flush_messages,
             },
             limits: Limits {
                 topics_max: self.topics_max,

@@ -47,6 +47,18 @@ struct Indexes {
     bytes_since_entry: u64,
 }
 
+impl Indexes {
+    /// Fresh, empty, preallocated indexes (replacing any old files).
+    fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
+        let path = |ext| file_path(dir, base_offset, ext);
+        Ok(Self {
+            offset: IndexFile::create(&path("index"), base_offset, config.index_bytes_max)?,
+            time: IndexFile::create(&path("timeindex"), base_offset, config.index_bytes_max)?,
+            bytes_since_entry: 0,
+        })
+    }
+}
+
 /// How a scan of a segment ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanEnd {
@@ -95,19 +107,7 @@ impl Segment {
             .create_new(true)
             .open(&log_path)
             .map_err(StorageError::io(&log_path, "create segment"))?;
-        let indexes = Indexes {
-            offset: IndexFile::create(
-                &file_path(dir, base_offset, "index"),
-                base_offset,
-                config.index_bytes_max,
-            )?,
-            time: IndexFile::create(
-                &file_path(dir, base_offset, "timeindex"),
-                base_offset,
-                config.index_bytes_max,
-            )?,
-            bytes_since_entry: 0,
-        };
+        let indexes = Indexes::create(dir, base_offset, config)?;
         Ok(Self::new(base_offset, log_path, file, 0, indexes))
     }
 
@@ -143,19 +143,7 @@ impl Segment {
     /// to truncate or corruption.
     pub fn open_scan(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<(Self, ScanEnd)> {
         let (log_path, file, file_size) = Self::open_file(dir, base_offset)?;
-        let indexes = Indexes {
-            offset: IndexFile::create(
-                &file_path(dir, base_offset, "index"),
-                base_offset,
-                config.index_bytes_max,
-            )?,
-            time: IndexFile::create(
-                &file_path(dir, base_offset, "timeindex"),
-                base_offset,
-                config.index_bytes_max,
-            )?,
-            bytes_since_entry: 0,
-        };
+        let indexes = Indexes::create(dir, base_offset, config)?;
         let seg = Self::new(base_offset, log_path, file, 0, indexes);
         let end = seg.scan(file_size, config)?;
         Ok((seg, end))
@@ -200,19 +188,7 @@ impl Segment {
         file: File,
         size: u64,
     ) -> Result<(Self, bool)> {
-        let indexes = Indexes {
-            offset: IndexFile::create(
-                &file_path(dir, base_offset, "index"),
-                base_offset,
-                config.index_bytes_max,
-            )?,
-            time: IndexFile::create(
-                &file_path(dir, base_offset, "timeindex"),
-                base_offset,
-                config.index_bytes_max,
-            )?,
-            bytes_since_entry: 0,
-        };
+        let indexes = Indexes::create(dir, base_offset, config)?;
         let seg = Self::new(base_offset, log_path, file, 0, indexes);
         match seg.scan(size, config)? {
             ScanEnd::Clean => {}
