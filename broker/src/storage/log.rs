@@ -315,7 +315,11 @@ impl Log {
 
     /// The offset the next appended record will get.
     pub fn log_end(&self) -> Offset {
-        Offset(self.writer.lock().expect("writer lock").next_offset)
+        // From the active segment, not the writer's state: readers never
+        // wait for the writer's lock.
+        let segs = self.segments.read().expect("segments lock");
+        let active = segs.last().expect("a log always has a segment");
+        Offset(active.next_offset().max(active.base_offset()))
     }
 
     /// The offset below which readers see records.
