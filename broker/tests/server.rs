@@ -911,7 +911,7 @@ async fn health_reports_serving_and_a_second_broker_cannot_take_the_directory() 
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+    let out = std::process::Command::new(broker_bin())
         .arg("--data-dir")
         .arg(&b.data_dir)
         .args(["--listen", "127.0.0.1:0"])
@@ -965,7 +965,7 @@ async fn settings_come_from_flags_then_environment_then_the_toml_file() {
     )
     .unwrap();
     // The file sets three; the environment overrides one; a flag another.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+    let mut child = std::process::Command::new(broker_bin())
         .arg("--config")
         .arg(&file)
         .arg("--data-dir")

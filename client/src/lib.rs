@@ -1,7 +1,56 @@
-//! The Strata client: producer, consumer and admin.
+//! The Strata client: produce to and consume from a Strata broker.
 //!
-//! Not built yet (issue 4). It depends on `strata-proto` only, never on the
-//! broker: it builds record batches with [`strata_proto::BatchBuilder`] and
-//! will speak to the broker over gRPC.
+//! One [`Client`] is one HTTP/2 connection to the broker, cheap to clone and
+//! share across tasks. From it come an [`Admin`] for topics, [`Producer`]s
+//! that batch records per partition, and [`Consumer`]s that read assigned
+//! partitions as a stream.
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use strata_client::{Client, ConsumerConfig, ProducerConfig, ProducerRecord, Seek};
+//!
+//! # async fn demo() -> Result<(), strata_client::Error> {
+//! let client = Client::connect("http://127.0.0.1:7390").await?;
+//! client.admin().create_topic("greetings", 3, &[("retention.ms", "86400000")]).await?;
+//!
+//! // Produce: records with the same key go to the same partition.
+//! let producer = client.producer(ProducerConfig::default());
+//! let delivery = producer
+//!     .send(ProducerRecord::new("greetings").key("alice").value("hello").header("lang", "en"))
+//!     .await?;
+//! let stored = delivery.await?; // acknowledged once fsynced (Acks::Durable)
+//! println!("stored at {}/{} offset {}", stored.topic, stored.partition, stored.offset);
+//! producer.close().await?;
+//!
+//! // Consume every partition from the beginning.
+//! let mut consumer = client.consumer(ConsumerConfig::default());
+//! consumer.assign_topic("greetings", Seek::Beginning).await?;
+//! let mut records = consumer.into_stream();
+//! while let Some(record) = records.next().await {
+//!     let record = record?;
+//!     println!("{}/{} @{}: {:?}", record.topic, record.partition, record.offset, record.value);
+//! #   break;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are [`Error`]s; [`Error::is_retriable`] tells a passing failure
+//! (the broker restarting) from a fatal one (an unknown topic). The producer
+//! retries retriable failures by itself until its delivery timeout.
 
+pub mod admin;
+pub mod client;
+pub mod consumer;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+pub mod record;
+
+pub use admin::{Admin, OffsetSpec};
+pub use client::{Client, ClientOptions};
+pub use consumer::{Consumer, ConsumerConfig, OffsetReset, Seek};
+pub use error::{Error, Result};
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig};
+pub use record::{ConsumerRecord, Header, ProducerRecord, RecordMetadata};
 pub use strata_proto as proto;

@@ -1,5 +1,7 @@
 //! Starts the real `strata-broker` binary on an ephemeral port with a
 //! temporary data directory, and connects generated gRPC clients to it.
+//! Shared by the broker's and the client's integration tests (the client's
+//! include this file by path: it must not depend on the broker crate).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -10,6 +12,37 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use bytes::Bytes;
 use strata_proto::v1::{self, admin_client::AdminClient, records_client::RecordsClient};
 use tonic::transport::Channel;
+
+/// The broker binary: cargo's path to it in the broker's own tests;
+/// elsewhere (the client's tests) the one in this target directory, built
+/// first if it is not there.
+pub fn broker_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_strata-broker") {
+        return bin.into();
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // target/<profile>/deps/<test binary> -> target/<profile>/strata-broker
+            let exe = std::env::current_exe().unwrap();
+            let bin = exe
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("strata-broker");
+            if !bin.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let ok = Command::new(cargo)
+                    .args(["build", "-p", "strata-broker", "--bin", "strata-broker"])
+                    .status()
+                    .expect("run cargo build");
+                assert!(ok.success(), "building strata-broker failed");
+            }
+            bin
+        })
+        .clone()
+}
 
 /// A running broker process. Killed (SIGKILL) on drop.
 #[derive(Debug)]
@@ -24,10 +57,14 @@ impl BrokerProcess {
     /// Starts a broker on `data_dir` with extra flags.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
         let stderr = data_dir.with_extension(format!("stderr.{}", std::process::id()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+        let mut child = Command::new(broker_bin())
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

@@ -1,0 +1,157 @@
+//! Topic administration and offset look-ups.
+
+use std::collections::HashMap;
+
+use strata_proto::v1;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+pub use strata_proto::v1::{PartitionDescription, TopicDescription, TopicSummary};
+
+/// Where to look up an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The first offset still in the log.
+    Earliest,
+    /// The offset after the last readable record (the high watermark).
+    Latest,
+    /// The first offset whose record timestamp is at or after this (ms).
+    Timestamp(i64),
+}
+
+/// Admin operations. Get one from [`Client::admin`].
+#[derive(Debug, Clone)]
+pub struct Admin {
+    client: Client,
+}
+
+fn config_map(config: &[(&str, &str)]) -> HashMap<String, String> {
+    config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Admin {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates a topic; `partitions` 0 takes the broker's default. `config`
+    /// holds topic keys such as `("retention.ms", "3600000")`.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: &[(&str, &str)],
+    ) -> Result<TopicDescription> {
+        let resp = self
+            .client
+            .admin_rpc()
+            .create_topic(v1::CreateTopicRequest {
+                name: name.into(),
+                partitions,
+                config: config_map(config),
+            })
+            .await?;
+        Ok(resp.into_inner().topic.unwrap_or_default())
+    }
+
+    /// Lists topics, sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicSummary>> {
+        Ok(self
+            .client
+            .admin_rpc()
+            .list_topics(v1::ListTopicsRequest {})
+            .await?
+            .into_inner()
+            .topics)
+    }
+
+    /// Partitions (offsets, sizes) and effective config of a topic.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let resp = self
+            .client
+            .admin_rpc()
+            .describe_topic(v1::DescribeTopicRequest { name: name.into() })
+            .await?;
+        Ok(resp.into_inner().topic.unwrap_or_default())
+    }
+
+    /// Sets config keys; an empty value resets a key to the broker default.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        config: &[(&str, &str)],
+    ) -> Result<TopicDescription> {
+        let resp = self
+            .client
+            .admin_rpc()
+            .alter_topic_config(v1::AlterTopicConfigRequest {
+                name: name.into(),
+                config: config_map(config),
+            })
+            .await?;
+        Ok(resp.into_inner().topic.unwrap_or_default())
+    }
+
+    /// Grows a topic to `partitions` partitions.
+    pub async fn create_partitions(&self, name: &str, partitions: u32) -> Result<TopicDescription> {
+        let resp = self
+            .client
+            .admin_rpc()
+            .create_partitions(v1::CreatePartitionsRequest {
+                name: name.into(),
+                partitions,
+            })
+            .await?;
+        Ok(resp.into_inner().topic.unwrap_or_default())
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.client
+            .admin_rpc()
+            .delete_topic(v1::DeleteTopicRequest { name: name.into() })
+            .await?;
+        Ok(())
+    }
+
+    /// Looks up one partition's offset; `None` if no record is at or after
+    /// a timestamp.
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<Option<i64>> {
+        use v1::list_offsets_partition::Spec;
+        let spec = match spec {
+            OffsetSpec::Earliest => Spec::Earliest(true),
+            OffsetSpec::Latest => Spec::Latest(true),
+            OffsetSpec::Timestamp(t) => Spec::TimestampMs(t),
+        };
+        let resp = self
+            .client
+            .records()
+            .list_offsets(v1::ListOffsetsRequest {
+                partitions: vec![v1::ListOffsetsPartition {
+                    topic: topic.into(),
+                    partition,
+                    spec: Some(spec),
+                }],
+            })
+            .await?
+            .into_inner();
+        let r = resp
+            .partitions
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::InvalidArgument("empty list-offsets answer".into()))?;
+        if let Some(e) = &r.error {
+            return Err(Error::partition(topic, partition, e));
+        }
+        Ok((r.offset >= 0).then_some(r.offset))
+    }
+}

@@ -1,0 +1,155 @@
+//! The `strata` command-line tool against the real broker.
+
+#[path = "../../broker/tests/support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::BrokerProcess;
+
+fn strata(broker: &BrokerProcess, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--broker", &broker.url()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn produce_from_stdin_then_consume_from_the_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    let (ok, out, err) = strata(&b, &["topic", "create", "t", "--partitions", "1"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("created topic t"));
+    let (ok, _, err) = strata(&b, &["produce", "t"], Some("a\nb\n"));
+    assert!(ok, "{err}");
+    let (ok, out, err) = strata(
+        &b,
+        &["consume", "t", "--from-beginning", "--max-messages", "2"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "a\nb\n");
+}
+
+#[test]
+fn keys_headers_formats_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    assert!(
+        strata(
+            &b,
+            &[
+                "topic",
+                "create",
+                "f",
+                "--partitions",
+                "2",
+                "--config",
+                "retention.ms=60000"
+            ],
+            None
+        )
+        .0
+    );
+    let (ok, _, err) = strata(
+        &b,
+        &[
+            "produce",
+            "f",
+            "--key-separator",
+            ":",
+            "--partition",
+            "1",
+            "--header",
+            "src=cli",
+        ],
+        Some("k1:v1\nk2:v2\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, _) = strata(
+        &b,
+        &[
+            "consume",
+            "f",
+            "--partition",
+            "1",
+            "--offset",
+            "0",
+            "--max-messages",
+            "2",
+            "--format",
+            "%p/%o %k=%v [%h] 100%%",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(out, "1/0 k1=v1 [src=cli] 100%\n1/1 k2=v2 [src=cli] 100%\n");
+    let (ok, out, _) = strata(
+        &b,
+        &[
+            "consume",
+            "f",
+            "--partition",
+            "1",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["key"], "k1");
+    assert_eq!(v["value"], "v1");
+    assert_eq!(v["headers"][0]["key"], "src");
+
+    let (ok, out, _) = strata(&b, &["topic", "describe", "f", "--json"], None);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["partitions"][1]["end_offset"], 2);
+    assert_eq!(v["config"]["retention.ms"], "60000");
+    let (ok, out, _) = strata(&b, &["topic", "list"], None);
+    assert!(ok && out.contains('f'));
+    assert!(
+        strata(
+            &b,
+            &["topic", "alter", "f", "--config", "retention.ms=1000"],
+            None
+        )
+        .0
+    );
+    assert!(strata(&b, &["topic", "delete", "f"], None).0);
+}
+
+#[test]
+fn failures_go_to_stderr_with_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    let (ok, _, err) = strata(&b, &["produce", "nope"], Some("x\n"));
+    assert!(!ok);
+    assert!(err.contains("nope"), "{err}");
+    let (ok, _, err) = strata(&b, &["topic", "describe", "nope"], None);
+    assert!(!ok);
+    assert!(err.contains("unknown topic"), "{err}");
+    let (ok, _, err) = strata(&b, &["topic", "create", "bad name"], None);
+    assert!(!ok);
+    assert!(err.contains("invalid topic name"), "{err}");
+}

@@ -1,0 +1,325 @@
+//! The client against the real broker binary on an ephemeral port.
+
+#[path = "../../broker/tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use strata_client::partitioner::partition_for_key;
+use strata_client::{
+    Client, ConsumerConfig, Error, OffsetReset, ProducerConfig, ProducerRecord, Seek,
+};
+use support::BrokerProcess;
+
+fn start() -> (tempfile::TempDir, BrokerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    (dir, b)
+}
+
+async fn drain(client: &Client, topic: &str, want: usize) -> Vec<strata_client::ConsumerRecord> {
+    let mut c = client.consumer(ConsumerConfig::default());
+    c.assign_topic(topic, Seek::Beginning).await.unwrap();
+    let mut out = Vec::new();
+    while out.len() < want {
+        out.extend(c.poll().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_field_round_trips_and_partitions_keep_order() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("t", 3, &[]).await.unwrap();
+    let producer = client.producer(ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for i in 0..300i64 {
+        let mut r = ProducerRecord::new("t")
+            .key(format!("key-{}", i % 7))
+            .value(format!("value-{i}"))
+            .header("n", i.to_string())
+            .header("empty", "")
+            .timestamp_ms(1_600_000_000_000 + i);
+        if i % 10 == 0 {
+            r.value = None; // a tombstone
+        }
+        deliveries.push((i, producer.send(r).await.unwrap()));
+    }
+    let mut sent = BTreeMap::new();
+    for (i, d) in deliveries {
+        let m = d.await.unwrap();
+        assert_eq!(
+            m.partition,
+            partition_for_key(format!("key-{}", i % 7).as_bytes(), 3)
+        );
+        assert_eq!(m.timestamp_ms, 1_600_000_000_000 + i);
+        sent.insert((m.partition, m.offset), i);
+    }
+    producer.close().await.unwrap();
+
+    let got = drain(&client, "t", 300).await;
+    assert_eq!(got.len(), 300);
+    let mut last: BTreeMap<u32, i64> = BTreeMap::new();
+    for r in got {
+        let i = sent[&(r.partition, r.offset)];
+        assert_eq!(r.key.as_deref(), Some(format!("key-{}", i % 7).as_bytes()));
+        let want_value = (i % 10 != 0).then(|| format!("value-{i}"));
+        assert_eq!(r.value.as_deref(), want_value.as_deref().map(str::as_bytes));
+        assert_eq!(r.timestamp_ms, 1_600_000_000_000 + i);
+        assert_eq!(r.headers.len(), 2);
+        assert_eq!(r.headers[0].key, "n");
+        assert_eq!(
+            r.headers[0].value.as_deref(),
+            Some(i.to_string().as_bytes())
+        );
+        // Within a partition, records come back in the order they were sent.
+        if let Some(prev) = last.insert(r.partition, i) {
+            assert!(prev < i, "partition {} out of order", r.partition);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_land_where_kafka_puts_them() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("k", 8, &[]).await.unwrap();
+    let producer = client.producer(ProducerConfig::default());
+    // Kafka's default partitioner: murmur2(key) & 0x7fffffff % 8.
+    let expected = [
+        ("21", -973_932_308i32),
+        ("foobar", -790_332_482),
+        ("abc", 479_470_107),
+    ];
+    for (key, hash) in expected {
+        let m = producer
+            .send_and_wait(ProducerRecord::new("k").key(key).value("v"))
+            .await
+            .unwrap();
+        assert_eq!(m.partition, ((hash & 0x7fff_ffff) as u32) % 8, "key {key}");
+        let again = producer
+            .send_and_wait(ProducerRecord::new("k").key(key).value("w"))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.partition, m.partition,
+            "the same key, the same partition"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_makes_send_wait_and_flush_delivers_everything() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("bp", 1, &[]).await.unwrap();
+    let value = vec![b'x'; 1000];
+    let hint = strata_client::proto::BatchBuilder::record_len_hint(None, Some(&value), &[]);
+    // Room for nine records and half of a tenth.
+    let buffer = 9 * hint + hint / 2;
+    let producer = client.producer(ProducerConfig {
+        buffer_bytes: buffer,
+        batch_bytes: 1 << 20,
+        linger: Duration::from_secs(3600),
+        ..ProducerConfig::default()
+    });
+    let mut deliveries = Vec::new();
+    // Nine records of about 1 KiB fit; nothing is sent yet (the
+    // batch is far from full and lingers for an hour).
+    for _ in 0..9 {
+        deliveries.push(
+            producer
+                .send(ProducerRecord::new("bp").value(value.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(producer.buffer_available(), buffer - 9 * hint);
+    // The tenth cannot be buffered: send waits.
+    let blocked = producer.send(ProducerRecord::new("bp").value(value.clone()));
+    tokio::pin!(blocked);
+    assert!(
+        blocked.as_mut().now_or_never().is_none(),
+        "send must wait while the buffer is full"
+    );
+    // Flushing delivers the nine and frees their room.
+    producer.flush().await.unwrap();
+    for d in deliveries {
+        let m = d.now_or_never().expect("resolved by flush").unwrap();
+        assert!(m.offset >= 0);
+    }
+    let tenth = blocked.await.unwrap();
+    producer.flush().await.unwrap();
+    assert_eq!(tenth.now_or_never().unwrap().unwrap().offset, 9);
+    assert_eq!(producer.buffer_available(), buffer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_survive_a_broker_restart_by_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = BrokerProcess::start_in(&data, &[]);
+    let addr = b.addr;
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("r", 1, &[]).await.unwrap();
+    let producer = client.producer(ProducerConfig {
+        delivery_timeout: Duration::from_secs(60),
+        retry_backoff: Duration::from_millis(20),
+        ..ProducerConfig::default()
+    });
+    producer
+        .send_and_wait(ProducerRecord::new("r").value("before"))
+        .await
+        .unwrap();
+    assert!(
+        tokio::task::spawn_blocking(move || b.terminate())
+            .await
+            .unwrap()
+            .success()
+    );
+    // The broker is down: this record's batch fails and is retried.
+    let pending = producer
+        .send(ProducerRecord::new("r").value("during"))
+        .await
+        .unwrap();
+    let listen = addr.to_string();
+    let b =
+        tokio::task::spawn_blocking(move || BrokerProcess::start_in(&data, &["--listen", &listen]))
+            .await
+            .unwrap();
+    let m = pending.await.unwrap();
+    assert_eq!(m.offset, 1);
+    let got = drain(&Client::connect(b.url()).await.unwrap(), "r", 2).await;
+    let values: Vec<_> = got.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values, vec!["before", "during"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed_and_say_whether_to_retry() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    let producer = client.producer(ProducerConfig::default());
+    let err = producer
+        .send(ProducerRecord::new("ghost").value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Status {
+                code: tonic::Code::NotFound,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_retriable());
+    client.admin().create_topic("e", 2, &[]).await.unwrap();
+    let err = producer
+        .send(ProducerRecord::new("e").partition(5).value("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    let err = client.admin().create_topic("e", 1, &[]).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Status {
+                code: tonic::Code::AlreadyExists,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = Client::connect("http://127.0.0.1:1").await.unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_positions_follow_the_reset_policy() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("o", 1, &[]).await.unwrap();
+    let producer = client.producer(ProducerConfig::default());
+    for i in 0..5 {
+        producer
+            .send(ProducerRecord::new("o").value(format!("v{i}")))
+            .await
+            .unwrap();
+    }
+    producer.flush().await.unwrap();
+
+    let strict = ConsumerConfig {
+        offset_reset: OffsetReset::Error,
+        ..ConsumerConfig::default()
+    };
+    let mut c = client.consumer(strict);
+    c.assign("o", 0, Seek::Offset(100)).await.unwrap();
+    let err = c.poll().await.unwrap_err();
+    assert!(
+        matches!(err, Error::OffsetOutOfRange { offset: 100, .. }),
+        "{err}"
+    );
+
+    let mut c = client.consumer(ConsumerConfig {
+        offset_reset: OffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    });
+    c.assign("o", 0, Seek::Offset(100)).await.unwrap();
+    assert!(c.poll().await.unwrap().is_empty());
+    assert_eq!(c.position("o", 0), Some(0));
+    let got = c.poll().await.unwrap();
+    assert_eq!(got.len(), 5);
+
+    let mut c = client.consumer(ConsumerConfig::default()); // Latest
+    c.assign("o", 0, Seek::Offset(100)).await.unwrap();
+    c.poll().await.unwrap();
+    assert_eq!(c.position("o", 0), Some(5));
+    // Seeking by time and to the ends.
+    c.seek("o", 0, Seek::Beginning).await.unwrap();
+    assert_eq!(c.position("o", 0), Some(0));
+    c.seek("o", 0, Seek::End).await.unwrap();
+    assert_eq!(c.position("o", 0), Some(5));
+    c.seek("o", 0, Seek::Timestamp(0)).await.unwrap();
+    assert_eq!(c.position("o", 0), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_delivers_new_records_as_they_arrive() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("s", 2, &[]).await.unwrap();
+    let mut c = client.consumer(ConsumerConfig::default());
+    c.assign_topic("s", Seek::End).await.unwrap();
+    let mut stream = c.into_stream();
+    let producer = client.producer(ProducerConfig::default());
+    for i in 0..20 {
+        producer
+            .send(
+                ProducerRecord::new("s")
+                    .key(format!("{i}"))
+                    .value(format!("{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    producer.flush().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        got.push(stream.next().await.unwrap().unwrap());
+    }
+    let mut values: Vec<i32> = got
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_ref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort();
+    assert_eq!(values, (0..20).collect::<Vec<_>>());
+}
