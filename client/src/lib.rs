@@ -35,9 +35,14 @@
 //! # }
 //! ```
 //!
+//! `client/examples/` holds a producer, a consumer and a small stream
+//! processor; the `strata` binary of this crate is the command-line tool.
+//!
 //! Errors are [`Error`]s; [`Error::is_retriable`] tells a passing failure
 //! (the broker restarting) from a fatal one (an unknown topic). The producer
 //! retries retriable failures by itself until its delivery timeout.
+
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod client;
