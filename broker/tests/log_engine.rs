@@ -518,3 +518,92 @@ fn interval_durability_fsyncs_by_record_count_and_by_time() {
     // Page-cache and interval modes show written records to readers at once.
     assert_eq!(log.high_watermark(), Offset(13));
 }
+
+fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, tag: &str) -> Vec<u8> {
+    let mut b = strata_proto::BatchBuilder::new();
+    b.producer(pid, epoch, seq);
+    for i in 0..n {
+        b.push(i as i64, None, Some(format!("{tag}-{i}").as_bytes()), &[]);
+    }
+    b.finish().to_vec()
+}
+
+#[test]
+fn idempotent_batches_append_once_across_rolls_crashes_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || small_config(Durability::Fsync);
+    let log = Log::open(dir.path(), cfg()).unwrap();
+    let mut seq = 0;
+    let mut sent = Vec::new();
+    for i in 0..150 {
+        let b = producer_batch(7, 0, seq, 3, &format!("p{i}"));
+        let info = log.append(&b).unwrap();
+        assert!(!info.duplicate);
+        sent.push((b, info.base_offset));
+        seq += 3;
+    }
+    assert!(log.segment_count() > 2, "rolled, so a snapshot was written");
+    // A retry of the last batch: the original offsets, nothing appended.
+    let (last, last_base) = sent.last().unwrap().clone();
+    let again = log.append(&last).unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.base_offset, last_base);
+    assert_eq!(log.log_end(), Offset(450));
+    // A gap is refused, naming what was expected.
+    let err = log
+        .append(&producer_batch(7, 0, seq + 5, 1, "gap"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::OutOfOrderSequence {
+                expected: 450,
+                got: 455,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // An older epoch is fenced once a newer one has written.
+    log.append(&producer_batch(7, 1, 0, 1, "e1")).unwrap();
+    let err = log
+        .append(&producer_batch(7, 0, seq, 1, "zombie"))
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::ProducerFenced { current: 1, .. }),
+        "{err}"
+    );
+
+    // After a crash (state replayed from the snapshot and the log) and
+    // after a clean restart, the retry is still recognised.
+    let e1 = producer_batch(7, 1, 0, 1, "e1");
+    for clean in [false, true] {
+        if clean {
+            log_close_and_reopen(&dir);
+        }
+        let log = Log::open(dir.path(), cfg()).unwrap();
+        let again = log.append(&e1).unwrap();
+        assert!(again.duplicate, "clean={clean}");
+        assert_eq!(again.base_offset, Offset(450));
+        let again = log.append(&sent[57].0).unwrap_err();
+        assert!(
+            matches!(again, StorageError::ProducerFenced { .. }),
+            "{again}"
+        );
+        if !clean {
+            drop(log);
+        } else {
+            log.close().unwrap();
+        }
+    }
+    // Without its snapshot the state is rebuilt from the whole log.
+    std::fs::remove_file(dir.path().join("producer-state.snapshot")).unwrap();
+    let log = Log::open(dir.path(), cfg()).unwrap();
+    assert!(log.append(&e1).unwrap().duplicate);
+    assert_eq!(log.log_end(), Offset(451));
+}
+
+fn log_close_and_reopen(dir: &tempfile::TempDir) {
+    let log = Log::open(dir.path(), small_config(Durability::Fsync)).unwrap();
+    log.close().unwrap();
+}

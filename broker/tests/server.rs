@@ -1013,3 +1013,77 @@ async fn settings_come_from_flags_then_environment_then_the_toml_file() {
         "the file beats the default"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_ids_and_sequences_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = BrokerProcess::start_in(&data, &[]);
+    let mut admin = b.admin().await;
+    create_topic(&mut admin, "idem", 1, &[]).await;
+    let mut rec = b.records().await;
+    let id = rec
+        .init_producer(v1::InitProducerRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let batch = |seq: i32, tag: &str| {
+        let mut bb = BatchBuilder::new();
+        bb.producer(id.producer_id, id.producer_epoch as i16, seq);
+        bb.push(0, None, Some(tag.as_bytes()), &[]);
+        bb.push(0, None, Some(tag.as_bytes()), &[]);
+        bb.finish()
+    };
+    rec.produce(produce_batch("idem", 0, batch(0, "a"), v1::Acks::Durable))
+        .await
+        .unwrap();
+    rec.produce(produce_batch("idem", 0, batch(2, "b"), v1::Acks::Durable))
+        .await
+        .unwrap();
+    drop((admin, rec));
+
+    for kill in [true, false] {
+        if kill {
+            b.kill9();
+        } else {
+            assert!(b.terminate().success());
+        }
+        b = BrokerProcess::start_in(&data, &[]);
+        let mut rec = b.records().await;
+        // The retry of an acknowledged batch is recognised: same offsets.
+        let r = rec
+            .produce(produce_batch("idem", 0, batch(2, "b"), v1::Acks::Durable))
+            .await
+            .unwrap()
+            .into_inner();
+        let p = &r.topics[0].partitions[0];
+        assert!(
+            p.duplicate && p.base_offset == 2,
+            "after kill={kill}: {p:?}"
+        );
+        // A gap is refused as a failed precondition, naming the sequences.
+        let r = rec
+            .produce(produce_batch("idem", 0, batch(9, "gap"), v1::Acks::Durable))
+            .await
+            .unwrap()
+            .into_inner();
+        let e = r.topics[0].partitions[0].error.clone().unwrap();
+        assert_eq!(e.code, Code::FailedPrecondition as i32);
+        assert!(e.message.contains("expected 4, got 9"), "{}", e.message);
+        // New producer ids never repeat one handed out before.
+        let next = rec
+            .init_producer(v1::InitProducerRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(next.producer_id > id.producer_id);
+    }
+    let mut rec = b.records().await;
+    let got = only(
+        rec.fetch(fetch_one("idem", 0, 0, true))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(got.records.len(), 4, "nothing was appended twice");
+}

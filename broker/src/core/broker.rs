@@ -27,7 +27,10 @@ use super::error::{BrokerError, Result};
 use super::partition::Partition;
 use super::topic::{self, TopicMeta};
 use crate::storage::Log;
-use crate::storage::checkpoint::sync_dir;
+use crate::storage::checkpoint::{self, sync_dir};
+
+/// Producer ids reserved per persisted block.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// Where the broker keeps its data, and its defaults and limits.
 #[derive(Debug, Clone)]
@@ -118,6 +121,10 @@ pub struct Broker {
     /// rare, and one at a time keeps their crash reasoning simple.
     admin: Mutex<()>,
     appends: Arc<Semaphore>,
+    /// Producer ids: the next to hand out, and the end of the block whose
+    /// end is persisted (so ids are never reused across restarts, at the
+    /// cost of one fsync per `PRODUCER_ID_BLOCK` ids).
+    producer_ids: Mutex<(i64, i64)>,
     /// Held for the broker's life: a second broker on the same directory
     /// would corrupt it.
     _lock: File,
@@ -179,7 +186,21 @@ impl Broker {
             let topic = Self::load_topic(&options, &name)?;
             topics.insert(name, Arc::new(topic));
         }
+        let next_id = match checkpoint::read(data, checkpoint::Kind::ProducerIdBlock)? {
+            checkpoint::Read::Value(v) => v as i64,
+            checkpoint::Read::Missing => 0,
+            // Damaged: we cannot know which ids were handed out. Refuse
+            // rather than risk giving one to a second producer.
+            checkpoint::Read::Damaged => {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "{} is damaged; restore it, or remove it only if no producer from before is still running",
+                    data.join(checkpoint::file_name(checkpoint::Kind::ProducerIdBlock))
+                        .display()
+                )));
+            }
+        };
         Ok(Self {
+            producer_ids: Mutex::new((next_id, next_id)),
             appends: Arc::new(Semaphore::new(
                 options.limits.appends_in_flight_max as usize,
             )),
@@ -480,6 +501,23 @@ impl Broker {
             .extend(added);
         tracing::info!(topic = name, from = old, to = count, "added partitions");
         Ok(topic)
+    }
+
+    /// Hands out a new idempotent producer id (epoch 0).
+    pub fn init_producer(&self) -> Result<(i64, i16)> {
+        let mut ids = self.producer_ids.lock().expect("producer id lock");
+        if ids.0 >= ids.1 {
+            let end = ids.0 + PRODUCER_ID_BLOCK;
+            checkpoint::write(
+                &self.options.data_dir,
+                checkpoint::Kind::ProducerIdBlock,
+                end as u64,
+            )?;
+            ids.1 = end;
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok((id, 0))
     }
 
     /// Fsyncs partitions whose `durability=interval` window has passed.

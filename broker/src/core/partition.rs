@@ -181,6 +181,7 @@ impl Partition {
                 last_offset: Offset(u64::MAX),
                 log_append_time_ms: None,
                 durable: false,
+                duplicate: false,
             });
         }
         task.await

@@ -152,6 +152,10 @@ pub struct Args {
     /// big batches in few pieces.
     #[arg(long, env = "STRATA_HTTP2_FRAME_BYTES", default_value_t = (16 << 20) - 1)]
     pub http2_frame_bytes: u32,
+    /// For tests only: answer every Nth produce call with UNAVAILABLE after
+    /// appending, as if the response were lost (0: never).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub test_lose_produce_responses: u64,
     /// Milliseconds to let in-flight calls finish at shutdown.
     #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     pub shutdown_timeout_ms: u64,

@@ -78,9 +78,13 @@ pub async fn run(
     let admin = AdminServer::new(admin::AdminService::new(broker.clone()))
         .max_decoding_message_size(request_max)
         .max_encoding_message_size(response_max);
-    let records = RecordsServer::new(records::RecordsService::new(broker.clone(), token.clone()))
-        .max_decoding_message_size(request_max)
-        .max_encoding_message_size(response_max);
+    let records = RecordsServer::new(records::RecordsService::new(
+        broker.clone(),
+        token.clone(),
+        args.test_lose_produce_responses,
+    ))
+    .max_decoding_message_size(request_max)
+    .max_encoding_message_size(response_max);
 
     let flusher = {
         let (broker, token) = (broker.clone(), token.clone());

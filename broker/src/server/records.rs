@@ -35,15 +35,22 @@ pub struct RecordsService {
     shutdown: CancellationToken,
     /// Subscriptions open now (bounded by `subscriptions_max`).
     subscriptions: Arc<AtomicU32>,
+    /// Test hook: lose the response of every Nth produce call after its
+    /// appends are done (0: never). Simulates a response lost on the way
+    /// back, to prove idempotent retries append once.
+    lose_every: u64,
+    produced: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RecordsService {
     /// A service over `broker`.
-    pub fn new(broker: Arc<Broker>, shutdown: CancellationToken) -> Self {
+    pub fn new(broker: Arc<Broker>, shutdown: CancellationToken, lose_every: u64) -> Self {
         Self {
             broker,
             shutdown,
             subscriptions: Arc::new(AtomicU32::new(0)),
+            lose_every,
+            produced: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -202,6 +209,7 @@ impl Records for RecordsService {
                     .map(|r| match r {
                         Ok((partition, info)) => v1::PartitionProduceResult {
                             partition,
+                            duplicate: info.duplicate,
                             base_offset: if acks == Acks::None {
                                 -1
                             } else {
@@ -212,6 +220,7 @@ impl Records for RecordsService {
                         },
                         Err((partition, e)) => v1::PartitionProduceResult {
                             partition,
+                            duplicate: false,
                             base_offset: -1,
                             log_append_time_ms: -1,
                             error: Some(to_error(&e)),
@@ -220,7 +229,30 @@ impl Records for RecordsService {
                     .collect(),
             })
             .collect();
+        if self.lose_every > 0
+            && (self.produced.fetch_add(1, Ordering::AcqRel) + 1).is_multiple_of(self.lose_every)
+        {
+            return Err(Status::unavailable(
+                "test hook: this produce response was lost",
+            ));
+        }
         Ok(Response::new(v1::ProduceResponse { topics }))
+    }
+
+    async fn init_producer(
+        &self,
+        _req: Request<v1::InitProducerRequest>,
+    ) -> Result<Response<v1::InitProducerResponse>, Status> {
+        self.check_running()?;
+        let broker = self.broker.clone();
+        let (producer_id, epoch) = tokio::task::spawn_blocking(move || broker.init_producer())
+            .await
+            .map_err(|e| Status::internal(format!("init producer task: {e}")))?
+            .map_err(to_status)?;
+        Ok(Response::new(v1::InitProducerResponse {
+            producer_id,
+            producer_epoch: epoch.into(),
+        }))
     }
 
     async fn fetch(

@@ -32,6 +32,11 @@ pub fn code(e: &BrokerError) -> Code {
             | StorageError::Config(_)
             | StorageError::NotBatchBoundary { .. } => Code::InvalidArgument,
             StorageError::OffsetOutOfRange { .. } => Code::OutOfRange,
+            // Not retriable as they are: the producer must start over
+            // with a new id (or stop, if it is a fenced zombie).
+            StorageError::ProducerFenced { .. } | StorageError::OutOfOrderSequence { .. } => {
+                Code::FailedPrecondition
+            }
             StorageError::Corrupt { .. } => Code::DataLoss,
             StorageError::Closed(_) => Code::Unavailable,
             StorageError::Poisoned { .. } | StorageError::Io { .. } => Code::Internal,

@@ -33,6 +33,9 @@ pub enum Kind {
     LogStart = 2,
     /// Written last by a clean close; the value is the log end offset.
     CleanShutdown = 3,
+    /// In a broker's data directory: producer ids below it may have been
+    /// handed out; the next block starts there.
+    ProducerIdBlock = 4,
 }
 
 /// File name of each kind inside a partition directory.
@@ -41,6 +44,7 @@ pub fn file_name(kind: Kind) -> &'static str {
         Kind::RecoveryPoint => "recovery-point.checkpoint",
         Kind::LogStart => "log-start-offset.checkpoint",
         Kind::CleanShutdown => "clean-shutdown.checkpoint",
+        Kind::ProducerIdBlock => "producer-id-block.checkpoint",
     }
 }
 

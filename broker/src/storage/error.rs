@@ -73,6 +73,26 @@ pub enum StorageError {
         /// The log's directory.
         dir: PathBuf,
     },
+    /// A batch from an older epoch of an idempotent producer.
+    #[error("producer {producer_id} epoch {epoch} is fenced: the current epoch is {current}")]
+    ProducerFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The epoch the log knows.
+        current: i16,
+    },
+    /// A gap or reordering in an idempotent producer's sequence numbers.
+    #[error("out-of-order sequence from producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the log expected.
+        expected: i32,
+        /// The batch's first sequence.
+        got: i32,
+    },
     /// A setting is out of its allowed range.
     #[error("invalid log config: {0}")]
     Config(String),

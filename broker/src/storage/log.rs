@@ -21,6 +21,7 @@ use super::Offset;
 use super::checkpoint::{self, Kind};
 use super::config::{Durability, LogConfig};
 use super::error::{Result, StorageError};
+use super::producers::{self, BatchMeta, Check, Producers, Refusal};
 use super::segment::{self, ScanEnd, Segment};
 
 /// What an append did.
@@ -34,6 +35,10 @@ pub struct AppendInfo {
     pub log_append_time_ms: Option<i64>,
     /// Whether the batch was fsynced before the call returned.
     pub durable: bool,
+    /// The batch had been appended before (same idempotent producer id,
+    /// epoch and sequences); the offsets are the original ones and nothing
+    /// was written.
+    pub duplicate: bool,
 }
 
 /// What a read returned.
@@ -85,6 +90,8 @@ struct Writer {
     closed: bool,
     /// Reused buffer that joins a small batch's header and records into one write.
     scratch: Vec<u8>,
+    /// Idempotent producers' sequences, to drop retried batches.
+    producers: Producers,
 }
 
 /// Segments rolled but not yet sealed. Sealing (fsync of the whole
@@ -249,6 +256,7 @@ impl Log {
         let log_start = log_start_floor.max(segments[0].base_offset());
         let log_end = active.next_offset().max(active.base_offset());
         let log_end_base = active.base_offset();
+        let producers = load_producers(&dir, &segments, log_end, &mut report)?;
         report.log_start = Offset(log_start);
         report.log_end = Offset(log_end);
 
@@ -260,6 +268,7 @@ impl Log {
                 active_first_append_ms: None,
                 closed: false,
                 scratch: Vec::new(),
+                producers,
             }),
             sync: Mutex::new(SyncState {
                 synced_offset: log_end,
@@ -391,10 +400,51 @@ impl Log {
             (config.timestamp_type == TimestampType::LogAppendTime).then_some(now);
         let max_timestamp = log_append_time_ms.unwrap_or(valid.header.max_timestamp);
         let records = u64::from(valid.record_count);
+        let h = valid.header;
+        let idempotent = h.producer_id >= 0;
+        let last_seq = h.base_sequence.wrapping_add(h.last_offset_delta);
 
-        let (base, last) = {
+        let (base, last, duplicate) = {
             let mut w = self.writer.lock().expect("writer lock");
             self.check_writable(&w)?;
+            if idempotent {
+                // Checked and recorded under the writer's lock, so two
+                // copies of one batch racing each other append once.
+                match w
+                    .producers
+                    .check(h.producer_id, h.producer_epoch, h.base_sequence, last_seq)
+                {
+                    Ok(Check::Append) => {}
+                    Ok(Check::Duplicate(m)) => {
+                        drop(w);
+                        let durable = config.durability == Durability::Fsync;
+                        if durable {
+                            self.sync_to(m.last_offset + 1)?;
+                        }
+                        return Ok(AppendInfo {
+                            base_offset: Offset(m.base_offset),
+                            last_offset: Offset(m.last_offset),
+                            log_append_time_ms: None,
+                            durable,
+                            duplicate: true,
+                        });
+                    }
+                    Err(Refusal::Fenced { current }) => {
+                        return Err(StorageError::ProducerFenced {
+                            producer_id: h.producer_id,
+                            epoch: h.producer_epoch,
+                            current,
+                        });
+                    }
+                    Err(Refusal::OutOfOrder { expected }) => {
+                        return Err(StorageError::OutOfOrderSequence {
+                            producer_id: h.producer_id,
+                            expected,
+                            got: h.base_sequence,
+                        });
+                    }
+                }
+            }
             let base = w.next_offset;
             let last = base + records - 1;
             let too_old = w
@@ -428,10 +478,19 @@ impl Log {
             }
             w.active_first_append_ms.get_or_insert(now);
             w.next_offset = last + 1;
+            if idempotent {
+                let meta = BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq,
+                    base_offset: base,
+                    last_offset: last,
+                };
+                w.producers.record(h.producer_id, h.producer_epoch, meta);
+            }
             if config.durability != Durability::Fsync {
                 self.high_watermark.store(w.next_offset, Ordering::Release);
             }
-            (base, last)
+            (base, last, false)
         };
 
         let durable = match config.durability {
@@ -461,12 +520,16 @@ impl Log {
             last_offset: Offset(last),
             log_append_time_ms,
             durable,
+            duplicate,
         })
     }
 
     /// Starts a new segment at the log end and hands the old one to a
     /// background thread to seal. Called with the writer lock held.
     fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<()> {
+        // The producer state up to here, so the next open replays at most
+        // the segments after this one.
+        self.save_producers(w)?;
         let seg = Arc::new(Segment::create(&self.dir, w.next_offset, config)?);
         checkpoint::sync_dir(&self.dir)?;
         self.segments
@@ -491,6 +554,17 @@ impl Log {
         }
         tracing::debug!(dir = %self.dir.display(), base = w.next_offset, "rolled segment");
         Ok(())
+    }
+
+    fn save_producers(&self, w: &Writer) -> Result<()> {
+        if w.producers.is_empty() {
+            return Ok(());
+        }
+        checkpoint::write_atomic(
+            &self.dir,
+            producers::SNAPSHOT_FILE,
+            &w.producers.encode(w.next_offset),
+        )
     }
 
     /// Waits until every rolled segment is sealed (or a seal failed).
@@ -692,6 +766,10 @@ impl Log {
         checkpoint::sync_dir(&self.dir)?;
         w.active = target;
         w.next_offset = offset;
+        // Batches past the cut are gone: derive the producers again.
+        w.producers = Producers::default();
+        // (The segment list's write lock is still held: use that guard.)
+        replay_producers(&segs, 0, &mut w.producers)?;
         let mut s = self.sync.lock().expect("sync lock");
         s.synced_offset = s.synced_offset.min(offset);
         self.high_watermark.store(offset, Ordering::Release);
@@ -751,10 +829,55 @@ impl Log {
             self.poison(&e);
             return Err(e);
         }
+        self.save_producers(&w)?;
         checkpoint::write(&self.dir, Kind::RecoveryPoint, w.next_offset)?;
         checkpoint::write(&self.dir, Kind::CleanShutdown, w.next_offset)?;
         Ok(())
     }
+}
+
+/// The producer state at open: the snapshot (if valid and not past the log
+/// end), then every batch header after its offset replayed over it.
+fn load_producers(
+    dir: &Path,
+    segments: &[Arc<Segment>],
+    log_end: u64,
+    report: &mut RecoveryReport,
+) -> Result<Producers> {
+    let path = dir.join(producers::SNAPSHOT_FILE);
+    let (from, mut state) = match fs::read(&path) {
+        Ok(bytes) => match Producers::decode(&bytes) {
+            Ok((offset, state)) if offset <= log_end => (offset, state),
+            // A snapshot past the end (a torn tail was cut): start over.
+            Ok(_) => (0, Producers::default()),
+            Err(_) => {
+                report.checkpoints_ignored.push(path);
+                (0, Producers::default())
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, Producers::default()),
+        Err(e) => return Err(StorageError::io(path, "read producer snapshot")(e)),
+    };
+    replay_producers(segments, from, &mut state)?;
+    Ok(state)
+}
+
+/// Replays the producer fields of every batch from offset `from` on.
+fn replay_producers(segments: &[Arc<Segment>], from: u64, state: &mut Producers) -> Result<()> {
+    for seg in segments.iter().filter(|s| s.next_offset() > from) {
+        seg.walk_headers(from, |h| {
+            if h.producer_id >= 0 {
+                let meta = BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    base_offset: h.base_offset as u64,
+                    last_offset: h.last_offset() as u64,
+                };
+                state.record(h.producer_id, h.producer_epoch, meta);
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Seals a rolled segment (fsync, index trim), then advances the recovery

@@ -15,6 +15,7 @@
 //! - [`index`]: the memory-mapped offset and time indexes.
 //! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
 //! - [`log`]: the segment list, appends with group commit, reads, recovery.
+//! - [`producers`]: idempotent producers' sequence state, and its snapshot.
 //!
 //! **Invariant:** this module uses only `std` threads and locks: no tokio, no
 //! gRPC. The server calls it from blocking tasks.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod producers;
 pub mod segment;
 
 pub use config::{Clock, Durability, LogConfig, SystemClock};

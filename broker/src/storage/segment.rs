@@ -591,6 +591,23 @@ impl Segment {
         Ok(None)
     }
 
+    /// Calls `f` with the header of every batch whose base offset is at or
+    /// after `from` (headers only: 61 bytes read per batch).
+    pub fn walk_headers(&self, from: u64, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+        let Some(mut pos) = self.position_of(from)? else {
+            return Ok(());
+        };
+        let size = self.size();
+        while pos < size {
+            let h = self.header_at(pos, size)?;
+            if h.base_offset as u64 >= from {
+                f(&h);
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(())
+    }
+
     /// Reads whole batches from `pos`: as many as fit in `max_bytes`, but at
     /// least one, and none whose base offset is at or past `visible_end`.
     pub fn read_from(&self, pos: u64, max_bytes: usize, visible_end: u64) -> Result<Bytes> {
