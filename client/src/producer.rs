@@ -10,6 +10,11 @@
 //! keeps each partition's records in the order they were sent, even across
 //! retries.
 //!
+//! Idempotence is on by default, as in Kafka: the producer gets an id from
+//! the broker and numbers each partition's batches; a batch retried after
+//! a lost response carries the same numbers, and the broker answers with
+//! the original offsets instead of appending it again.
+//!
 //! Memory is bounded by `buffer_bytes`: each record holds its encoded size
 //! of a semaphore until its batch is acknowledged or failed, and `send`
 //! waits for room when the buffer is full.
@@ -61,6 +66,9 @@ pub struct ProducerConfig {
     pub retry_backoff: Duration,
     /// The longest wait between retries.
     pub retry_backoff_max: Duration,
+    /// Number batches so that retries never duplicate a record (ignored
+    /// with `Acks::None`, which never retries).
+    pub idempotence: bool,
 }
 
 impl Default for ProducerConfig {
@@ -73,6 +81,7 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
+            idempotence: true,
         }
     }
 }
@@ -113,9 +122,19 @@ struct State {
     partitions: HashMap<String, u32>,
     /// The sticky partition of each topic, for keyless records.
     sticky: HashMap<String, u32>,
-    /// One lock per partition, held while its batch is in flight.
-    sending: HashMap<(String, u32), Arc<tokio::sync::Mutex<()>>>,
+    /// Closed batches waiting to be sent, per partition, in order; one
+    /// worker task per busy partition sends them one at a time.
+    queues: HashMap<(String, u32), Queue>,
+    /// The next sequence number of each partition, for the current
+    /// producer id.
+    sequences: HashMap<(String, u32), i32>,
     generation: u64,
+}
+
+#[derive(Default)]
+struct Queue {
+    batches: std::collections::VecDeque<OpenBatch>,
+    busy: bool,
 }
 
 struct Inner {
@@ -127,6 +146,8 @@ struct Inner {
     outstanding: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
+    /// The idempotent producer id and epoch, once the broker gave them.
+    producer_id: tokio::sync::Mutex<Option<(i64, i16)>>,
 }
 
 /// Sends records to the broker in batches. Cheap to clone; clones share
@@ -191,6 +212,7 @@ impl Producer {
                 outstanding: AtomicUsize::new(0),
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
+                producer_id: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -344,22 +366,96 @@ impl Producer {
             let next = (key.1 + 1 + fastrand::u32(..n - 1)) % n;
             state.sticky.insert(key.0.clone(), next);
         }
-        let lock = state.sending.entry(key.clone()).or_default().clone();
         self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _in_order = lock.lock().await;
-            this.deliver(key, batch).await;
-            if this.inner.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
-                this.inner.idle.notify_waiters();
+        let queue = state.queues.entry(key.clone()).or_default();
+        queue.batches.push_back(batch);
+        if !queue.busy {
+            queue.busy = true;
+            let this = self.clone();
+            tokio::spawn(async move { this.send_queue(key).await });
+        }
+    }
+
+    /// Sends a partition's queued batches one at a time, in order, until
+    /// the queue is empty.
+    async fn send_queue(&self, key: (String, u32)) {
+        loop {
+            let batch = {
+                let mut state = self.inner.state.lock().expect("producer lock");
+                let queue = state.queues.get_mut(&key).expect("a busy queue exists");
+                match queue.batches.pop_front() {
+                    Some(b) => b,
+                    None => {
+                        queue.busy = false;
+                        return;
+                    }
+                }
+            };
+            self.deliver(key.clone(), batch).await;
+            if self.inner.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.inner.idle.notify_waiters();
             }
-        });
+        }
+    }
+
+    /// The producer id, asked of the broker on first use.
+    async fn producer_id(&self) -> Result<(i64, i16)> {
+        let mut id = self.inner.producer_id.lock().await;
+        if let Some(id) = *id {
+            return Ok(id);
+        }
+        let resp = self
+            .inner
+            .client
+            .records()
+            .init_producer(v1::InitProducerRequest {})
+            .await?
+            .into_inner();
+        let got = (resp.producer_id, resp.producer_epoch as i16);
+        *id = Some(got);
+        Ok(got)
+    }
+
+    /// Gives up the producer id after a sequence error: the next batch
+    /// starts over with a fresh id and sequence 0 everywhere.
+    async fn reset_producer_id(&self) {
+        *self.inner.producer_id.lock().await = None;
+        self.inner
+            .state
+            .lock()
+            .expect("producer lock")
+            .sequences
+            .clear();
     }
 
     /// Sends one batch, retrying, and resolves its records' futures.
     async fn deliver(&self, (topic, partition): (String, u32), batch: OpenBatch) {
         let cfg = &self.inner.config;
-        let bytes = batch.builder.finish();
+        let mut builder = batch.builder;
+        if cfg.idempotence && cfg.acks != Acks::None {
+            match self.producer_id().await {
+                Ok((id, epoch)) => {
+                    let records = batch.waiters.len() as i32;
+                    let mut state = self.inner.state.lock().expect("producer lock");
+                    let next = state
+                        .sequences
+                        .entry((topic.clone(), partition))
+                        .or_insert(0);
+                    let base = *next;
+                    // Sequences wrap at i32::MAX, as Kafka's do.
+                    *next =
+                        ((i64::from(base) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32;
+                    builder.producer(id, epoch, base);
+                }
+                Err(e) => {
+                    for w in batch.waiters {
+                        let _ = w.done.send(Err(dup(&e)));
+                    }
+                    return;
+                }
+            }
+        }
+        let bytes = builder.finish();
         let deadline = batch.opened + cfg.delivery_timeout;
         let mut backoff = cfg.retry_backoff;
         let acks = match cfg.acks {
@@ -410,6 +506,15 @@ impl Producer {
                     break Err(Error::DeliveryTimeout(cfg.delivery_timeout, e.to_string()));
                 }
                 Err(e) => {
+                    if matches!(
+                        &e,
+                        Error::Partition {
+                            code: tonic::Code::FailedPrecondition,
+                            ..
+                        }
+                    ) {
+                        self.reset_producer_id().await;
+                    }
                     if matches!(
                         &e,
                         Error::Partition {
