@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use strata_proto::BatchBuilder;
 use strata_proto::v1::{self, admin_client::AdminClient, records_client::RecordsClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -57,15 +55,8 @@ pub struct Args {
     /// Acknowledgement mode (and the topic's durability).
     #[arg(long, value_enum, default_value = "durable")]
     acks: AckMode,
-    /// Bytes of each record's value.
-    #[arg(long, default_value_t = 1024)]
-    record_bytes: usize,
-    /// Records per batch (one batch per request).
-    #[arg(long, default_value_t = 1000)]
-    batch_records: usize,
-    /// Bytes of batches to send after a warm-up of a tenth as much.
-    #[arg(long, default_value_t = 4 << 30)]
-    total_bytes: u64,
+    #[command(flatten)]
+    shape: crate::shape::Shape,
 }
 
 /// A broker child process, stopped (SIGTERM) and its directory removed on drop.
@@ -131,20 +122,12 @@ pub async fn connect(url: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("connecting to {url}"))
 }
 
-fn make_batch(records: usize, record_bytes: usize) -> Bytes {
-    let mut b = BatchBuilder::with_capacity(records * (record_bytes + 16));
-    let value: Vec<u8> = (0..record_bytes).map(|i| (i * 31 % 251) as u8).collect();
-    for i in 0..records {
-        b.push(1_700_000_000_000 + i as i64, None, Some(&value), &[]);
-    }
-    b.finish()
-}
-
 /// Runs the workload and prints its report.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.producers == 0 || args.in_flight == 0 || args.partitions == 0 {
         bail!("--producers, --in-flight and --partitions must be at least 1");
     }
+    args.shape.check()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -176,7 +159,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         })
         .await
         .context("creating the topic")?;
-    let batch = make_batch(args.batch_records, args.record_bytes);
+    let batch = args.shape.batch();
     let acks = match args.acks {
         AckMode::Written => v1::Acks::Written,
         AckMode::Durable => v1::Acks::Durable,
@@ -241,8 +224,8 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             anyhow::Ok((started.elapsed(), hist))
         }
     };
-    phase(args.total_bytes / 10).await?;
-    let (elapsed, hist) = phase(args.total_bytes).await?;
+    phase(args.shape.total_bytes / 10).await?;
+    let (elapsed, hist) = phase(args.shape.total_bytes).await?;
     println!("strata-bench grpc-produce");
     println!(
         "  acks {:?} (topic durability {durability}), {} producers x {} in flight, {} partitions, {} records of {} bytes per batch ({} bytes)",
@@ -250,15 +233,15 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         args.producers,
         args.in_flight,
         args.partitions,
-        args.batch_records,
-        args.record_bytes,
+        args.shape.batch_records,
+        args.shape.record_bytes,
         batch.len()
     );
     crate::report::throughput_and_latency(
         "request",
         &hist,
         batch.len() as u64,
-        args.batch_records as u64,
+        args.shape.batch_records as u64,
         elapsed,
     );
     let _ = admin

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use strata_broker::storage::{Durability, Log, LogConfig};
-use strata_proto::BatchBuilder;
 
 /// Durability mode names on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -34,28 +33,11 @@ pub struct Args {
     /// Concurrent appending threads.
     #[arg(long, default_value_t = 1)]
     appenders: usize,
-    /// Bytes of each record's value.
-    #[arg(long, default_value_t = 1024)]
-    record_bytes: usize,
-    /// Records per batch.
-    #[arg(long, default_value_t = 1000)]
-    batch_records: usize,
-    /// Total bytes of batches to append, across all appenders (after a
-    /// warm-up of a tenth as much, not counted).
-    #[arg(long, default_value_t = 4 << 30)]
-    total_bytes: u64,
+    #[command(flatten)]
+    shape: crate::shape::Shape,
     /// Segment size.
     #[arg(long, default_value_t = 1 << 30)]
     segment_bytes_max: u64,
-}
-
-fn make_batch(records: usize, record_bytes: usize) -> Vec<u8> {
-    let mut b = BatchBuilder::with_capacity(records * (record_bytes + 16));
-    let value: Vec<u8> = (0..record_bytes).map(|i| (i * 31 % 251) as u8).collect();
-    for i in 0..records {
-        b.push(1_700_000_000_000 + i as i64, None, Some(&value), &[]);
-    }
-    b.finish().to_vec()
 }
 
 /// Runs the workload and prints its report.
@@ -63,10 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.appenders == 0 || args.appenders > 1024 {
         bail!("--appenders must be between 1 and 1024");
     }
-    if args.batch_records == 0 || args.record_bytes == 0 {
-        bail!("--batch-records and --record-bytes must be at least 1");
-    }
-    let template = make_batch(args.batch_records, args.record_bytes);
+    args.shape.check()?;
+    let template = args.shape.batch().to_vec();
     let batch_bytes = template.len() as u64;
     let config = LogConfig {
         durability: match args.durability {
@@ -113,15 +93,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok((elapsed, hist))
     };
 
-    run_phase(args.total_bytes / 10)?; // warm-up: first touch of the files and page cache
-    let (elapsed, hist) = run_phase(args.total_bytes)?;
+    run_phase(args.shape.total_bytes / 10)?; // warm-up: first touch of the files and page cache
+    let (elapsed, hist) = run_phase(args.shape.total_bytes)?;
     println!("strata-bench log");
     println!(
         "  durability {:?}, appenders {}, {} records of {} bytes per batch ({} bytes), {} batches",
         args.durability,
         args.appenders,
-        args.batch_records,
-        args.record_bytes,
+        args.shape.batch_records,
+        args.shape.record_bytes,
         batch_bytes,
         hist.len()
     );
@@ -129,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "append",
         &hist,
         batch_bytes,
-        args.batch_records as u64,
+        args.shape.batch_records as u64,
         elapsed,
     );
     log.close()?;

@@ -13,6 +13,7 @@
 mod grpc_produce;
 mod log_append;
 mod report;
+mod shape;
 
 use clap::{Parser, Subcommand};
 
