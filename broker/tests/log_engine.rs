@@ -607,3 +607,61 @@ fn log_close_and_reopen(dir: &tempfile::TempDir) {
     let log = Log::open(dir.path(), small_config(Durability::Fsync)).unwrap();
     log.close().unwrap();
 }
+
+#[test]
+fn time_retention_deletes_exactly_the_segments_older_than_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config(Durability::PageCache)).unwrap();
+    // Record timestamps 0, 10, 20, ... so each segment's newest is known.
+    for i in 0..200i64 {
+        log.append(&make_batch(&format!("t{i}"), 1, i * 10))
+            .unwrap();
+    }
+    let bases = log.segment_bases();
+    assert!(bases.len() >= 4);
+    // Segment k's newest timestamp is 10 * (base of k+1 - 1).
+    let newest = |k: usize| 10 * (bases[k + 1].0 as i64 - 1);
+    // At now = newest(1) + 1000 + 1 with retention 1000, segments 0 and 1
+    // are older than the limit; segment 2 is not.
+    let now = newest(1) + 1000 + 1;
+    assert_eq!(log.apply_retention(1000, -1, now).unwrap(), 2);
+    assert_eq!(log.log_start(), bases[2]);
+    assert_eq!(
+        log.apply_retention(1000, -1, now).unwrap(),
+        0,
+        "nothing more is due"
+    );
+    // -1 keeps forever; the active segment is never deleted.
+    assert_eq!(log.apply_retention(-1, -1, i64::MAX).unwrap(), 0);
+    log.apply_retention(0, -1, i64::MAX).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.read(log.log_start(), 1 << 20).is_ok());
+}
+
+#[test]
+fn size_retention_keeps_the_partition_under_the_limit_with_sealed_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config(Durability::PageCache)).unwrap();
+    for i in 0..300i64 {
+        log.append(&make_batch(&format!("s{i}"), 2, i)).unwrap();
+    }
+    let before = log.size_bytes();
+    let limit = before / 3;
+    let deleted = log.apply_retention(-1, limit as i64, 0).unwrap();
+    assert!(deleted > 0);
+    assert!(
+        log.size_bytes() <= limit || log.segment_count() == 1,
+        "{} > {limit}",
+        log.size_bytes()
+    );
+    // Deleting one segment fewer would have left it over the limit.
+    let bases = log.segment_bases();
+    assert!(log.size_bytes() + 4096 > limit, "deleted more than needed");
+    assert_eq!(log.log_start(), bases[0]);
+    // A reader below the new start is told the valid range.
+    let err = log.read(Offset(0), 10).unwrap_err();
+    assert!(
+        matches!(err, StorageError::OffsetOutOfRange { .. }),
+        "{err}"
+    );
+}

@@ -720,11 +720,13 @@ async fn acknowledged_durable_records_survive_kill_9() {
     let mut admin = b.admin().await;
     create_topic(&mut admin, "d", 1, &[]).await;
     let rec = b.records().await;
-    // Four producers; each records what was acknowledged. The kill comes
-    // while they are still producing.
+    // Four producers; each records what was acknowledged and reports every
+    // acknowledgement. The kill comes while they are still producing.
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let tasks: Vec<_> = (0..4)
         .map(|t| {
             let mut rec = rec.clone();
+            let acks_tx = acks_tx.clone();
             tokio::spawn(async move {
                 let mut acked = Vec::new();
                 for i in 0.. {
@@ -741,7 +743,8 @@ async fn acknowledged_durable_records_survive_kill_9() {
                             acked.push((
                                 r.get_ref().topics[0].partitions[0].base_offset,
                                 format!("t{t}-{i}"),
-                            ))
+                            ));
+                            let _ = acks_tx.send(());
                         }
                         _ => return acked,
                     }
@@ -750,20 +753,9 @@ async fn acknowledged_durable_records_survive_kill_9() {
             })
         })
         .collect();
-    // Let some acknowledgements happen, then kill.
-    loop {
-        let mut r = rec.clone();
-        let hw = only(
-            r.fetch(fetch_one("d", 0, 0, false))
-                .await
-                .unwrap()
-                .into_inner(),
-        )
-        .high_watermark;
-        if hw >= 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // Let 100 acknowledgements happen, then kill.
+    for _ in 0..100 {
+        acks_rx.recv().await.unwrap();
     }
     b.kill9();
     let mut acked = Vec::new();

@@ -389,3 +389,71 @@ async fn idempotence_turns_lost_responses_into_no_duplicates() {
         values.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_advances_the_start_and_consumers_reset_by_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(
+        &dir.path().join("data"),
+        &["--retention-check-interval-ms", "20"],
+    );
+    let client = Client::connect(b.url()).await.unwrap();
+    // Small segments, and records stamped in 1970: every sealed segment is
+    // past a one-hour retention at the first check.
+    client
+        .admin()
+        .create_topic(
+            "old",
+            1,
+            &[("segment.bytes", "4096"), ("retention.ms", "3600000")],
+        )
+        .await
+        .unwrap();
+    let producer = client.producer(ProducerConfig {
+        linger: Duration::from_millis(0),
+        ..ProducerConfig::default()
+    });
+    for i in 0..200 {
+        producer
+            .send_and_wait(
+                ProducerRecord::new("old")
+                    .value(vec![b'x'; 100])
+                    .timestamp_ms(i),
+            )
+            .await
+            .unwrap();
+    }
+    // Wait (bounded) for the retention task to delete the sealed segments.
+    let admin = client.admin();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let start = loop {
+        let d = admin.describe_topic("old").await.unwrap();
+        let p = &d.partitions[0];
+        // Done when only the active segment remains (retention may have
+        // run several times while the records were produced).
+        if p.log_start_offset > 0 && p.segment_count == 1 {
+            break p.log_start_offset;
+        }
+        // Each describe is a round trip; no sleep is needed between them.
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+    };
+    // A consumer below the start: reset to earliest or latest, or an error.
+    let mut c = client.consumer(ConsumerConfig {
+        offset_reset: OffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    });
+    c.assign("old", 0, Seek::Offset(0)).await.unwrap();
+    c.poll().await.unwrap();
+    assert_eq!(c.position("old", 0), Some(start));
+    let got = c.poll().await.unwrap();
+    assert_eq!(got[0].offset, start);
+    let mut c = client.consumer(ConsumerConfig {
+        offset_reset: OffsetReset::Error,
+        ..ConsumerConfig::default()
+    });
+    c.assign("old", 0, Seek::Offset(0)).await.unwrap();
+    assert!(matches!(
+        c.poll().await.unwrap_err(),
+        Error::OffsetOutOfRange { offset: 0, .. }
+    ));
+}

@@ -520,6 +520,31 @@ impl Broker {
         Ok((id, 0))
     }
 
+    /// Applies each topic's `retention.ms` and `retention.bytes` to its
+    /// partitions at time `now_ms`; returns the segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for t in self.topics() {
+            let c = t.config();
+            if c.retention_ms < 0 && c.retention_bytes < 0 {
+                continue;
+            }
+            for p in t.partitions() {
+                match p
+                    .log()
+                    .map(|log| log.apply_retention(c.retention_ms, c.retention_bytes, now_ms))
+                {
+                    Ok(Ok(n)) => deleted += n,
+                    Ok(Err(e)) => {
+                        tracing::error!(topic = t.name(), partition = p.id(), error = %e, "retention failed")
+                    }
+                    Err(_) => {} // An unavailable partition has nothing to clean.
+                }
+            }
+        }
+        deleted
+    }
+
     /// Fsyncs partitions whose `durability=interval` window has passed.
     pub fn flush_due(&self) {
         for t in self.topics() {

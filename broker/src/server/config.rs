@@ -152,6 +152,14 @@ pub struct Args {
     /// big batches in few pieces.
     #[arg(long, env = "STRATA_HTTP2_FRAME_BYTES", default_value_t = (16 << 20) - 1)]
     pub http2_frame_bytes: u32,
+    /// Milliseconds between retention checks (each deletes the sealed
+    /// segments past their topic's retention.ms or retention.bytes).
+    #[arg(
+        long,
+        env = "STRATA_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
+    pub retention_check_interval_ms: u64,
     /// For tests only: answer every Nth produce call with UNAVAILABLE after
     /// appending, as if the response were lost (0: never).
     #[arg(long, hide = true, default_value_t = 0)]

@@ -101,6 +101,26 @@ pub async fn run(
         })
     };
 
+    let retention = {
+        let (broker, token) = (broker.clone(), token.clone());
+        let every = Duration::from_millis(args.retention_check_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = token.cancelled() => return,
+                }
+                let b = broker.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let _ = tokio::task::spawn_blocking(move || b.apply_retention(now)).await;
+            }
+        })
+    };
+
     let stop = {
         let (token, health) = (token.clone(), health.clone());
         async move {
@@ -160,6 +180,7 @@ pub async fn run(
     };
     token.cancel();
     let _ = flusher.await;
+    let _ = retention.await;
     let closed = tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("close task")?;

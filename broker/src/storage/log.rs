@@ -818,6 +818,46 @@ impl Log {
         Ok(doomed.len())
     }
 
+    /// Deletes the sealed segments that retention no longer keeps, oldest
+    /// first, and returns how many went. Time: a segment whose newest
+    /// record is older than `retention_ms` before `now_ms` (-1 keeps
+    /// forever). Size: while the partition is larger than `retention_bytes`
+    /// (-1 is unlimited), its oldest sealed segment. The active segment is
+    /// never deleted, and a segment goes only if all before it go too.
+    pub fn apply_retention(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        now_ms: i64,
+    ) -> Result<usize> {
+        let cutoff = {
+            let segs = self.segments.read().expect("segments lock");
+            let mut total: u64 = segs.iter().map(|s| s.size()).sum();
+            let mut cutoff = None;
+            for seg in &segs[..segs.len() - 1] {
+                let too_old = retention_ms >= 0
+                    && seg
+                        .max_timestamp()
+                        .is_none_or(|t| t < now_ms.saturating_sub(retention_ms));
+                let too_big = retention_bytes >= 0 && total > retention_bytes as u64;
+                if !(too_old || too_big) {
+                    break;
+                }
+                total -= seg.size();
+                cutoff = Some(seg.next_offset());
+            }
+            cutoff
+        };
+        match cutoff {
+            Some(offset) => {
+                let n = self.delete_segments_before(Offset(offset))?;
+                tracing::info!(dir = %self.dir.display(), segments = n, log_start = offset, "retention deleted segments");
+                Ok(n)
+            }
+            None => Ok(0),
+        }
+    }
+
     /// Closes the log cleanly: fsyncs, trims the active segment's indexes,
     /// and writes the clean-shutdown marker, so the next open need not scan.
     pub fn close(&self) -> Result<()> {
