@@ -665,3 +665,48 @@ fn size_retention_keeps_the_partition_under_the_limit_with_sealed_segments_only(
         "{err}"
     );
 }
+
+#[test]
+fn a_torn_write_past_the_recovery_point_ends_the_log_there_even_before_the_last_segment() {
+    // As after a power loss while a rolled segment was still being sealed:
+    // the recovery point is behind, a middle segment is torn, later ones
+    // reached the disk. Nothing past the recovery point was confirmed.
+    let (dir, batches) = crashed_log(250);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3, "{} segments", files.len());
+    strata_broker::storage::checkpoint::write(
+        dir.path(),
+        strata_broker::storage::checkpoint::Kind::RecoveryPoint,
+        0,
+    )
+    .unwrap();
+    let second = &files[1];
+    let len = std::fs::metadata(second).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(second)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let log = Log::open(dir.path(), small_config(Durability::PageCache)).unwrap();
+    let rep = log.recovery_report();
+    assert_eq!(
+        rep.truncated_at.as_ref().map(|t| t.0.clone()),
+        Some(second.clone())
+    );
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "segments after the torn one are gone"
+    );
+    assert!(!files[2].exists());
+    // Exactly the whole batches before the tear remain.
+    let kept = read_all(&log);
+    let whole = batches.concat();
+    assert!(!kept.is_empty() && whole.starts_with(&kept));
+    let end = log.log_end();
+    assert_eq!(
+        log.append(&make_batch("next", 1, 0)).unwrap().base_offset,
+        end
+    );
+}

@@ -177,13 +177,16 @@ impl Log {
             })
         };
         let clean_end = read_ck(Kind::CleanShutdown)?;
-        let recovery_point = read_ck(Kind::RecoveryPoint)?.unwrap_or(0);
+        let recovery_point_read = read_ck(Kind::RecoveryPoint)?;
+        let recovery_point = recovery_point_read.unwrap_or(0);
         let saved_start = read_ck(Kind::LogStart)?;
         // From here on the log may change: a crash must not look clean.
         checkpoint::remove(&dir, Kind::CleanShutdown)?;
         report.clean_shutdown = clean_end.is_some();
 
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
+        // Set when a torn write ends the log early: later segments go.
+        let mut cut_after: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
             let synced =
@@ -203,12 +206,22 @@ impl Log {
                 let (seg, end) = Segment::open_scan(&dir, base, &config)?;
                 report.segments_scanned += 1;
                 if let ScanEnd::Bad { position, reason } = end {
-                    if !is_last {
+                    // Past a known recovery point nothing was confirmed
+                    // synced: a power loss may have torn this segment while
+                    // later ones reached the disk, so the log ends here.
+                    // Without a recovery point we cannot tell a torn write
+                    // from damage to synced data, and refuse.
+                    if !is_last && recovery_point_read.is_none() {
                         return Err(StorageError::corrupt(
                             seg.log_path(),
                             position,
-                            format!("invalid batch in a sealed segment: {reason}"),
+                            format!(
+                                "invalid batch in a segment that is not the last, with no recovery point to say it was never synced: {reason}"
+                            ),
                         ));
+                    }
+                    if !is_last {
+                        cut_after = Some(i);
                     }
                     let file_len = fs::metadata(seg.log_path())
                         .map_err(StorageError::io(seg.log_path(), "stat segment"))?
@@ -234,6 +247,30 @@ impl Log {
                 ));
             }
             segments.push(Arc::new(seg));
+            if cut_after.is_some() {
+                break;
+            }
+        }
+        if let Some(i) = cut_after {
+            for &base in &bases[i + 1..] {
+                for ext in ["log", "index", "timeindex"] {
+                    let path = segment::file_path(&dir, base, ext);
+                    if ext == "log" {
+                        report.truncated_bytes += fs::metadata(&path).map_or(0, |m| m.len());
+                    }
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(StorageError::io(path, "remove segment past a torn write")(
+                                e,
+                            ));
+                        }
+                    }
+                }
+            }
+            checkpoint::sync_dir(&dir)?;
+            tracing::warn!(dir = %dir.display(), segments_removed = bases.len() - i - 1, "a torn write ended the log before its last segment");
         }
 
         let log_start_floor = saved_start.unwrap_or(0);
