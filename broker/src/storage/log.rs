@@ -262,9 +262,9 @@ impl Log {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => {
-                            return Err(StorageError::io(path, "remove segment past a torn write")(
-                                e,
-                            ));
+                            return Err(
+                                StorageError::io(path, "remove segment past a torn write")(e),
+                            );
                         }
                     }
                 }
