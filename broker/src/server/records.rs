@@ -268,10 +268,12 @@ impl Records for RecordsService {
         } as usize;
         let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(limits.fetch_wait_ms_max)));
         let deadline = tokio::time::Instant::now() + wait;
+        // Each target's partition, or the error to answer for it on every
+        // round of the long-poll (already in its wire form, so cloneable).
         let targets: Vec<(
             String,
             v1::FetchPartition,
-            Result<Arc<Partition>, BrokerError>,
+            Result<Arc<Partition>, v1::Error>,
         )> = req
             .topics
             .iter()
@@ -280,7 +282,9 @@ impl Records for RecordsService {
                     (
                         t.topic.clone(),
                         *p,
-                        self.broker.partition(&t.topic, p.partition),
+                        self.broker
+                            .partition(&t.topic, p.partition)
+                            .map_err(|e| to_error(&e)),
                     )
                 })
             })
@@ -307,19 +311,20 @@ impl Records for RecordsService {
                     (fp.max_bytes as usize).min(budget)
                 };
                 let read = match partition {
-                    Err(e) => Err(clone_err(e)),
-                    Ok(_) if fp.offset < 0 => Err(BrokerError::InvalidArgument(format!(
-                        "{topic}/{}: offset {} is negative",
-                        fp.partition, fp.offset
+                    Err(e) => Err(e.clone()),
+                    Ok(_) if fp.offset < 0 => Err(to_error(&BrokerError::InvalidArgument(
+                        format!("{topic}/{}: offset {} is negative", fp.partition, fp.offset),
                     ))),
                     // Out of budget: report offsets only, read nothing.
                     Ok(p) if part_max == 0 && total > 0 => p
                         .stats()
-                        .map(|s| (s.high_watermark, s.log_start, Bytes::new())),
+                        .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
+                        .map_err(|e| to_error(&e)),
                     Ok(p) => p
                         .read(fp.offset as u64, part_max.max(1))
                         .await
-                        .map(|r| (r.high_watermark.0, r.log_start.0, r.batches)),
+                        .map(|r| (r.high_watermark.0, r.log_start.0, r.batches))
+                        .map_err(|e| to_error(&e)),
                 };
                 match read {
                     Ok((hwm, start, batches)) => {
@@ -337,7 +342,7 @@ impl Records for RecordsService {
                     }
                     Err(e) => {
                         failed = true;
-                        out.error = Some(to_error(&e));
+                        out.error = Some(e);
                     }
                 }
                 results.push((topic.clone(), out));
@@ -471,31 +476,6 @@ impl Records for RecordsService {
             });
         }
         Ok(Response::new(v1::ListOffsetsResponse { partitions: out }))
-    }
-}
-
-fn clone_err(e: &BrokerError) -> BrokerError {
-    match e {
-        BrokerError::UnknownTopic(t) => BrokerError::UnknownTopic(t.clone()),
-        BrokerError::UnknownPartition {
-            topic,
-            partition,
-            count,
-        } => BrokerError::UnknownPartition {
-            topic: topic.clone(),
-            partition: *partition,
-            count: *count,
-        },
-        BrokerError::PartitionFailed {
-            topic,
-            partition,
-            reason,
-        } => BrokerError::PartitionFailed {
-            topic: topic.clone(),
-            partition: *partition,
-            reason: reason.clone(),
-        },
-        other => BrokerError::Internal(other.to_string()),
     }
 }
 
