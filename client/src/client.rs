@@ -64,10 +64,10 @@ impl Client {
             .initial_stream_window_size(64 << 20)
             .initial_connection_window_size(64 << 20)
             .max_frame_size((16 << 20) - 1);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|source| Error::Connect { url, source })?;
+        let channel = endpoint.connect().await.map_err(|source| Error::Connect {
+            url,
+            source: Arc::new(source),
+        })?;
         Ok(Self {
             channel,
             options: Arc::new(options),

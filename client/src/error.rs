@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// An error from the Strata client.
-#[derive(Debug, thiserror::Error)]
+/// An error from the Strata client. Cloneable, so one failed batch can
+/// fail each of its records' futures with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The broker could not be reached at all.
     #[error("cannot connect to {url}: {source}")]
@@ -12,7 +13,7 @@ pub enum Error {
         url: String,
         /// The transport's error.
         #[source]
-        source: tonic::transport::Error,
+        source: std::sync::Arc<tonic::transport::Error>,
     },
     /// A call failed as a whole (a gRPC status from the broker or the transport).
     #[error("{code:?}: {message}")]

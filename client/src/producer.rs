@@ -171,33 +171,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn dup(e: &Error) -> Error {
-    match e {
-        Error::Status { code, message } => Error::Status {
-            code: *code,
-            message: message.clone(),
-        },
-        Error::Partition {
-            topic,
-            partition,
-            code,
-            message,
-        } => Error::Partition {
-            topic: topic.clone(),
-            partition: *partition,
-            code: *code,
-            message: message.clone(),
-        },
-        Error::DeliveryTimeout(d, m) => Error::DeliveryTimeout(*d, m.clone()),
-        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-        Error::Closed => Error::Closed,
-        other => Error::Status {
-            code: tonic::Code::Unavailable,
-            message: other.to_string(),
-        },
-    }
-}
-
 impl Producer {
     pub(crate) fn new(client: Client, config: ProducerConfig) -> Self {
         let buffer = Arc::new(Semaphore::new(
@@ -449,7 +422,7 @@ impl Producer {
                 }
                 Err(e) => {
                     for w in batch.waiters {
-                        let _ = w.done.send(Err(dup(&e)));
+                        let _ = w.done.send(Err(e.clone()));
                     }
                     return;
                 }
@@ -546,7 +519,7 @@ impl Producer {
                         w.timestamp_ms
                     },
                 }),
-                Err(e) => Err(dup(e)),
+                Err(e) => Err(e.clone()),
             };
             let _ = w.done.send(outcome);
         }
