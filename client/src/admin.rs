@@ -1,4 +1,4 @@
-//! Topic administration and offset look-ups.
+//! Topic and group administration, and offset look-ups.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,23 @@ use strata_proto::v1;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-pub use strata_proto::v1::{PartitionDescription, TopicDescription, TopicSummary};
+pub use strata_proto::v1::{
+    CommittedOffset, GroupDescription, GroupSummary, MemberDescription, PartitionDescription,
+    TopicDescription, TopicSummary,
+};
+
+/// Where [`Admin::reset_offsets`] moves a group's committed offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetSpec {
+    /// The first offset still in the log.
+    Earliest,
+    /// The end of the log.
+    Latest,
+    /// The first record at or after this time (ms), or the end.
+    Timestamp(i64),
+    /// This offset (clamped into the log).
+    Offset(i64),
+}
 
 /// Where to look up an offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,5 +169,112 @@ impl Admin {
             return Err(Error::partition(topic, partition, e));
         }
         Ok((r.offset >= 0).then_some(r.offset))
+    }
+
+    /// Every consumer group on the broker.
+    pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
+        Ok(self
+            .client
+            .groups_rpc()
+            .list_groups(v1::ListGroupsRequest {})
+            .await?
+            .into_inner()
+            .groups)
+    }
+
+    /// A group's state, members, assignment, committed offsets and lag.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let resp = self
+            .client
+            .groups_rpc()
+            .describe_group(v1::DescribeGroupRequest {
+                group: group.into(),
+            })
+            .await?;
+        Ok(resp.into_inner().group.unwrap_or_default())
+    }
+
+    /// Moves a group's committed offsets for `topic` (every partition if
+    /// `partitions` is empty). The broker refuses while the group has members.
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[u32],
+        to: ResetSpec,
+    ) -> Result<Vec<CommittedOffset>> {
+        use v1::reset_offsets_request::To;
+        let to = match to {
+            ResetSpec::Earliest => To::Earliest(true),
+            ResetSpec::Latest => To::Latest(true),
+            ResetSpec::Timestamp(t) => To::TimestampMs(t),
+            ResetSpec::Offset(o) => To::Offset(o),
+        };
+        let resp = self
+            .client
+            .groups_rpc()
+            .reset_offsets(v1::ResetOffsetsRequest {
+                group: group.into(),
+                topic: topic.into(),
+                partitions: partitions.to_vec(),
+                to: Some(to),
+            })
+            .await?;
+        Ok(resp.into_inner().offsets)
+    }
+
+    /// Deletes a group and its committed offsets; refused while it has members.
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        self.client
+            .groups_rpc()
+            .delete_group(v1::DeleteGroupRequest {
+                group: group.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A group's committed offsets for `partitions` (every partition it has
+    /// committed, if empty), with lag.
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<Vec<CommittedOffset>> {
+        let resp = self
+            .client
+            .groups_rpc()
+            .fetch_offsets(v1::FetchOffsetsRequest {
+                group: group.into(),
+                partitions: crate::group::by_topic(partitions),
+            })
+            .await?;
+        Ok(resp.into_inner().offsets)
+    }
+
+    /// Commits offsets to a group without being a member of it: for
+    /// consumers that assign partitions themselves and use the group only
+    /// to store offsets. Refused while the group has members. `offset` is
+    /// the next offset to read. Returns once the commit is fsynced.
+    pub async fn commit_offsets(&self, group: &str, offsets: &[(String, u32, i64)]) -> Result<()> {
+        self.client
+            .groups_rpc()
+            .commit_offsets(v1::CommitOffsetsRequest {
+                group: group.into(),
+                member_id: String::new(),
+                member_epoch: -1,
+                partitions: offsets
+                    .iter()
+                    .map(|(topic, partition, offset)| v1::CommitPartition {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: *offset,
+                        metadata: String::new(),
+                    })
+                    .collect(),
+                acks: v1::Acks::Durable as i32,
+            })
+            .await?;
+        Ok(())
     }
 }

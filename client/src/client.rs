@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_proto::v1::{admin_client::AdminClient, records_client::RecordsClient};
+use strata_proto::v1::{
+    admin_client::AdminClient, groups_client::GroupsClient, records_client::RecordsClient,
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::admin::Admin;
@@ -102,6 +104,12 @@ impl Client {
 
     pub(crate) fn admin_rpc(&self) -> AdminClient<Channel> {
         AdminClient::new(self.channel.clone())
+            .max_decoding_message_size(self.options.message_bytes_max)
+            .max_encoding_message_size(self.options.message_bytes_max)
+    }
+
+    pub(crate) fn groups_rpc(&self) -> GroupsClient<Channel> {
+        GroupsClient::new(self.channel.clone())
             .max_decoding_message_size(self.options.message_bytes_max)
             .max_encoding_message_size(self.options.message_bytes_max)
     }

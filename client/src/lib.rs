@@ -48,13 +48,14 @@ pub mod admin;
 pub mod client;
 pub mod consumer;
 pub mod error;
+mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod record;
 
-pub use admin::{Admin, OffsetSpec};
+pub use admin::{Admin, OffsetSpec, ResetSpec};
 pub use client::{Client, ClientOptions};
-pub use consumer::{Consumer, ConsumerConfig, OffsetReset, Seek};
+pub use consumer::{Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Seek};
 pub use error::{Error, Result};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig};
 pub use record::{ConsumerRecord, Header, ProducerRecord, RecordMetadata};

@@ -103,6 +103,23 @@ pub enum BrokerError {
     /// A bug: a task panicked or a channel closed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A group member (or a standalone committer) that may not do what it
+    /// asked: unknown, stale, or not the owner.
+    #[error("{0}")]
+    Fenced(#[from] super::groups::Fenced),
+    /// An admin operation that needs a group without members.
+    #[error("group {group:?} has {members} active member(s); stop them before you {what}")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many members it has.
+        members: usize,
+        /// What was refused.
+        what: String,
+    },
+    /// No group of that name.
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
     /// Another broker holds the data directory.
     #[error(
         "data directory {0} is locked by another running broker; stop it, or use another --data-dir"

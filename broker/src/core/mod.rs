@@ -9,10 +9,12 @@
 //!   that wakes long-polls and subscriptions when records become visible.
 //! - [`broker`]: the set of topics on disk: create, delete, alter, grow,
 //!   recover at startup, close at shutdown.
+//! - [`groups`]: consumer groups: membership, assignment, committed offsets.
 
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod groups;
 pub mod partition;
 pub mod topic;
 

@@ -27,11 +27,7 @@ impl AdminService {
         &self,
         f: impl FnOnce(&Broker) -> crate::core::error::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let broker = self.broker.clone();
-        tokio::task::spawn_blocking(move || f(&broker))
-            .await
-            .map_err(|e| Status::internal(format!("admin task failed: {e}")))?
-            .map_err(to_status)
+        super::blocking(&self.broker, f).await
     }
 }
 

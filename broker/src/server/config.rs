@@ -18,6 +18,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use strata_proto::TimestampType;
 
 use crate::core::config::DurabilityKind;
+use crate::core::groups::GroupSettings;
 use crate::core::{BrokerOptions, Limits, TopicConfig, TopicDefaults};
 
 /// `durability` values on the command line.
@@ -160,6 +161,35 @@ pub struct Args {
         default_value_t = 30_000
     )]
     pub retention_check_interval_ms: u64,
+    /// Session timeout of a group member that does not ask for one (ms).
+    #[arg(long, env = "STRATA_GROUP_SESSION_TIMEOUT_MS", default_value_t = GroupSettings::default().session_timeout_ms)]
+    pub group_session_timeout_ms: u32,
+    /// Shortest session timeout a member may ask for (ms).
+    #[arg(long, env = "STRATA_GROUP_SESSION_TIMEOUT_MS_MIN", default_value_t = GroupSettings::default().session_timeout_ms_min)]
+    pub group_session_timeout_ms_min: u32,
+    /// Longest session timeout a member may ask for (ms).
+    #[arg(long, env = "STRATA_GROUP_SESSION_TIMEOUT_MS_MAX", default_value_t = GroupSettings::default().session_timeout_ms_max)]
+    pub group_session_timeout_ms_max: u32,
+    /// How often group members heartbeat (ms; at most a third of their
+    /// session timeout).
+    #[arg(long, env = "STRATA_GROUP_HEARTBEAT_INTERVAL_MS", default_value_t = GroupSettings::default().heartbeat_interval_ms)]
+    pub group_heartbeat_interval_ms: u32,
+    /// How long a member may take to release a revoked partition before it
+    /// is removed from its group, unless it asks for another (ms).
+    #[arg(long, env = "STRATA_GROUP_REBALANCE_TIMEOUT_MS", default_value_t = GroupSettings::default().rebalance_timeout_ms)]
+    pub group_rebalance_timeout_ms: u32,
+    /// Consumer groups on the broker.
+    #[arg(long, env = "STRATA_GROUPS_MAX", default_value_t = GroupSettings::default().groups_max)]
+    pub groups_max: u32,
+    /// Members of one group.
+    #[arg(long, env = "STRATA_GROUP_MEMBERS_MAX", default_value_t = GroupSettings::default().group_members_max)]
+    pub group_members_max: u32,
+    /// Bytes of metadata in one committed offset.
+    #[arg(long, env = "STRATA_COMMIT_METADATA_BYTES_MAX", default_value_t = GroupSettings::default().commit_metadata_bytes_max)]
+    pub commit_metadata_bytes_max: u32,
+    /// Milliseconds between checks for members whose session ran out.
+    #[arg(long, env = "STRATA_GROUP_CHECK_INTERVAL_MS", default_value_t = 100)]
+    pub group_check_interval_ms: u64,
     /// For tests only: answer every Nth produce call with UNAVAILABLE after
     /// appending, as if the response were lost (0: never).
     #[arg(long, hide = true, default_value_t = 0)]
@@ -264,6 +294,20 @@ impl Args {
         }
     }
 
+    /// The group coordinator's settings.
+    pub fn group_settings(&self) -> GroupSettings {
+        GroupSettings {
+            session_timeout_ms: self.group_session_timeout_ms,
+            session_timeout_ms_min: self.group_session_timeout_ms_min,
+            session_timeout_ms_max: self.group_session_timeout_ms_max,
+            heartbeat_interval_ms: self.group_heartbeat_interval_ms.max(1),
+            rebalance_timeout_ms: self.group_rebalance_timeout_ms,
+            groups_max: self.groups_max,
+            group_members_max: self.group_members_max,
+            commit_metadata_bytes_max: self.commit_metadata_bytes_max,
+        }
+    }
+
     /// Checks settings that clap's types cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if !(16 * 1024..=(16 << 20) - 1).contains(&self.http2_frame_bytes) {
@@ -271,6 +315,14 @@ impl Args {
         }
         if self.default_partitions == 0 || self.default_partitions > self.partitions_max {
             bail!("--default-partitions must be between 1 and --partitions-max");
+        }
+        if self.group_session_timeout_ms_min > self.group_session_timeout_ms_max
+            || !(self.group_session_timeout_ms_min..=self.group_session_timeout_ms_max)
+                .contains(&self.group_session_timeout_ms)
+        {
+            bail!(
+                "--group-session-timeout-ms must lie between --group-session-timeout-ms-min and --group-session-timeout-ms-max"
+            );
         }
         let defaults = self.broker_options().defaults;
         crate::core::TopicConfig::resolve(&defaults, &Default::default())

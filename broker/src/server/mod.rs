@@ -2,7 +2,7 @@
 //! graceful shutdown.
 //!
 //! - [`config`]: flags, environment and TOML file.
-//! - [`admin`] and [`records`]: the two `strata.v1` services.
+//! - [`admin`], [`records`] and [`groups`]: the three `strata.v1` services.
 //! - [`status`]: the one place errors become gRPC statuses.
 //!
 //! Startup: recover every partition (blocking), bind, print
@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod groups;
 pub mod records;
 pub mod status;
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use strata_proto::v1::admin_server::AdminServer;
+use strata_proto::v1::groups_server::GroupsServer;
 use strata_proto::v1::records_server::RecordsServer;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -31,9 +33,27 @@ use tonic_health::ServingStatus;
 pub use config::Args;
 
 use crate::core::Broker;
+use crate::core::groups::Coordinator;
 
 /// How often interval-durability partitions are checked for a due fsync.
 const FLUSH_CHECK_MS: u64 = 50;
+
+/// Runs `f` on a blocking thread (the core is synchronous: it waits for
+/// fsyncs) and turns its error into the call's status.
+pub(crate) async fn blocking<S, T>(
+    state: &Arc<S>,
+    f: impl FnOnce(&S) -> crate::core::error::Result<T> + Send + 'static,
+) -> Result<T, tonic::Status>
+where
+    S: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state))
+        .await
+        .map_err(|e| tonic::Status::internal(format!("blocking task failed: {e}")))?
+        .map_err(status::to_status)
+}
 
 /// Runs the broker until `shutdown` resolves, then shuts down gracefully.
 pub async fn run(
@@ -54,6 +74,14 @@ pub async fn run(
             .await
             .context("recovery task")??,
     );
+    let coordinator = {
+        let (broker, settings) = (broker.clone(), args.group_settings());
+        Arc::new(
+            tokio::task::spawn_blocking(move || Coordinator::open(broker, settings))
+                .await
+                .context("groups recovery task")??,
+        )
+    };
     let topics = broker.topics();
     tracing::info!(
         topics = topics.len(),
@@ -85,6 +113,29 @@ pub async fn run(
     ))
     .max_decoding_message_size(request_max)
     .max_encoding_message_size(response_max);
+    let groups = GroupsServer::new(groups::GroupsService::new(coordinator.clone()))
+        .max_decoding_message_size(request_max)
+        .max_encoding_message_size(response_max);
+
+    // Expires members whose session ran out, and follows topics that grow.
+    let group_ticker = {
+        let (coordinator, token) = (coordinator.clone(), token.clone());
+        let every = Duration::from_millis(args.group_check_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = token.cancelled() => return,
+                }
+                let c = coordinator.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.tick()).await {
+                    tracing::error!(error = %e, "group expiry failed");
+                }
+            }
+        })
+    };
 
     let flusher = {
         let (broker, token) = (broker.clone(), token.clone());
@@ -135,6 +186,9 @@ pub async fn run(
             health
                 .set_not_serving::<AdminServer<admin::AdminService>>()
                 .await;
+            health
+                .set_not_serving::<GroupsServer<groups::GroupsService>>()
+                .await;
             token.cancel();
         }
     };
@@ -151,6 +205,7 @@ pub async fn run(
         .add_service(reflection)
         .add_service(admin)
         .add_service(records)
+        .add_service(groups)
         // Our own listener (to learn the port before serving), so tonic's
         // tcp_nodelay above does not reach it: set it here. Without it,
         // Nagle and delayed ACKs stall responses by tens of milliseconds.
@@ -162,6 +217,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<AdminServer<admin::AdminService>>()
+        .await;
+    health
+        .set_serving::<GroupsServer<groups::GroupsService>>()
         .await;
     tracing::info!(%addr, "serving");
     println!("strata-broker listening on {addr}");
@@ -181,9 +239,13 @@ pub async fn run(
     token.cancel();
     let _ = flusher.await;
     let _ = retention.await;
-    let closed = tokio::task::spawn_blocking(move || broker.close())
-        .await
-        .context("close task")?;
+    let _ = group_ticker.await;
+    let closed = tokio::task::spawn_blocking(move || {
+        let groups = coordinator.close();
+        broker.close().and(groups)
+    })
+    .await
+    .context("close task")?;
     served.context("server task")?.context("gRPC server")?;
     closed?;
     tracing::info!("stopped cleanly");

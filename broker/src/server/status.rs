@@ -15,7 +15,8 @@ use crate::storage::StorageError;
 pub fn code(e: &BrokerError) -> Code {
     use BrokerError as B;
     match e {
-        B::UnknownTopic(_) | B::UnknownPartition { .. } => Code::NotFound,
+        B::UnknownTopic(_) | B::UnknownPartition { .. } | B::UnknownGroup(_) => Code::NotFound,
+        B::Fenced(_) | B::GroupNotEmpty { .. } => Code::FailedPrecondition,
         B::TopicExists(_) => Code::AlreadyExists,
         B::InvalidTopicName { .. }
         | B::InvalidConfig { .. }

@@ -6,6 +6,9 @@
 //! strata topic list | describe orders | alter orders --config segment.bytes=1048576 | delete orders
 //! printf 'a\nb\n' | strata produce orders --key-separator :
 //! strata consume orders --from-beginning --max-messages 2
+//! strata consume orders --group billing
+//! strata group list | describe billing | delete billing
+//! strata group reset-offsets billing --topic orders --to-earliest
 //! ```
 
 use std::io::{BufRead, Write};
@@ -15,7 +18,8 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::json;
 use strata_client::{
-    Acks, Client, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig, ProducerRecord, Seek,
+    Acks, Client, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig, ProducerRecord,
+    ResetSpec, Seek,
 };
 
 #[derive(Debug, Parser)]
@@ -46,6 +50,52 @@ enum Command {
     Produce(ProduceArgs),
     /// Write records to standard output, one per line.
     Consume(ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// List groups with their state and member count.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a group's members, assignment, committed offsets and lag.
+    Describe {
+        group: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a group's committed offsets (only while it has no members).
+    #[command(group(clap::ArgGroup::new("to").required(true)))]
+    ResetOffsets {
+        group: String,
+        /// The topic whose offsets move.
+        #[arg(long)]
+        topic: String,
+        /// Only this partition (repeatable; default: all).
+        #[arg(long = "partition")]
+        partitions: Vec<u32>,
+        /// To the first record still in the log.
+        #[arg(long, group = "to")]
+        to_earliest: bool,
+        /// To the end of the log.
+        #[arg(long, group = "to")]
+        to_latest: bool,
+        /// To the first record at or after this time (RFC 3339, like
+        /// 2026-11-26T09:00:00Z, or milliseconds since the epoch).
+        #[arg(long, group = "to", value_name = "DATETIME")]
+        to_datetime: Option<String>,
+        /// To this offset (clamped into the log).
+        #[arg(long, group = "to")]
+        to_offset: Option<i64>,
+    },
+    /// Delete a group and its committed offsets (only without members).
+    Delete { group: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,8 +160,14 @@ struct ConsumeArgs {
     #[arg(long)]
     offset: Option<i64>,
     /// Read only this partition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     partition: Option<u32>,
+    /// Consume as a member of this consumer group: the broker assigns the
+    /// partitions, and what is printed is committed. Without a committed
+    /// offset a partition starts at the end (or the beginning with
+    /// --from-beginning).
+    #[arg(long, conflicts_with = "offset")]
+    group: Option<String>,
     /// Exit after this many records.
     #[arg(long)]
     max_messages: Option<u64>,
@@ -324,7 +380,79 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn line(r: &ConsumerRecord, args: &ConsumeArgs) -> anyhow::Result<String> {
+    Ok(if args.json {
+        serde_json::to_string(&json!({
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "timestamp_ms": r.timestamp_ms,
+            "key": r.key.as_ref().map(|_| text(&r.key)),
+            "value": r.value.as_ref().map(|_| text(&r.value)),
+            "headers": r.headers.iter().map(|h| json!({"key": h.key, "value": h.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())})).collect::<Vec<_>>(),
+        }))?
+    } else {
+        render(r, args.format.as_deref().unwrap_or("%v"))
+    })
+}
+
+/// `consume --group`: poll, print, commit what was printed. Ctrl-C commits
+/// and leaves the group.
+async fn consume_group(client: &Client, group: &str, args: &ConsumeArgs) -> anyhow::Result<()> {
+    let mut consumer = client.consumer(ConsumerConfig {
+        offset_reset: if args.from_beginning {
+            OffsetReset::Earliest
+        } else {
+            OffsetReset::Latest
+        },
+        // Commit exactly what was printed, not what poll returned.
+        auto_commit: false,
+        client_id: "strata-cli".into(),
+        ..ConsumerConfig::default()
+    });
+    consumer.subscribe(group, &[args.topic.as_str()]).await?;
+    let mut seen = 0u64;
+    let stdout = std::io::stdout();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    'poll: while args.max_messages.is_none_or(|m| seen < m) {
+        let records = tokio::select! {
+            r = consumer.poll() => r?,
+            _ = &mut interrupted => break,
+        };
+        let mut printed: std::collections::BTreeMap<(String, u32), i64> = Default::default();
+        let mut closed = false;
+        for r in &records {
+            let text = line(r, args)?;
+            let mut out = stdout.lock();
+            if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+                closed = true; // The reader went away (a closed pipe).
+                break;
+            }
+            printed.insert((r.topic.clone(), r.partition), r.offset + 1);
+            seen += 1;
+            if args.max_messages.is_some_and(|m| seen >= m) {
+                break;
+            }
+        }
+        let offsets: Vec<(String, u32, i64)> =
+            printed.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        consumer.commit_offsets(&offsets).await?;
+        if closed {
+            break 'poll;
+        }
+    }
+    consumer.close().await?;
+    Ok(())
+}
+
 async fn consume(client: &Client, args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(group) = &args.group {
+        if args.max_messages == Some(0) {
+            return Ok(());
+        }
+        return consume_group(client, group, &args).await;
+    }
     let mut consumer = client.consumer(ConsumerConfig {
         offset_reset: OffsetReset::Earliest,
         ..ConsumerConfig::default()
@@ -345,20 +473,7 @@ async fn consume(client: &Client, args: ConsumeArgs) -> anyhow::Result<()> {
     let mut seen = 0u64;
     let stdout = std::io::stdout();
     while let Some(r) = records.next().await {
-        let r = r?;
-        let line = if args.json {
-            serde_json::to_string(&json!({
-                "topic": r.topic,
-                "partition": r.partition,
-                "offset": r.offset,
-                "timestamp_ms": r.timestamp_ms,
-                "key": r.key.as_ref().map(|_| text(&r.key)),
-                "value": r.value.as_ref().map(|_| text(&r.value)),
-                "headers": r.headers.iter().map(|h| json!({"key": h.key, "value": h.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())})).collect::<Vec<_>>(),
-            }))?
-        } else {
-            render(&r, args.format.as_deref().unwrap_or("%v"))
-        };
+        let line = line(&r?, &args)?;
         let mut out = stdout.lock();
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
             return Ok(()); // The reader went away (a closed pipe).
@@ -366,6 +481,150 @@ async fn consume(client: &Client, args: ConsumeArgs) -> anyhow::Result<()> {
         seen += 1;
         if args.max_messages.is_some_and(|m| seen >= m) {
             break;
+        }
+    }
+    Ok(())
+}
+
+fn parse_datetime(s: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(s).with_context(|| {
+        format!("--to-datetime {s:?} is neither RFC 3339 (2026-11-26T09:00:00Z) nor milliseconds")
+    })?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("--to-datetime is before 1970")?
+        .as_millis();
+    Ok(ms as i64)
+}
+
+async fn group(client: &Client, cmd: GroupCommand) -> anyhow::Result<()> {
+    let admin = client.admin();
+    match cmd {
+        GroupCommand::List { json } => {
+            let groups = admin.list_groups().await?;
+            if json {
+                let v: Vec<_> = groups
+                    .iter()
+                    .map(|g| json!({"group": g.group, "state": g.state, "members": g.members}))
+                    .collect();
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                println!("{:<40} {:<12} {:>8}", "GROUP", "STATE", "MEMBERS");
+                for g in groups {
+                    println!("{:<40} {:<12} {:>8}", g.group, g.state, g.members);
+                }
+            }
+        }
+        GroupCommand::Describe { group, json } => {
+            let d = admin.describe_group(&group).await?;
+            let tps = |v: &[strata_client::proto::v1::TopicPartitions]| {
+                v.iter()
+                    .flat_map(|t| t.partitions.iter().map(move |p| format!("{}/{p}", t.topic)))
+                    .collect::<Vec<_>>()
+            };
+            if json {
+                let members: Vec<_> = d
+                    .members
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "member_id": m.member_id, "instance_id": m.instance_id,
+                            "client_id": m.client_id, "host": m.host, "epoch": m.member_epoch,
+                            "topics": m.topics, "assignment": tps(&m.assignment),
+                            "revoking": tps(&m.revoking), "target": tps(&m.target),
+                        })
+                    })
+                    .collect();
+                let offsets: Vec<_> = d
+                    .offsets
+                    .iter()
+                    .map(|o| {
+                        json!({
+                            "topic": o.topic, "partition": o.partition, "offset": o.offset,
+                            "log_end_offset": o.log_end_offset, "lag": o.lag,
+                            "error": o.error.as_ref().map(|e| e.message.clone()),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string(&json!({
+                        "group": d.group, "state": d.state, "epoch": d.epoch,
+                        "assignor": d.assignor, "members": members, "offsets": offsets,
+                    }))?
+                );
+            } else {
+                println!(
+                    "group {} state {} epoch {} assignor {}",
+                    d.group, d.state, d.epoch, d.assignor
+                );
+                println!(
+                    "{:<32} {:<16} {:<22} {:>6}  ASSIGNMENT",
+                    "MEMBER", "CLIENT", "HOST", "EPOCH"
+                );
+                for m in &d.members {
+                    let mut owned = tps(&m.assignment).join(",");
+                    if !m.revoking.is_empty() {
+                        owned.push_str(&format!(" (revoking {})", tps(&m.revoking).join(",")));
+                    }
+                    println!(
+                        "{:<32} {:<16} {:<22} {:>6}  {}",
+                        m.member_id, m.client_id, m.host, m.member_epoch, owned
+                    );
+                }
+                println!(
+                    "{:<32} {:>9} {:>14} {:>14} {:>10}",
+                    "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
+                );
+                for o in &d.offsets {
+                    let dash = |v: i64| {
+                        if v < 0 {
+                            "-".to_string()
+                        } else {
+                            v.to_string()
+                        }
+                    };
+                    println!(
+                        "{:<32} {:>9} {:>14} {:>14} {:>10}",
+                        o.topic,
+                        o.partition,
+                        dash(o.offset),
+                        dash(o.log_end_offset),
+                        dash(o.lag)
+                    );
+                }
+            }
+        }
+        GroupCommand::ResetOffsets {
+            group,
+            topic,
+            partitions,
+            to_earliest,
+            to_latest,
+            to_datetime,
+            to_offset,
+        } => {
+            let to = match (to_earliest, to_latest, to_datetime, to_offset) {
+                (true, ..) => ResetSpec::Earliest,
+                (_, true, ..) => ResetSpec::Latest,
+                (_, _, Some(dt), _) => ResetSpec::Timestamp(parse_datetime(&dt)?),
+                (_, _, _, Some(o)) => ResetSpec::Offset(o),
+                _ => {
+                    bail!("say where to: --to-earliest, --to-latest, --to-datetime or --to-offset")
+                }
+            };
+            let offsets = admin.reset_offsets(&group, &topic, &partitions, to).await?;
+            println!("{:<32} {:>9} {:>14}", "TOPIC", "PARTITION", "NEW-OFFSET");
+            for o in offsets {
+                println!("{:<32} {:>9} {:>14}", o.topic, o.partition, o.offset);
+            }
+        }
+        GroupCommand::Delete { group } => {
+            admin.delete_group(&group).await?;
+            println!("deleted group {group}");
         }
     }
     Ok(())
@@ -380,6 +639,7 @@ async fn main() {
             Command::Topic(cmd) => topic(&client, cmd).await,
             Command::Produce(args) => produce(&client, args).await,
             Command::Consume(args) => consume(&client, args).await,
+            Command::Group(cmd) => group(&client, cmd).await,
         }
     }
     .await;

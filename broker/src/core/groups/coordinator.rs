@@ -1,0 +1,660 @@
+//! The group coordinator: every group's state in memory behind one lock,
+//! written through to the internal log (`super::store`) on every change.
+//!
+//! A call validates its input, takes the lock, lets the group state
+//! machine (`super::group`) decide, appends what changed to the page cache
+//! while still holding the lock (so the log's order is the decisions'
+//! order), releases the lock, and only then waits for the fsync, which
+//! concurrent calls share. A heartbeat that changed membership answers only
+//! once the change is durable, so a broker that restarts (even after
+//! `kill -9`) tells members what it told them before.
+//!
+//! Synchronous, like the storage engine under it: the server calls it from
+//! blocking tasks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use prost::Message;
+
+use super::assignor::{Assignor, Tp};
+use super::group::{self, Committed, Group, JOIN_EPOCH};
+use super::store::{Entry, GroupValue, Key, OffsetValue, Store};
+use crate::core::Broker;
+use crate::core::error::{BrokerError, Result};
+
+/// Bounds and defaults of groups, set by the broker's flags.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    /// Session timeout of a member that does not ask for one.
+    pub session_timeout_ms: u32,
+    /// The shortest session timeout a member may ask for.
+    pub session_timeout_ms_min: u32,
+    /// The longest session timeout a member may ask for.
+    pub session_timeout_ms_max: u32,
+    /// How often members heartbeat (capped at a third of their session).
+    pub heartbeat_interval_ms: u32,
+    /// How long a member that does not ask otherwise may take to release a
+    /// revoked partition before it is removed from the group.
+    pub rebalance_timeout_ms: u32,
+    /// Groups on the broker.
+    pub groups_max: u32,
+    /// Members of one group.
+    pub group_members_max: u32,
+    /// Bytes of metadata in one committed offset.
+    pub commit_metadata_bytes_max: u32,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            session_timeout_ms: 45_000,
+            session_timeout_ms_min: 6_000,
+            session_timeout_ms_max: 300_000,
+            heartbeat_interval_ms: 3_000,
+            rebalance_timeout_ms: 60_000,
+            groups_max: 10_000,
+            group_members_max: 1_000,
+            commit_metadata_bytes_max: 4_096,
+        }
+    }
+}
+
+/// A heartbeat, as the coordinator takes it.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatRequest {
+    /// The group.
+    pub group: String,
+    /// Empty to join.
+    pub member_id: String,
+    /// 0 joins, -1 leaves, -2 leaves for now, else the member's epoch.
+    pub epoch: i32,
+    /// Static membership id (empty: none).
+    pub instance_id: String,
+    /// The client's name.
+    pub client_id: String,
+    /// The caller's address.
+    pub host: String,
+    /// Subscription.
+    pub topics: Vec<String>,
+    /// Assignor name (empty: sticky).
+    pub assignor: String,
+    /// 0: the default.
+    pub session_timeout_ms: u32,
+    /// 0: the default.
+    pub rebalance_timeout_ms: u32,
+    /// What the member owns now.
+    pub owned: BTreeSet<Tp>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone)]
+pub struct HeartbeatAnswer {
+    /// The member's id.
+    pub member_id: String,
+    /// Its epoch.
+    pub epoch: i32,
+    /// How often to heartbeat.
+    pub heartbeat_interval_ms: u32,
+    /// What it may own.
+    pub assigned: BTreeSet<Tp>,
+    /// Target partitions still held by others.
+    pub pending: u32,
+}
+
+/// One partition's committed offset and lag.
+#[derive(Debug)]
+pub struct OffsetInfo {
+    /// The partition.
+    pub tp: Tp,
+    /// What is committed, if anything.
+    pub committed: Option<Committed>,
+    /// The partition's high watermark (the end consumers see), or why it
+    /// is unknown.
+    pub end: Result<u64>,
+}
+
+impl OffsetInfo {
+    /// End minus committed, when both are known.
+    pub fn lag(&self) -> Option<i64> {
+        match (&self.committed, &self.end) {
+            (Some(c), Ok(end)) => Some((*end as i64 - c.offset).max(0)),
+            _ => None,
+        }
+    }
+}
+
+/// Where a reset moves offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTo {
+    /// The log start.
+    Earliest,
+    /// The end (high watermark).
+    Latest,
+    /// The first record at or after this time (ms); the end if none.
+    Timestamp(i64),
+    /// This offset, clamped into the log.
+    Offset(i64),
+}
+
+/// All groups of the broker.
+#[derive(Debug)]
+pub struct Coordinator {
+    broker: Arc<Broker>,
+    settings: GroupSettings,
+    groups: Mutex<BTreeMap<String, Group>>,
+    store: Store,
+    /// The clock of sessions: monotonic, from the coordinator's start.
+    start: Instant,
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn new_member_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// The persisted form of a group's membership; a tombstone once the group
+/// has neither members nor offsets.
+fn group_entry(g: &Group) -> Entry {
+    let value =
+        (!g.members.is_empty() || !g.offsets.is_empty()).then(|| GroupValue::of(g).encode_to_vec());
+    (Key::Group(g.id.clone()), value)
+}
+
+fn check_group_name(group: &str) -> Result<()> {
+    if group.is_empty() || group.len() > 249 {
+        return Err(BrokerError::InvalidArgument(format!(
+            "group name {group:?} must be 1 to 249 bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Coordinator {
+    /// Opens the groups log under `data_dir/groups/log` and loads every group.
+    pub fn open(broker: Arc<Broker>, settings: GroupSettings) -> Result<Self> {
+        let dir = broker.options().data_dir.join("groups").join("log");
+        Self::open_in(broker, settings, &dir)
+    }
+
+    fn open_in(broker: Arc<Broker>, settings: GroupSettings, dir: &Path) -> Result<Self> {
+        let start = Instant::now();
+        let (store, groups) = Store::open(dir, 0)?;
+        Ok(Self {
+            broker,
+            settings,
+            groups: Mutex::new(groups),
+            store,
+            start,
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &GroupSettings {
+        &self.settings
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Partition counts of the existing, readable topics among `topics`.
+    fn counts(&self, topics: &BTreeSet<String>) -> BTreeMap<String, u32> {
+        topics
+            .iter()
+            .filter_map(|t| {
+                let topic = self.broker.topic(t).ok()?;
+                topic
+                    .damage()
+                    .is_none()
+                    .then(|| (t.clone(), topic.partitions().len() as u32))
+            })
+            .collect()
+    }
+
+    fn bounded(&self, asked: u32, default: u32, what: &str) -> Result<u32> {
+        let s = &self.settings;
+        if asked == 0 {
+            return Ok(default.clamp(s.session_timeout_ms_min, s.session_timeout_ms_max));
+        }
+        if asked < s.session_timeout_ms_min || asked > s.session_timeout_ms_max {
+            return Err(BrokerError::InvalidArgument(format!(
+                "{what} {asked} is outside [group_session_timeout_ms_min {}, group_session_timeout_ms_max {}]",
+                s.session_timeout_ms_min, s.session_timeout_ms_max
+            )));
+        }
+        Ok(asked)
+    }
+
+    /// Writes `entries` to the page cache under the groups lock; the caller
+    /// syncs after releasing it.
+    fn write(&self, entries: &[Entry]) -> Result<Option<u64>> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        self.store.append(entries, wall_ms()).map(Some)
+    }
+
+    fn sync(&self, target: Option<u64>) -> Result<()> {
+        target.map_or(Ok(()), |t| self.store.sync_to(t))
+    }
+
+    /// Joins, heartbeats, reconciles or leaves.
+    pub fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatAnswer> {
+        check_group_name(&req.group)?;
+        let session_timeout_ms = self.bounded(
+            req.session_timeout_ms,
+            self.settings.session_timeout_ms,
+            "session_timeout_ms",
+        )?;
+        let rebalance_timeout_ms = if req.rebalance_timeout_ms == 0 {
+            self.settings.rebalance_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        };
+        let topics: BTreeSet<String> = req.topics.iter().cloned().collect();
+        if req.epoch >= JOIN_EPOCH && topics.is_empty() {
+            return Err(BrokerError::InvalidArgument(format!(
+                "group {:?}: a member must subscribe to at least one topic",
+                req.group
+            )));
+        }
+        if req.epoch > JOIN_EPOCH && req.member_id.is_empty() {
+            return Err(BrokerError::InvalidArgument(
+                "member_id is required with a member epoch above 0".into(),
+            ));
+        }
+        let assignor = Assignor::parse(&req.assignor)?;
+        let hb = group::Heartbeat {
+            member_id: req.member_id,
+            epoch: req.epoch,
+            instance_id: (!req.instance_id.is_empty()).then_some(req.instance_id),
+            client_id: req.client_id,
+            host: req.host,
+            topics,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            owned: (req.epoch != JOIN_EPOCH).then_some(req.owned),
+        };
+        let now = self.now_ms();
+        let (reply, target) = {
+            let mut groups = self.groups.lock().expect("groups lock");
+            if !groups.contains_key(&req.group) {
+                if req.epoch != JOIN_EPOCH {
+                    return Err(group::Fenced::UnknownMember {
+                        group: req.group.clone(),
+                        member: hb.member_id,
+                    }
+                    .into());
+                }
+                self.check_groups_max(groups.len(), &req.group)?;
+            }
+            let g = groups
+                .entry(req.group.clone())
+                .or_insert_with(|| Group::new(&req.group, assignor));
+            if g.members.is_empty() {
+                g.assignor = assignor;
+            }
+            let max = self.settings.group_members_max as usize;
+            if hb.epoch == JOIN_EPOCH
+                && g.members.len() >= max
+                && !g
+                    .members
+                    .values()
+                    .any(|m| hb.instance_id.is_some() && m.instance_id == hb.instance_id)
+            {
+                let err = BrokerError::LimitExceeded {
+                    limit: "group_members_max",
+                    max: max as u64,
+                    what: format!("joining group {:?}", req.group),
+                };
+                if g.members.is_empty() && g.offsets.is_empty() {
+                    groups.remove(&req.group);
+                }
+                return Err(err);
+            }
+            let result = g.heartbeat(hb, now, |t| self.counts(t), new_member_id);
+            let (reply, changed) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    if g.members.is_empty() && g.offsets.is_empty() {
+                        groups.remove(&req.group);
+                    }
+                    return Err(e.into());
+                }
+            };
+            let target = if changed {
+                let entry = group_entry(g);
+                if entry.1.is_none() {
+                    groups.remove(&req.group);
+                }
+                self.write(&[entry])?
+            } else {
+                None
+            };
+            (reply, target)
+        };
+        self.sync(target)?;
+        Ok(HeartbeatAnswer {
+            member_id: reply.member_id,
+            epoch: reply.epoch,
+            heartbeat_interval_ms: self
+                .settings
+                .heartbeat_interval_ms
+                .min(session_timeout_ms / 3)
+                .max(1),
+            assigned: reply.assigned,
+            pending: reply.pending as u32,
+        })
+    }
+
+    fn check_groups_max(&self, count: usize, group: &str) -> Result<()> {
+        if count >= self.settings.groups_max as usize {
+            return Err(BrokerError::LimitExceeded {
+                limit: "groups_max",
+                max: self.settings.groups_max.into(),
+                what: format!("creating group {group:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_partition(&self, tp: &Tp) -> Result<()> {
+        self.broker.partition(&tp.0, tp.1).map(|_| ())
+    }
+
+    /// Commits offsets. With `durable`, returns once they are fsynced.
+    pub fn commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+        offsets: Vec<(Tp, i64, String)>,
+        durable: bool,
+    ) -> Result<()> {
+        check_group_name(group)?;
+        for (tp, offset, metadata) in &offsets {
+            self.check_partition(tp)?;
+            if *offset < 0 {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "{}/{}: offset {offset} is negative",
+                    tp.0, tp.1
+                )));
+            }
+            let max = self.settings.commit_metadata_bytes_max;
+            if metadata.len() > max as usize {
+                return Err(BrokerError::LimitExceeded {
+                    limit: "commit_metadata_bytes_max",
+                    max: max.into(),
+                    what: format!("{} bytes of metadata for {}/{}", metadata.len(), tp.0, tp.1),
+                });
+            }
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let target = {
+            let mut groups = self.groups.lock().expect("groups lock");
+            if !groups.contains_key(group) {
+                self.check_groups_max(groups.len(), group)?;
+            }
+            let g = groups
+                .entry(group.to_string())
+                .or_insert_with(|| Group::new(group, Assignor::default()));
+            if let Err(e) = g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0)) {
+                if g.members.is_empty() && g.offsets.is_empty() {
+                    groups.remove(group);
+                }
+                return Err(e.into());
+            }
+            let first = g.offsets.is_empty() && g.members.is_empty();
+            let ts = wall_ms();
+            let mut entries: Vec<Entry> = Vec::with_capacity(offsets.len() + 1);
+            for (tp, offset, metadata) in offsets {
+                let value = OffsetValue {
+                    offset,
+                    metadata: metadata.clone(),
+                    timestamp_ms: ts,
+                };
+                entries.push((
+                    Key::Offset {
+                        group: group.into(),
+                        tp: tp.clone(),
+                    },
+                    Some(value.encode_to_vec()),
+                ));
+                g.offsets.insert(
+                    tp,
+                    Committed {
+                        offset,
+                        metadata,
+                        timestamp_ms: ts,
+                    },
+                );
+            }
+            if first {
+                // A group that exists only for its offsets still has a
+                // membership record, so a restart lists it.
+                entries.push(group_entry(g));
+            }
+            self.write(&entries)?
+        };
+        if durable {
+            self.sync(target)?;
+        }
+        Ok(())
+    }
+
+    fn end_of(&self, tp: &Tp) -> Result<u64> {
+        let p = self.broker.partition(&tp.0, tp.1)?;
+        Ok(p.log()?.high_watermark().0)
+    }
+
+    fn infos(&self, offsets: Vec<(Tp, Option<Committed>)>) -> Vec<OffsetInfo> {
+        offsets
+            .into_iter()
+            .map(|(tp, committed)| OffsetInfo {
+                end: self.end_of(&tp),
+                tp,
+                committed,
+            })
+            .collect()
+    }
+
+    /// Committed offsets of `tps` (empty: all the group has), with lag.
+    pub fn fetch_offsets(&self, group: &str, tps: Vec<Tp>) -> Result<Vec<OffsetInfo>> {
+        check_group_name(group)?;
+        let found: Vec<(Tp, Option<Committed>)> = {
+            let groups = self.groups.lock().expect("groups lock");
+            let g = groups.get(group);
+            if tps.is_empty() {
+                g.map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                        .collect()
+                })
+                .unwrap_or_default()
+            } else {
+                tps.into_iter()
+                    .map(|tp| {
+                        let c = g.and_then(|g| g.offsets.get(&tp).cloned());
+                        (tp, c)
+                    })
+                    .collect()
+            }
+        };
+        Ok(self.infos(found))
+    }
+
+    /// Every group: name, state and member count.
+    pub fn list(&self) -> Vec<(String, &'static str, usize)> {
+        self.groups
+            .lock()
+            .expect("groups lock")
+            .values()
+            .map(|g| (g.id.clone(), g.state(), g.members.len()))
+            .collect()
+    }
+
+    /// A group's state and offsets.
+    pub fn describe(&self, group: &str) -> Result<(Group, Vec<OffsetInfo>)> {
+        let g = self
+            .groups
+            .lock()
+            .expect("groups lock")
+            .get(group)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+        let offsets = g
+            .offsets
+            .iter()
+            .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+            .collect();
+        let infos = self.infos(offsets);
+        Ok((g, infos))
+    }
+
+    fn refuse_if_active(g: &Group, what: &str) -> Result<()> {
+        if g.members.is_empty() {
+            return Ok(());
+        }
+        Err(BrokerError::GroupNotEmpty {
+            group: g.id.clone(),
+            members: g.members.len(),
+            what: what.into(),
+        })
+    }
+
+    /// Moves a group's committed offsets for `topic` (all its partitions if
+    /// `partitions` is empty); refused while the group has members.
+    pub fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: Vec<u32>,
+        to: ResetTo,
+    ) -> Result<Vec<OffsetInfo>> {
+        check_group_name(group)?;
+        let t = self.broker.topic(topic)?;
+        let partitions = if partitions.is_empty() {
+            (0..t.partitions().len() as u32).collect()
+        } else {
+            partitions
+        };
+        let mut offsets = Vec::new();
+        for p in partitions {
+            let log = t.partition(p)?.log()?.clone();
+            let (start, end) = (log.log_start().0 as i64, log.high_watermark().0 as i64);
+            let offset = match to {
+                ResetTo::Earliest => start,
+                ResetTo::Latest => end,
+                ResetTo::Offset(o) => o.clamp(start, end),
+                ResetTo::Timestamp(ts) => log
+                    .offset_for_timestamp(ts)
+                    .map_err(|source| BrokerError::Storage {
+                        topic: topic.into(),
+                        partition: p,
+                        source,
+                    })?
+                    .map_or(end, |o| o.0 as i64),
+            };
+            offsets.push(((topic.to_string(), p), offset, String::new()));
+        }
+        {
+            let groups = self.groups.lock().expect("groups lock");
+            if let Some(g) = groups.get(group) {
+                Self::refuse_if_active(g, "reset its offsets")?;
+            }
+        }
+        // A member joining between the check and the commit is refused
+        // by the commit's own check (standalone commits need an empty group).
+        self.commit(group, "", -1, offsets.clone(), true)
+            .map_err(|e| match e {
+                BrokerError::Fenced(group::Fenced::GroupActive { group, members }) => {
+                    BrokerError::GroupNotEmpty {
+                        group,
+                        members,
+                        what: "reset its offsets".into(),
+                    }
+                }
+                e => e,
+            })?;
+        self.fetch_offsets(group, offsets.into_iter().map(|o| o.0).collect())
+    }
+
+    /// Deletes a group and its offsets; refused while it has members.
+    pub fn delete(&self, group: &str) -> Result<()> {
+        let target = {
+            let mut groups = self.groups.lock().expect("groups lock");
+            let g = groups
+                .get(group)
+                .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+            Self::refuse_if_active(g, "delete it")?;
+            let mut entries: Vec<Entry> = g
+                .offsets
+                .keys()
+                .map(|tp| {
+                    (
+                        Key::Offset {
+                            group: group.into(),
+                            tp: tp.clone(),
+                        },
+                        None,
+                    )
+                })
+                .collect();
+            entries.push((Key::Group(group.into()), None));
+            let target = self.write(&entries)?;
+            groups.remove(group);
+            target
+        };
+        self.sync(target)?;
+        tracing::info!(group, "deleted group");
+        Ok(())
+    }
+
+    /// Removes members whose session or revocation time ran out, and
+    /// retargets groups whose topics changed partition counts. Called on a
+    /// timer.
+    pub fn tick(&self) -> Result<()> {
+        let now = self.now_ms();
+        let target = {
+            let mut groups = self.groups.lock().expect("groups lock");
+            let mut entries = Vec::new();
+            for g in groups.values_mut() {
+                if g.members.is_empty() {
+                    continue;
+                }
+                let gone = g.expire(now, &|t: &BTreeSet<String>| self.counts(t));
+                for (member, why) in &gone {
+                    tracing::info!(group = %g.id, %member, reason = why, "member removed");
+                }
+                let all = g.subscribed_topics();
+                let retargeted = g.refresh_counts(self.counts(&all));
+                if !gone.is_empty() || retargeted {
+                    entries.push(group_entry(g));
+                }
+            }
+            for (key, value) in &entries {
+                if let (Key::Group(id), None) = (key, value) {
+                    groups.remove(id);
+                }
+            }
+            self.write(&entries)?
+        };
+        self.sync(target)
+    }
+
+    /// Closes the groups log cleanly.
+    pub fn close(&self) -> Result<()> {
+        self.store.close()
+    }
+}

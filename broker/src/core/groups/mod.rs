@@ -1,0 +1,22 @@
+//! Consumer groups: members share a topic's partitions, each partition read
+//! by one member at a time, and committed offsets survive anything.
+//!
+//! - [`assignor`]: pure functions from subscriptions to a target assignment
+//!   (sticky, range, round-robin).
+//! - [`group`]: one group's membership state machine (KIP-848 style):
+//!   epochs, reconciliation that revokes before it assigns, fencing.
+//! - [`store`]: the internal log the groups are written through to, and
+//!   its replay at startup.
+//! - [`coordinator`]: all groups behind one lock; validates, decides,
+//!   persists, and answers the server.
+
+pub mod assignor;
+pub mod coordinator;
+pub mod group;
+pub mod store;
+
+pub use assignor::{Assignor, Tp};
+pub use coordinator::{
+    Coordinator, GroupSettings, HeartbeatAnswer, HeartbeatRequest, OffsetInfo, ResetTo,
+};
+pub use group::Fenced;

@@ -1,0 +1,452 @@
+//! The groups' durable state: one internal log, `<data-dir>/groups/log/`,
+//! in the same segment format as a partition (Kafka's `__consumer_offsets`,
+//! on one partition). Two kinds of record, each keyed so that the newest
+//! record per key is the truth and a tombstone (no value) deletes:
+//!
+//! - an offset commit, key (group, topic, partition);
+//! - a group's membership (epoch, assignor, members, target), key (group).
+//!
+//! The log is opened in page-cache mode and fsynced with [`Store::sync_to`]
+//! after the coordinator's lock is released, so concurrent commits share
+//! one fsync (group commit) while the log's order stays the lock's order.
+//! At startup the whole log is replayed into memory; nothing is read from
+//! it afterwards. `docs/FORMAT.md` lays out the keys and values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use prost::Message;
+use strata_proto::BatchBuilder;
+
+use super::assignor::{Assignor, Tp};
+use super::group::{Committed, Group, Member};
+use crate::core::error::{BrokerError, Result};
+use crate::storage::{Durability, Log, LogConfig, Offset};
+
+/// The first byte of every key: the key layout's version.
+const KEY_VERSION: u8 = 1;
+/// The second byte: an offset commit.
+const KIND_OFFSET: u8 = 1;
+/// The second byte: a group's membership.
+const KIND_GROUP: u8 = 2;
+/// Bytes read per step of the replay at startup.
+const REPLAY_READ_BYTES: usize = 4 << 20;
+
+/// A record's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// A committed offset.
+    Offset {
+        /// The group.
+        group: String,
+        /// The partition.
+        tp: Tp,
+    },
+    /// A group's membership.
+    Group(String),
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    b.extend_from_slice(s.as_bytes());
+}
+
+fn get_str(b: &mut &[u8]) -> Option<String> {
+    let (len, rest) = b.split_first_chunk::<2>()?;
+    let len = u16::from_be_bytes(*len) as usize;
+    let s = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
+    *b = &rest[len..];
+    Some(s)
+}
+
+impl Key {
+    /// The key's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![KEY_VERSION];
+        match self {
+            Self::Offset { group, tp } => {
+                b.push(KIND_OFFSET);
+                put_str(&mut b, group);
+                put_str(&mut b, &tp.0);
+                b.extend_from_slice(&tp.1.to_be_bytes());
+            }
+            Self::Group(group) => {
+                b.push(KIND_GROUP);
+                put_str(&mut b, group);
+            }
+        }
+        b
+    }
+
+    /// Parses a key; `None` if it is not one of ours.
+    pub fn decode(mut b: &[u8]) -> Option<Self> {
+        let (&[version, kind], rest) = b.split_first_chunk::<2>()?;
+        if version != KEY_VERSION {
+            return None;
+        }
+        b = rest;
+        let key = match kind {
+            KIND_OFFSET => {
+                let group = get_str(&mut b)?;
+                let topic = get_str(&mut b)?;
+                let (p, rest) = b.split_first_chunk::<4>()?;
+                b = rest;
+                Self::Offset {
+                    group,
+                    tp: (topic, u32::from_be_bytes(*p)),
+                }
+            }
+            KIND_GROUP => Self::Group(get_str(&mut b)?),
+            _ => return None,
+        };
+        b.is_empty().then_some(key)
+    }
+}
+
+/// The value of an offset commit.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OffsetValue {
+    /// The next offset to read.
+    #[prost(int64, tag = "1")]
+    pub offset: i64,
+    /// The application's note.
+    #[prost(string, tag = "2")]
+    pub metadata: String,
+    /// Wall-clock time of the commit (ms).
+    #[prost(int64, tag = "3")]
+    pub timestamp_ms: i64,
+}
+
+/// A topic and partition.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TpValue {
+    /// Topic.
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    /// Partition.
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+}
+
+/// One member, as persisted.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberValue {
+    /// Member id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Static instance id (empty: none).
+    #[prost(string, tag = "2")]
+    pub instance_id: String,
+    /// Client name.
+    #[prost(string, tag = "3")]
+    pub client_id: String,
+    /// Client address.
+    #[prost(string, tag = "4")]
+    pub host: String,
+    /// Subscription.
+    #[prost(string, repeated, tag = "5")]
+    pub topics: Vec<String>,
+    /// Session timeout.
+    #[prost(uint32, tag = "6")]
+    pub session_timeout_ms: u32,
+    /// Revocation timeout.
+    #[prost(uint32, tag = "7")]
+    pub rebalance_timeout_ms: u32,
+    /// Member epoch.
+    #[prost(int32, tag = "8")]
+    pub epoch: i32,
+    /// The epoch before.
+    #[prost(int32, tag = "9")]
+    pub previous_epoch: i32,
+    /// Assigned partitions.
+    #[prost(message, repeated, tag = "10")]
+    pub assigned: Vec<TpValue>,
+    /// Partitions being revoked.
+    #[prost(message, repeated, tag = "11")]
+    pub revoking: Vec<TpValue>,
+    /// A static member away for now.
+    #[prost(bool, tag = "12")]
+    pub away: bool,
+}
+
+/// One member's target.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TargetValue {
+    /// Member id.
+    #[prost(string, tag = "1")]
+    pub member: String,
+    /// Its target partitions.
+    #[prost(message, repeated, tag = "2")]
+    pub partitions: Vec<TpValue>,
+}
+
+/// A group's membership, as persisted.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupValue {
+    /// Group epoch.
+    #[prost(int32, tag = "1")]
+    pub epoch: i32,
+    /// Assignor name.
+    #[prost(string, tag = "2")]
+    pub assignor: String,
+    /// Members.
+    #[prost(message, repeated, tag = "3")]
+    pub members: Vec<MemberValue>,
+    /// Target assignment.
+    #[prost(message, repeated, tag = "4")]
+    pub target: Vec<TargetValue>,
+    /// Partition counts the target was computed with.
+    #[prost(btree_map = "string, uint32", tag = "5")]
+    pub counts: BTreeMap<String, u32>,
+}
+
+fn tps(set: &BTreeSet<Tp>) -> Vec<TpValue> {
+    set.iter()
+        .map(|(topic, partition)| TpValue {
+            topic: topic.clone(),
+            partition: *partition,
+        })
+        .collect()
+}
+
+fn from_tps(v: Vec<TpValue>) -> BTreeSet<Tp> {
+    v.into_iter().map(|t| (t.topic, t.partition)).collect()
+}
+
+impl GroupValue {
+    /// The persisted part of `g`.
+    pub fn of(g: &Group) -> Self {
+        Self {
+            epoch: g.epoch,
+            assignor: g.assignor.as_str().into(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberValue {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone().unwrap_or_default(),
+                    client_id: m.client_id.clone(),
+                    host: m.host.clone(),
+                    topics: m.topics.iter().cloned().collect(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    assigned: tps(&m.assigned),
+                    revoking: tps(&m.revoking),
+                    away: m.away,
+                })
+                .collect(),
+            target: g
+                .target
+                .iter()
+                .map(|(m, set)| TargetValue {
+                    member: m.clone(),
+                    partitions: tps(set),
+                })
+                .collect(),
+            counts: g.counts.clone(),
+        }
+    }
+
+    /// Restores the membership into `g`. Every member gets a fresh session
+    /// (and revocation window) from `now_ms`: its clock stopped with the
+    /// broker.
+    pub fn restore(self, g: &mut Group, now_ms: u64) {
+        g.epoch = self.epoch;
+        g.assignor = Assignor::parse(&self.assignor).unwrap_or_default();
+        g.counts = self.counts;
+        g.target = self
+            .target
+            .into_iter()
+            .map(|t| (t.member, from_tps(t.partitions)))
+            .collect();
+        g.members = self
+            .members
+            .into_iter()
+            .map(|m| {
+                let revoking = from_tps(m.revoking);
+                let member = Member {
+                    id: m.id.clone(),
+                    instance_id: (!m.instance_id.is_empty()).then_some(m.instance_id),
+                    client_id: m.client_id,
+                    host: m.host,
+                    topics: m.topics.into_iter().collect(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    assigned: from_tps(m.assigned),
+                    revoke_deadline_ms: (!revoking.is_empty())
+                        .then(|| now_ms + u64::from(m.rebalance_timeout_ms)),
+                    revoking,
+                    away: m.away,
+                    session_deadline_ms: now_ms + u64::from(m.session_timeout_ms),
+                };
+                (m.id, member)
+            })
+            .collect();
+    }
+}
+
+/// A record to append: key and value (`None`: tombstone).
+pub type Entry = (Key, Option<Vec<u8>>);
+
+/// The internal log.
+#[derive(Debug)]
+pub struct Store {
+    log: Log,
+}
+
+fn storage(e: crate::storage::StorageError) -> BrokerError {
+    BrokerError::Storage {
+        topic: "(groups)".into(),
+        partition: 0,
+        source: e,
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the log in `dir` and replays it; `now_ms` is the
+    /// coordinator's clock, for members' fresh sessions.
+    pub fn open(dir: &Path, now_ms: u64) -> Result<(Self, BTreeMap<String, Group>)> {
+        let config = LogConfig {
+            durability: Durability::PageCache,
+            segment_bytes_max: 64 << 20,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir, config).map_err(storage)?;
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut at = log.log_start().0;
+        let end = log.high_watermark().0;
+        let mut records = 0u64;
+        while at < end {
+            let r = log.read(Offset(at), REPLAY_READ_BYTES).map_err(storage)?;
+            if r.batches.is_empty() {
+                break;
+            }
+            let batches = strata_proto::Batch::decode_all(r.batches)
+                .map_err(|e| BrokerError::Internal(format!("groups log at offset {at}: {e}")))?;
+            for b in batches {
+                for rec in b.records() {
+                    let rec = rec.map_err(|e| {
+                        BrokerError::Internal(format!("groups log at offset {at}: {e}"))
+                    })?;
+                    at = rec.offset as u64 + 1;
+                    records += 1;
+                    let Some(key) = rec.key.as_deref().and_then(Key::decode) else {
+                        tracing::warn!(
+                            offset = rec.offset,
+                            "skipping a groups record with an unknown key"
+                        );
+                        continue;
+                    };
+                    apply(&mut groups, key, rec.value.as_deref(), now_ms)?;
+                }
+            }
+        }
+        groups.retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
+        tracing::info!(
+            groups = groups.len(),
+            records,
+            bytes = log.size_bytes(),
+            "consumer groups loaded"
+        );
+        Ok((Self { log }, groups))
+    }
+
+    /// Appends entries in one batch (all or none); returns the offset to
+    /// [`Store::sync_to`] for durability.
+    pub fn append(&self, entries: &[Entry], now_wall_ms: i64) -> Result<u64> {
+        let mut b = BatchBuilder::new();
+        for (key, value) in entries {
+            b.push(now_wall_ms, Some(&key.encode()), value.as_deref(), &[]);
+        }
+        let info = self.log.append(&b.finish()).map_err(storage)?;
+        Ok(info.last_offset.0 + 1)
+    }
+
+    /// Waits until everything below `target` is fsynced.
+    pub fn sync_to(&self, target: u64) -> Result<()> {
+        self.log.sync_to(target).map_err(storage)
+    }
+
+    /// Closes the log cleanly.
+    pub fn close(&self) -> Result<()> {
+        self.log.close().map_err(storage)
+    }
+
+    /// Bytes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+}
+
+fn apply(
+    groups: &mut BTreeMap<String, Group>,
+    key: Key,
+    value: Option<&[u8]>,
+    now_ms: u64,
+) -> Result<()> {
+    let bad = |e: prost::DecodeError| BrokerError::Internal(format!("groups log: bad value: {e}"));
+    match key {
+        Key::Offset { group, tp } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, Assignor::default()));
+            match value {
+                Some(v) => {
+                    let v = OffsetValue::decode(v).map_err(bad)?;
+                    g.offsets.insert(
+                        tp,
+                        Committed {
+                            offset: v.offset,
+                            metadata: v.metadata,
+                            timestamp_ms: v.timestamp_ms,
+                        },
+                    );
+                }
+                None => {
+                    g.offsets.remove(&tp);
+                }
+            }
+        }
+        Key::Group(group) => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, Assignor::default()));
+            match value {
+                Some(v) => GroupValue::decode(v).map_err(bad)?.restore(g, now_ms),
+                None => {
+                    let offsets = std::mem::take(&mut g.offsets);
+                    *g = Group::new(&group, Assignor::default());
+                    g.offsets = offsets;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_garbage_is_not_a_key() {
+        for k in [
+            Key::Group("g".into()),
+            Key::Offset {
+                group: "g".into(),
+                tp: ("t".into(), 7),
+            },
+        ] {
+            assert_eq!(Key::decode(&k.encode()), Some(k));
+        }
+        assert_eq!(Key::decode(b""), None);
+        assert_eq!(Key::decode(&[KEY_VERSION, 9, 0, 0]), None);
+        let mut k = Key::Group("g".into()).encode();
+        k.push(0);
+        assert_eq!(Key::decode(&k), None, "trailing bytes");
+    }
+}

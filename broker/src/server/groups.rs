@@ -1,0 +1,218 @@
+//! The `strata.v1.Groups` service: consumer groups and committed offsets.
+//! Translation only: the rules live in `crate::core::groups`, which runs
+//! on blocking threads because a change waits for its fsync.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use strata_proto::v1::{self, groups_server::Groups};
+use tonic::{Request, Response, Status};
+
+use super::blocking;
+use super::status::to_error;
+use crate::core::groups::{Coordinator, HeartbeatRequest, OffsetInfo, ResetTo, Tp};
+
+/// The Groups service.
+#[derive(Debug, Clone)]
+pub struct GroupsService {
+    coordinator: Arc<Coordinator>,
+}
+
+impl GroupsService {
+    /// A service over `coordinator`.
+    pub fn new(coordinator: Arc<Coordinator>) -> Self {
+        Self { coordinator }
+    }
+}
+
+/// Partitions grouped by topic, as the API carries them.
+fn by_topic<'a>(tps: impl IntoIterator<Item = &'a Tp>) -> Vec<v1::TopicPartitions> {
+    let mut out: Vec<v1::TopicPartitions> = Vec::new();
+    for (topic, partition) in tps {
+        match out.last_mut() {
+            Some(t) if &t.topic == topic => t.partitions.push(*partition),
+            _ => out.push(v1::TopicPartitions {
+                topic: topic.clone(),
+                partitions: vec![*partition],
+            }),
+        }
+    }
+    out
+}
+
+fn flatten(tps: Vec<v1::TopicPartitions>) -> BTreeSet<Tp> {
+    tps.into_iter()
+        .flat_map(|t| {
+            let topic = t.topic;
+            t.partitions.into_iter().map(move |p| (topic.clone(), p))
+        })
+        .collect()
+}
+
+fn offset(info: &OffsetInfo) -> v1::CommittedOffset {
+    v1::CommittedOffset {
+        topic: info.tp.0.clone(),
+        partition: info.tp.1,
+        offset: info.committed.as_ref().map_or(-1, |c| c.offset),
+        metadata: info
+            .committed
+            .as_ref()
+            .map(|c| c.metadata.clone())
+            .unwrap_or_default(),
+        commit_timestamp_ms: info.committed.as_ref().map_or(-1, |c| c.timestamp_ms),
+        log_end_offset: info.end.as_ref().map_or(-1, |&e| e as i64),
+        lag: info.lag().unwrap_or(-1),
+        error: info.end.as_ref().err().map(to_error),
+    }
+}
+
+#[tonic::async_trait]
+impl Groups for GroupsService {
+    async fn heartbeat(
+        &self,
+        req: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let host = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let r = req.into_inner();
+        let hb = HeartbeatRequest {
+            group: r.group,
+            member_id: r.member_id,
+            epoch: r.member_epoch,
+            instance_id: r.instance_id,
+            client_id: r.client_id,
+            host,
+            topics: r.topics,
+            assignor: r.assignor,
+            session_timeout_ms: r.session_timeout_ms,
+            rebalance_timeout_ms: r.rebalance_timeout_ms,
+            owned: flatten(r.owned),
+        };
+        let a = blocking(&self.coordinator, move |c| c.heartbeat(hb)).await?;
+        Ok(Response::new(v1::HeartbeatResponse {
+            member_id: a.member_id,
+            member_epoch: a.epoch,
+            heartbeat_interval_ms: a.heartbeat_interval_ms,
+            assignment: by_topic(&a.assigned),
+            pending_partitions: a.pending,
+        }))
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: Request<v1::CommitOffsetsRequest>,
+    ) -> Result<Response<v1::CommitOffsetsResponse>, Status> {
+        let r = req.into_inner();
+        let durable = !matches!(
+            v1::Acks::try_from(r.acks),
+            Ok(v1::Acks::Written | v1::Acks::None)
+        );
+        let offsets = r
+            .partitions
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), p.offset, p.metadata))
+            .collect();
+        blocking(&self.coordinator, move |c| {
+            c.commit(&r.group, &r.member_id, r.member_epoch, offsets, durable)
+        })
+        .await?;
+        Ok(Response::new(v1::CommitOffsetsResponse {}))
+    }
+
+    async fn fetch_offsets(
+        &self,
+        req: Request<v1::FetchOffsetsRequest>,
+    ) -> Result<Response<v1::FetchOffsetsResponse>, Status> {
+        let r = req.into_inner();
+        let tps = flatten(r.partitions).into_iter().collect();
+        let infos = blocking(&self.coordinator, move |c| c.fetch_offsets(&r.group, tps)).await?;
+        Ok(Response::new(v1::FetchOffsetsResponse {
+            offsets: infos.iter().map(offset).collect(),
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        _req: Request<v1::ListGroupsRequest>,
+    ) -> Result<Response<v1::ListGroupsResponse>, Status> {
+        let groups = self
+            .coordinator
+            .list()
+            .into_iter()
+            .map(|(group, state, members)| v1::GroupSummary {
+                group,
+                state: state.into(),
+                members: members as u32,
+            })
+            .collect();
+        Ok(Response::new(v1::ListGroupsResponse { groups }))
+    }
+
+    async fn describe_group(
+        &self,
+        req: Request<v1::DescribeGroupRequest>,
+    ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
+        let name = req.into_inner().group;
+        let (g, infos) = blocking(&self.coordinator, move |c| c.describe(&name)).await?;
+        let members = g
+            .members
+            .values()
+            .map(|m| v1::MemberDescription {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone().unwrap_or_default(),
+                client_id: m.client_id.clone(),
+                host: m.host.clone(),
+                member_epoch: m.epoch,
+                topics: m.topics.iter().cloned().collect(),
+                assignment: by_topic(&m.assigned),
+                revoking: by_topic(&m.revoking),
+                target: g.target.get(&m.id).map(by_topic).unwrap_or_default(),
+                session_timeout_ms: m.session_timeout_ms,
+            })
+            .collect();
+        Ok(Response::new(v1::DescribeGroupResponse {
+            group: Some(v1::GroupDescription {
+                group: g.id.clone(),
+                state: g.state().into(),
+                epoch: g.epoch,
+                assignor: g.assignor.as_str().into(),
+                members,
+                offsets: infos.iter().map(offset).collect(),
+            }),
+        }))
+    }
+
+    async fn reset_offsets(
+        &self,
+        req: Request<v1::ResetOffsetsRequest>,
+    ) -> Result<Response<v1::ResetOffsetsResponse>, Status> {
+        use v1::reset_offsets_request::To;
+        let r = req.into_inner();
+        let to = match r.to {
+            Some(To::Earliest(_)) => ResetTo::Earliest,
+            Some(To::Latest(_)) => ResetTo::Latest,
+            Some(To::TimestampMs(t)) => ResetTo::Timestamp(t),
+            Some(To::Offset(o)) => ResetTo::Offset(o),
+            None => {
+                return Err(Status::invalid_argument(
+                    "reset needs a target: earliest, latest, timestamp_ms or offset",
+                ));
+            }
+        };
+        let infos = blocking(&self.coordinator, move |c| {
+            c.reset_offsets(&r.group, &r.topic, r.partitions, to)
+        })
+        .await?;
+        Ok(Response::new(v1::ResetOffsetsResponse {
+            offsets: infos.iter().map(offset).collect(),
+        }))
+    }
+
+    async fn delete_group(
+        &self,
+        req: Request<v1::DeleteGroupRequest>,
+    ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        let name = req.into_inner().group;
+        blocking(&self.coordinator, move |c| c.delete(&name)).await?;
+        Ok(Response::new(v1::DeleteGroupResponse {}))
+    }
+}
