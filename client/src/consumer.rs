@@ -611,6 +611,12 @@ impl Consumer {
                             .await?;
                         continue;
                     }
+                    if self.group.is_some() && e.code == tonic::Code::NotFound as i32 {
+                        // A subscribed topic was deleted: the group's next
+                        // assignment drops it; until then, skip it.
+                        tracing::debug!(topic = %t.topic, partition = p.partition, "assigned partition is gone");
+                        continue;
+                    }
                     return Err(Error::partition(&t.topic, p.partition, e));
                 }
                 let mut next = position;
@@ -675,6 +681,13 @@ impl Consumer {
     /// Turns the consumer into a stream of records. A task polls ahead of
     /// the application, at most `prefetch_records` records; retriable
     /// errors are retried, the first fatal one ends the stream.
+    ///
+    /// In a group, the task's polls are what commit and release partitions,
+    /// and they run ahead of the application by up to `prefetch_records`:
+    /// auto-commit may cover records still in the stream's buffer, and a
+    /// revoked partition's buffered records still arrive after its new
+    /// owner has started. For at-least-once processing in a group, call
+    /// [`Consumer::poll`] and commit after processing instead.
     pub fn into_stream(mut self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + 'static {
         let (tx, rx) = mpsc::channel(self.config.prefetch_records.max(1));
         tokio::spawn(async move {

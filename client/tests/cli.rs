@@ -153,3 +153,133 @@ fn failures_go_to_stderr_with_a_nonzero_exit() {
     assert!(!ok);
     assert!(err.contains("invalid topic name"), "{err}");
 }
+
+#[test]
+fn group_commands_consume_describe_reset_and_delete() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let (ok, out, err) = strata(&b, args, stdin);
+        assert!(ok, "strata {args:?}: {err}");
+        out
+    };
+    run(&["topic", "create", "t", "--partitions", "1"], None);
+    run(&["produce", "t"], Some("a\nb\n"));
+    let out = run(
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+        ],
+        None,
+    );
+    assert_eq!(out, "a\nb\n");
+    let out = run(&["group", "list"], None);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("g ") && l.contains("empty")),
+        "{out}"
+    );
+    run(&["produce", "t"], Some("c\n"));
+    let out = run(&["group", "describe", "g", "--json"], None);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["offsets"][0]["offset"], 2, "{d}");
+    assert_eq!(d["offsets"][0]["lag"], 1, "{d}");
+
+    // An active member: a consumer that runs until interrupted.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--broker", &b.url(), "consume", "t", "--group", "g"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "c",
+        "resumes after the commit"
+    );
+    let (ok, _, err) = strata(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("active member"), "{err}");
+    let (ok, _, err) = strata(&b, &["group", "delete", "g"], None);
+    assert!(!ok && err.contains("active member"), "{err}");
+    let out = run(&["group", "describe", "g"], None);
+    assert!(out.contains("strata-cli") && out.contains("t/0"), "{out}");
+    // Ctrl-C: the consumer commits what it printed and leaves.
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(child.wait().unwrap().success());
+
+    let out = run(
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+        None,
+    );
+    assert!(
+        out.lines().nth(1).unwrap().trim_end().ends_with(" 0"),
+        "{out}"
+    );
+    let out = run(
+        &["consume", "t", "--group", "g", "--max-messages", "3"],
+        None,
+    );
+    assert_eq!(out, "a\nb\nc\n");
+    for (flag, value, expect) in [
+        ("--to-datetime", "2000-01-01T00:00:00Z", " 0"),
+        ("--to-offset", "1", " 1"),
+        ("--to-latest", "", " 3"),
+    ] {
+        let mut args = vec!["group", "reset-offsets", "g", "--topic", "t", flag];
+        if !value.is_empty() {
+            args.push(value);
+        }
+        let out = run(&args, None);
+        assert!(
+            out.lines().nth(1).unwrap().ends_with(expect),
+            "{flag}: {out}"
+        );
+    }
+    let (ok, _, err) = strata(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-datetime",
+            "yesterday",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+    run(&["group", "delete", "g"], None);
+    let out = run(&["group", "list"], None);
+    assert!(!out.lines().any(|l| l.starts_with("g ")), "{out}");
+}

@@ -158,7 +158,18 @@ async fn member(
     topic: &str,
     session_ms: u64,
 ) -> Running {
-    let mut c = client.consumer(config(session_ms));
+    member_with(client, shared, name, group, topic, config(session_ms)).await
+}
+
+async fn member_with(
+    client: &Client,
+    shared: &Shared,
+    name: &str,
+    group: &str,
+    topic: &str,
+    config: ConsumerConfig,
+) -> Running {
+    let mut c = client.consumer(config);
     c.subscribe_with(
         group,
         &[topic],
@@ -373,6 +384,64 @@ async fn at_least_once_while_members_join_leave_and_crash() {
     let w = shared.world.lock().unwrap();
     assert!(w.overlaps.is_empty(), "{:?}", w.overlaps);
     assert_eq!(numbers_seen(&w), (0..total).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
+    let (_d, b) = start(&[]);
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("t", 4, &[]).await.unwrap();
+    let shared = Shared::new();
+    let static_config = || ConsumerConfig {
+        group_instance_id: Some("instance-1".into()),
+        ..config(10_000)
+    };
+    let s = member_with(&client, &shared, "s", "g", "t", static_config()).await;
+    let other = member(&client, &shared, "b", "g", "t", 10_000).await;
+    shared
+        .until("two partitions each", |w| {
+            w.owners.len() == 4 && w.owners.values().filter(|o| *o == "s").count() == 2
+        })
+        .await;
+    let mine: BTreeSet<Tp> = {
+        let w = shared.world.lock().unwrap();
+        w.owners
+            .iter()
+            .filter(|(_, o)| *o == "s")
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    };
+    let epoch = client.admin().describe_group("g").await.unwrap().epoch;
+    s.close().await; // a static member leaves "for now"
+    let d = client.admin().describe_group("g").await.unwrap();
+    assert_eq!(
+        d.epoch, epoch,
+        "no rebalance when a static member steps out"
+    );
+    assert_eq!(d.members.len(), 2, "its place is kept");
+    let back = member_with(&client, &shared, "s2", "g", "t", static_config()).await;
+    shared
+        .until("the same partitions back", |w| {
+            w.owners.values().filter(|o| *o == "s2").count() == 2
+        })
+        .await;
+    let again: BTreeSet<Tp> = {
+        let w = shared.world.lock().unwrap();
+        w.owners
+            .iter()
+            .filter(|(_, o)| *o == "s2")
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    };
+    assert_eq!(again, mine);
+    assert_eq!(shared.owned_by("b"), 2, "b never got them");
+    assert_eq!(
+        client.admin().describe_group("g").await.unwrap().epoch,
+        epoch
+    );
+    back.close().await;
+    other.close().await;
+    assert!(shared.world.lock().unwrap().overlaps.is_empty());
 }
 
 async fn heartbeat(

@@ -75,6 +75,27 @@ def main(addr: str) -> None:
         headers = {h.key: h.value for h in r.headers}
         print(f"offset {r.offset}: key={r.key!r} value={r.value!r} headers={headers}")
 
+    # A consumer group member: join, commit what was read, leave.
+    groups = rpc.GroupsStub(channel)
+    joined = groups.Heartbeat(
+        pb.HeartbeatRequest(group="py-group", member_epoch=0, topics=["py-demo"], client_id="python")
+    )
+    owned = [(t.topic, p) for t in joined.assignment for p in t.partitions]
+    print(f"joined py-group as member epoch {joined.member_epoch}, assigned {owned}")
+    last = fetched.topics[0].partitions[0].records[-1].offset
+    groups.CommitOffsets(
+        pb.CommitOffsetsRequest(
+            group="py-group",
+            member_id=joined.member_id,
+            member_epoch=joined.member_epoch,
+            partitions=[pb.CommitPartition(topic="py-demo", partition=0, offset=last + 1)],
+        )
+    )
+    offsets = groups.FetchOffsets(pb.FetchOffsetsRequest(group="py-group"))
+    for o in offsets.offsets:
+        print(f"committed {o.topic}/{o.partition} at {o.offset}, lag {o.lag}")
+    groups.Heartbeat(pb.HeartbeatRequest(group="py-group", member_id=joined.member_id, member_epoch=-1))
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7390")
