@@ -246,7 +246,7 @@ impl Admin {
             .groups_rpc()
             .fetch_offsets(v1::FetchOffsetsRequest {
                 group: group.into(),
-                partitions: crate::group::by_topic(partitions),
+                partitions: strata_proto::partitions::by_topic(partitions),
             })
             .await?;
         Ok(resp.into_inner().offsets)

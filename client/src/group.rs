@@ -19,8 +19,8 @@ use tokio::sync::{Notify, watch};
 use crate::client::Client;
 use crate::error::Error;
 
-/// A topic and partition.
-pub type Tp = (String, u32);
+use strata_proto::partitions::flatten;
+pub(crate) use strata_proto::partitions::{Tp, by_topic};
 
 /// Epoch that joins a group.
 const JOIN_EPOCH: i32 = 0;
@@ -30,30 +30,6 @@ const LEAVE_EPOCH: i32 = -1;
 const STATIC_LEAVE_EPOCH: i32 = -2;
 /// First wait after a failed heartbeat; doubles up to the interval.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Partitions grouped by topic, as the API carries them.
-pub(crate) fn by_topic<'a>(tps: impl IntoIterator<Item = &'a Tp>) -> Vec<v1::TopicPartitions> {
-    let mut out: Vec<v1::TopicPartitions> = Vec::new();
-    for (topic, partition) in tps {
-        match out.last_mut() {
-            Some(t) if &t.topic == topic => t.partitions.push(*partition),
-            _ => out.push(v1::TopicPartitions {
-                topic: topic.clone(),
-                partitions: vec![*partition],
-            }),
-        }
-    }
-    out
-}
-
-fn flatten(tps: Vec<v1::TopicPartitions>) -> BTreeSet<Tp> {
-    tps.into_iter()
-        .flat_map(|t| {
-            let topic = t.topic;
-            t.partitions.into_iter().map(move |p| (topic.clone(), p))
-        })
-        .collect()
-}
 
 /// How a member joins.
 #[derive(Debug, Clone)]

@@ -713,6 +713,14 @@ async fn admin_lists_describes_resets_and_deletes_groups() {
     assert!(reset.iter().all(|o| o.offset == 0), "{reset:?}");
     admin.delete_group("g").await.unwrap();
     assert!(admin.list_groups().await.unwrap().is_empty());
+    // A standalone consumer stores its offsets in a group it never joins.
+    admin
+        .commit_offsets("solo", &[("t".into(), 1, 7)])
+        .await
+        .unwrap();
+    let o = admin.committed_offsets("solo", &[]).await.unwrap();
+    assert_eq!((o.len(), o[0].partition, o[0].offset), (1, 1, 7));
+    assert_eq!(admin.list_groups().await.unwrap()[0].group, "solo");
     let err = admin.describe_group("g").await.unwrap_err();
     assert!(err.to_string().contains("unknown group"), "{err}");
 }

@@ -6,7 +6,7 @@
 //! byte for byte, so that batches written by a Kafka client can be stored and
 //! served unchanged, and so that an independent implementation (the
 //! `kafka-protocol` crate, in our tests) can check ours. The gRPC API's
-//! `.proto` files and generated code will live here too.
+//! generated code is [`v1`]; [`partitions`] converts its partition sets.
 //!
 //! The codec never panics on input and never allocates more than the input
 //! justifies: every length read from the wire is checked against the bytes
@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod partitions;
 pub mod record;
 pub mod varint;
 

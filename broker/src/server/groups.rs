@@ -2,15 +2,15 @@
 //! Translation only: the rules live in `crate::core::groups`, which runs
 //! on blocking threads because a change waits for its fsync.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use strata_proto::partitions::{by_topic, flatten};
 use strata_proto::v1::{self, groups_server::Groups};
 use tonic::{Request, Response, Status};
 
 use super::blocking;
 use super::status::to_error;
-use crate::core::groups::{Coordinator, HeartbeatRequest, OffsetInfo, ResetTo, Tp};
+use crate::core::groups::{Coordinator, HeartbeatRequest, OffsetInfo, ResetTo};
 
 /// The Groups service.
 #[derive(Debug, Clone)]
@@ -23,30 +23,6 @@ impl GroupsService {
     pub fn new(coordinator: Arc<Coordinator>) -> Self {
         Self { coordinator }
     }
-}
-
-/// Partitions grouped by topic, as the API carries them.
-fn by_topic<'a>(tps: impl IntoIterator<Item = &'a Tp>) -> Vec<v1::TopicPartitions> {
-    let mut out: Vec<v1::TopicPartitions> = Vec::new();
-    for (topic, partition) in tps {
-        match out.last_mut() {
-            Some(t) if &t.topic == topic => t.partitions.push(*partition),
-            _ => out.push(v1::TopicPartitions {
-                topic: topic.clone(),
-                partitions: vec![*partition],
-            }),
-        }
-    }
-    out
-}
-
-fn flatten(tps: Vec<v1::TopicPartitions>) -> BTreeSet<Tp> {
-    tps.into_iter()
-        .flat_map(|t| {
-            let topic = t.topic;
-            t.partitions.into_iter().map(move |p| (topic.clone(), p))
-        })
-        .collect()
 }
 
 fn offset(info: &OffsetInfo) -> v1::CommittedOffset {

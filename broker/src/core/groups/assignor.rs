@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::error::{BrokerError, Result};
 
-/// A topic and partition.
-pub type Tp = (String, u32);
+pub use strata_proto::partitions::Tp;
 
 /// Members' subscriptions: member id to topics.
 pub type Subscriptions = BTreeMap<String, BTreeSet<String>>;
