@@ -89,7 +89,7 @@ fn spawn_broker(dir: &std::path::Path) -> anyhow::Result<(Spawned, String)> {
     let mut child = Command::new(&exe)
         .arg("--data-dir")
         .arg(tmp.path())
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--no-metrics"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -906,7 +906,7 @@ async fn health_reports_serving_and_a_second_broker_cannot_take_the_directory() 
     let out = std::process::Command::new(broker_bin())
         .arg("--data-dir")
         .arg(&b.data_dir)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--no-metrics"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -962,7 +962,13 @@ async fn settings_come_from_flags_then_environment_then_the_toml_file() {
         .arg(&file)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["--listen", "127.0.0.1:0", "--retention-ms", "2000"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--retention-ms",
+            "2000",
+        ])
         .env("STRATA_DEFAULT_PARTITIONS", "2")
         .env("STRATA_RETENTION_MS", "5000")
         .stdout(std::process::Stdio::piped())

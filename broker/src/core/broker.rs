@@ -144,18 +144,11 @@ fn remove_children(dir: &Path) -> Result<()> {
 }
 
 impl Broker {
-    /// Opens the data directory: takes its lock, finishes interrupted
-    /// creates and deletes, and recovers every partition.
-    pub fn open(options: BrokerOptions) -> Result<Self> {
-        let data = &options.data_dir;
-        for d in [
-            data.clone(),
-            topics_dir(data),
-            data.join("staging"),
-            data.join("trash"),
-        ] {
-            fs::create_dir_all(&d).map_err(BrokerError::io(&d, "create directory"))?;
-        }
+    /// Creates the data directory if needed and takes its lock, held for as
+    /// long as the returned file lives: a second broker on the same
+    /// directory would corrupt it.
+    pub fn lock(data: &Path) -> Result<File> {
+        fs::create_dir_all(data).map_err(BrokerError::io(data, "create directory"))?;
         let lock_path = data.join("broker.lock");
         let lock = File::options()
             .create(true)
@@ -164,11 +157,24 @@ impl Broker {
             .open(&lock_path)
             .map_err(BrokerError::io(&lock_path, "open lock file"))?;
         match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(BrokerError::DataDirLocked(data.clone()));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(BrokerError::io(&lock_path, "lock")(e)),
+            Ok(()) => Ok(lock),
+            Err(fs::TryLockError::WouldBlock) => Err(BrokerError::DataDirLocked(data.to_owned())),
+            Err(fs::TryLockError::Error(e)) => Err(BrokerError::io(&lock_path, "lock")(e)),
+        }
+    }
+
+    /// Opens the data directory: takes its lock, finishes interrupted
+    /// creates and deletes, and recovers every partition.
+    pub fn open(options: BrokerOptions) -> Result<Self> {
+        let lock = Self::lock(&options.data_dir)?;
+        Self::open_locked(options, lock)
+    }
+
+    /// Like [`Broker::open`], with the lock already taken by [`Broker::lock`].
+    pub fn open_locked(options: BrokerOptions, lock: File) -> Result<Self> {
+        let data = &options.data_dir;
+        for d in [topics_dir(data), data.join("staging"), data.join("trash")] {
+            fs::create_dir_all(&d).map_err(BrokerError::io(&d, "create directory"))?;
         }
         remove_children(&data.join("staging"))?;
         remove_children(&data.join("trash"))?;

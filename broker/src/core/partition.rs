@@ -74,9 +74,19 @@ impl Partition {
                     end = r.log_end.0,
                     "partition recovered"
                 );
+                let clean = if r.clean_shutdown { "true" } else { "false" };
+                metrics::counter!("strata_recovery_partitions_total", "clean" => clean)
+                    .increment(1);
+                metrics::counter!("strata_recovery_segments_scanned_total")
+                    .increment(r.segments_scanned as u64);
+                metrics::counter!("strata_recovery_truncated_bytes_total")
+                    .increment(r.truncated_bytes);
+                metrics::counter!("strata_recovery_indexes_rebuilt_total")
+                    .increment(r.indexes_rebuilt.len() as u64);
                 Ok(Arc::new(log))
             }
             Err(e) => {
+                metrics::counter!("strata_recovery_failed_partitions_total").increment(1);
                 tracing::error!(topic = %topic, partition = id, error = %e, "partition cannot be opened; serving the others");
                 Err(e.to_string())
             }

@@ -63,6 +63,14 @@ pub struct Args {
     /// address is printed as "strata-broker listening on ADDR").
     #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:7390")]
     pub listen: SocketAddr,
+    /// Address of the plain-HTTP endpoint for Prometheus (`/metrics`) and
+    /// health probes (`/healthz`, `/readyz`); port 0 picks a free port,
+    /// printed as "strata-broker metrics on ADDR".
+    #[arg(long, env = "STRATA_METRICS_LISTEN", default_value = "127.0.0.1:7391")]
+    pub metrics_listen: SocketAddr,
+    /// Serve no metrics or HTTP probes at all.
+    #[arg(long, env = "STRATA_NO_METRICS")]
+    pub no_metrics: bool,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG wins if set.
     #[arg(long, env = "STRATA_LOG", default_value = "info")]
     pub log: String,

@@ -4,9 +4,12 @@
 //! - [`config`]: flags, environment and TOML file.
 //! - [`admin`], [`records`] and [`groups`]: the three `strata.v1` services.
 //! - [`status`]: the one place errors become gRPC statuses.
+//! - [`metrics`]: Prometheus metrics and the `/healthz` and `/readyz` probes.
 //!
-//! Startup: recover every partition (blocking), bind, print
-//! `strata-broker listening on ADDR`, report SERVING on gRPC health.
+//! Startup: serve metrics and probes (`/readyz` says "recovering"), print
+//! `strata-broker metrics on ADDR`, recover every partition and the groups
+//! (blocking), bind, print `strata-broker listening on ADDR`, report
+//! SERVING on gRPC health and `/readyz`.
 //! Shutdown (SIGINT or SIGTERM): report NOT_SERVING, stop accepting, end
 //! long-polls and subscriptions, let in-flight calls finish (bounded by
 //! `--shutdown-timeout-ms`), close every log cleanly, return.
@@ -14,6 +17,7 @@
 pub mod admin;
 pub mod config;
 pub mod groups;
+pub mod metrics;
 pub mod records;
 pub mod status;
 
@@ -23,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use strata_proto::v1::admin_server::AdminServer;
 use strata_proto::v1::groups_server::GroupsServer;
 use strata_proto::v1::records_server::RecordsServer;
@@ -66,11 +71,49 @@ pub async fn run(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %options.data_dir.display(),
         listen = %args.listen,
+        metrics_listen = %if args.no_metrics { "off".to_string() } else { args.metrics_listen.to_string() },
         ?args,
         "starting strata-broker"
     );
+    let token = CancellationToken::new();
+    // The data directory's lock first: a second broker on it must fail on
+    // that, not on a port the first one holds.
+    let lock = {
+        let dir = options.data_dir.clone();
+        tokio::task::spawn_blocking(move || Broker::lock(&dir))
+            .await
+            .context("lock task")??
+    };
+    // Stops the metrics endpoint once everything else has stopped, so
+    // `/readyz` answers "shutting down" while calls drain.
+    let metrics_stop = CancellationToken::new();
+    // Probes and metrics come up first, so an orchestrator sees a broker
+    // that is recovering rather than one that does not answer.
+    let scrape = if args.no_metrics {
+        None
+    } else {
+        let scrape = Arc::new(metrics::Scrape::new(metrics::install()?));
+        let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+            .await
+            .with_context(|| format!("binding the metrics address {}", args.metrics_listen))?;
+        let addr = listener.local_addr()?;
+        let app = metrics::router(scrape.clone());
+        let stop = metrics_stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+        tracing::info!(%addr, "metrics and probes on /metrics, /healthz, /readyz");
+        println!("strata-broker metrics on {addr}");
+        std::io::stdout().flush().ok();
+        Some(scrape)
+    };
     let broker = Arc::new(
-        tokio::task::spawn_blocking(move || Broker::open(options))
+        tokio::task::spawn_blocking(move || Broker::open_locked(options, lock))
             .await
             .context("recovery task")??,
     );
@@ -89,12 +132,14 @@ pub async fn run(
         "recovery finished"
     );
 
+    if let Some(s) = &scrape {
+        let _ = s.state.set((broker.clone(), coordinator.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
 
-    let token = CancellationToken::new();
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
@@ -173,10 +218,13 @@ pub async fn run(
     };
 
     let stop = {
-        let (token, health) = (token.clone(), health.clone());
+        let (token, health, scrape) = (token.clone(), health.clone(), scrape.clone());
         async move {
             shutdown.await;
             tracing::info!("shutting down: refusing new calls, finishing in-flight ones");
+            if let Some(s) = &scrape {
+                s.readiness.stopping();
+            }
             health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
@@ -196,6 +244,7 @@ pub async fn run(
         .layer(tower::util::MapResponseLayer::new(
             status::name_request_limit(args.request_bytes_max),
         ))
+        .layer(metrics::RpcMetricsLayer)
         .tcp_nodelay(true)
         .initial_stream_window_size(args.http2_stream_window_bytes)
         .initial_connection_window_size(args.http2_connection_window_bytes)
@@ -209,7 +258,12 @@ pub async fn run(
         // Our own listener (to learn the port before serving), so tonic's
         // tcp_nodelay above does not reach it: set it here. Without it,
         // Nagle and delayed ACKs stall responses by tens of milliseconds.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop);
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(|conn| conn.map(metrics::Counted::new)),
+            stop,
+        );
 
     health.set_service_status("", ServingStatus::Serving).await;
     health
@@ -221,6 +275,9 @@ pub async fn run(
     health
         .set_serving::<GroupsServer<groups::GroupsService>>()
         .await;
+    if let Some(s) = &scrape {
+        s.readiness.serving();
+    }
     tracing::info!(%addr, "serving");
     println!("strata-broker listening on {addr}");
     std::io::stdout().flush().ok();
@@ -246,6 +303,7 @@ pub async fn run(
     })
     .await
     .context("close task")?;
+    metrics_stop.cancel();
     served.context("server task")?.context("gRPC server")?;
     closed?;
     tracing::info!("stopped cleanly");

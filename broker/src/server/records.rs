@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::metrics;
 use super::status::{to_error, to_status};
 use crate::core::{Acks, Broker, BrokerError, Partition};
 
@@ -124,6 +125,22 @@ fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, Broke
     Ok(out)
 }
 
+/// How many records of `batches` have offsets at or after `from`, from the
+/// batch headers alone (a fetch's first batch may start before `from`).
+fn records_from(batches: &[u8], from: u64) -> u64 {
+    let mut pos = 0;
+    let mut n = 0;
+    while pos < batches.len() {
+        let Ok(h) = BatchHeader::parse(&batches[pos..]) else {
+            break;
+        };
+        let first = (h.base_offset.max(0) as u64).max(from);
+        n += (h.last_offset().max(0) as u64 + 1).saturating_sub(first);
+        pos += h.total_len();
+    }
+    n
+}
+
 /// The offset after the last record in `batches`.
 fn next_offset(batches: &[u8]) -> Option<u64> {
     let mut pos = 0;
@@ -192,7 +209,12 @@ impl Records for RecordsService {
                             )));
                         }
                     };
-                    partition.append(batch, acks, slots).await
+                    let (bytes, records) = (batch.len(), records_from(&batch, 0));
+                    let info = partition.append(batch, acks, slots).await?;
+                    if !info.duplicate {
+                        metrics::produced(&topic, bytes, records);
+                    }
+                    Ok(info)
                 };
                 appends
                     .push(async move { append.await.map(|info| (id, info)).map_err(|e| (id, e)) });
@@ -299,6 +321,8 @@ impl Records for RecordsService {
             let mut total = 0usize;
             let mut failed = false;
             let mut results = Vec::with_capacity(targets.len());
+            // What this round read, counted only if it is the answer.
+            let mut sent = Vec::new();
             for (topic, fp, partition) in &targets {
                 let mut out = v1::FetchPartitionResult {
                     partition: fp.partition,
@@ -331,6 +355,12 @@ impl Records for RecordsService {
                         out.high_watermark = hwm as i64;
                         out.log_start_offset = start as i64;
                         total += batches.len();
+                        sent.push((
+                            topic,
+                            batches.len(),
+                            fp.offset.max(0) as u64,
+                            batches.clone(),
+                        ));
                         if req.decode {
                             match consumed(&batches, fp.offset as u64) {
                                 Ok(records) => out.records = records,
@@ -351,6 +381,9 @@ impl Records for RecordsService {
                 || total >= req.min_bytes as usize
                 || tokio::time::Instant::now() >= deadline;
             if done || self.shutdown.is_cancelled() {
+                for (topic, bytes, from, batches) in sent {
+                    metrics::consumed(topic, bytes, records_from(&batches, from));
+                }
                 let mut topics: Vec<v1::FetchTopicResult> = Vec::new();
                 for (topic, r) in results {
                     match topics.last_mut() {
@@ -437,6 +470,7 @@ impl Records for RecordsService {
         let shutdown = self.shutdown.clone();
         let count = self.subscriptions.clone();
         let decode = req.decode;
+        metrics::subscriptions(1.0);
         tokio::spawn(async move {
             let _open = CountGuard(count);
             stream_partitions(positions, max_bytes, decode, tx, shutdown).await;
@@ -484,6 +518,7 @@ struct CountGuard(Arc<AtomicU32>);
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
+        metrics::subscriptions(-1.0);
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -512,6 +547,7 @@ async fn stream_partitions(
             let Some(next) = next_offset(&r.batches) else {
                 continue;
             };
+            metrics::consumed(topic, r.batches.len(), records_from(&r.batches, *offset));
             let mut msg = v1::SubscribeResponse {
                 topic: topic.clone(),
                 partition: partition.id(),

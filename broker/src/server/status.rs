@@ -68,7 +68,7 @@ pub fn name_request_limit(
 ) -> impl Fn(http::Response<Body>) -> http::Response<Body> + Clone {
     move |mut resp| {
         rename_limit(resp.headers_mut(), limit);
-        resp.map(|inner| Body::new(RenameLimit { inner, limit }))
+        resp.map(|inner| Body::new(OnTrailers::new(inner, move |t| rename_limit(t, limit))))
     }
 }
 
@@ -122,13 +122,27 @@ fn percent_decode(b: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A response body whose trailers get [`rename_limit`].
-struct RenameLimit {
+/// A response body that lets `f` see (and change) its trailers, where gRPC
+/// puts a call's status when the call did not fail at once.
+pub struct OnTrailers<F> {
     inner: Body,
-    limit: u32,
+    f: F,
 }
 
-impl http_body::Body for RenameLimit {
+impl<F> std::fmt::Debug for OnTrailers<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnTrailers")
+    }
+}
+
+impl<F: FnMut(&mut http::HeaderMap) + Send + Unpin + 'static> OnTrailers<F> {
+    /// Wraps `inner`.
+    pub fn new(inner: Body, f: F) -> Self {
+        Self { inner, f }
+    }
+}
+
+impl<F: FnMut(&mut http::HeaderMap) + Send + Unpin + 'static> http_body::Body for OnTrailers<F> {
     type Data = bytes::Bytes;
     type Error = Status;
 
@@ -136,11 +150,11 @@ impl http_body::Body for RenameLimit {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let limit = self.limit;
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
                 Ok(mut trailers) => {
-                    rename_limit(&mut trailers, limit);
+                    (this.f)(&mut trailers);
                     http_body::Frame::trailers(trailers)
                 }
                 Err(frame) => frame,

@@ -129,14 +129,23 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     sync_file(&f).map_err(StorageError::io(dir, "fsync directory"))
 }
 
-/// `fdatasync` on a file. In unit tests a failure can be injected, to prove
-/// that a log refuses writes after a failed fsync.
+/// `fdatasync` on a file. Every fsync of the engine comes through here, so
+/// this is where fsyncs are counted and timed (`strata_fsync_duration_seconds`,
+/// through the `metrics` facade, which records nothing unless the broker
+/// installed an exporter). In unit tests a failure can be injected, to
+/// prove that a log refuses writes after a failed fsync.
 pub fn sync_file(f: &File) -> std::io::Result<()> {
     #[cfg(test)]
     if fault::SYNC_FAILS.get() {
         return Err(std::io::Error::other("injected fsync failure"));
     }
-    f.sync_data()
+    let start = std::time::Instant::now();
+    let result = f.sync_data();
+    metrics::histogram!("strata_fsync_duration_seconds").record(start.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!("strata_fsync_errors_total").increment(1);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub fn broker_bin() -> PathBuf {
 pub struct BrokerProcess {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The metrics and probes endpoint, unless started with --no-metrics.
+    pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr: PathBuf,
 }
@@ -65,6 +67,13 @@ impl BrokerProcess {
             } else {
                 &["--listen", "127.0.0.1:0"][..]
             })
+            .args(
+                if extra.contains(&"--metrics-listen") || extra.contains(&"--no-metrics") {
+                    &[][..]
+                } else {
+                    &["--metrics-listen", "127.0.0.1:0"][..]
+                },
+            )
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -73,9 +82,13 @@ impl BrokerProcess {
             .expect("start strata-broker");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics_addr = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("strata-broker metrics on ") {
+                        metrics_addr = Some(a.parse().unwrap());
+                    }
                     if let Some(a) = line.strip_prefix("strata-broker listening on ") {
                         break a.parse().unwrap();
                     }
@@ -91,9 +104,32 @@ impl BrokerProcess {
         Self {
             child: Some(child),
             addr,
+            metrics_addr,
             data_dir: data_dir.to_owned(),
             stderr,
         }
+    }
+
+    /// GET `path` on the metrics endpoint: the status code and the body.
+    /// A few lines of HTTP/1.0 over a socket, so the tests need no HTTP
+    /// client crate.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr.expect("started with metrics");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let code = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (code, body)
     }
 
     pub fn url(&self) -> String {
