@@ -283,3 +283,58 @@ fn group_commands_consume_describe_reset_and_delete() {
     let out = run(&["group", "list"], None);
     assert!(!out.lines().any(|l| l.starts_with("g ")), "{out}");
 }
+
+#[test]
+fn health_says_serving_and_fails_without_a_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    let (ok, out, err) = strata(&b, &["health"], None);
+    assert!(ok, "{err}");
+    assert_eq!(out, "SERVING\n");
+    assert!(b.terminate().success());
+    let (ok, _, err) = strata(&b, &["health"], None);
+    assert!(!ok);
+    assert!(err.contains("connecting to"), "{err}");
+}
+
+/// The broker as `docker/Dockerfile` runs it: no flags, every setting from
+/// `STRATA_*` variables; then the image's health check, `strata health`.
+#[test]
+fn the_container_setup_works_from_the_environment_alone() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(support::broker_bin())
+        .env("STRATA_DATA_DIR", dir.path().join("data"))
+        .env("STRATA_LISTEN", "127.0.0.1:0")
+        .env("STRATA_METRICS_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let mut metrics = None;
+    while addr.is_none() {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(a) = line.strip_prefix("strata-broker metrics on ") {
+            metrics = Some(a.to_string());
+        }
+        if let Some(a) = line.strip_prefix("strata-broker listening on ") {
+            addr = Some(a.to_string());
+        }
+    }
+    assert!(metrics.is_some(), "the metrics address is printed first");
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--broker", &format!("http://{}", addr.unwrap()), "health"])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "SERVING\n");
+    assert!(dir.path().join("data/broker.lock").exists());
+}

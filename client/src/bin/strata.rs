@@ -53,6 +53,9 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Ask the broker's gRPC health service; exit 0 only if it is SERVING
+    /// (recovery finished, not shutting down). For container health checks.
+    Health,
 }
 
 #[derive(Debug, Subcommand)]
@@ -630,16 +633,48 @@ async fn group(client: &Client, cmd: GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn health(broker: &str) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let url = if broker.contains("://") {
+        broker.to_string()
+    } else {
+        format!("http://{broker}")
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("broker address {url:?}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner()
+        .status();
+    println!("{}", status.as_str_name());
+    if status != tonic_health::pb::health_check_response::ServingStatus::Serving {
+        bail!("the broker is not serving");
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let result = async {
+        if let Command::Health = cli.command {
+            return health(&cli.broker).await;
+        }
         let client = Client::connect(cli.broker.clone()).await?;
         match cli.command {
             Command::Topic(cmd) => topic(&client, cmd).await,
             Command::Produce(args) => produce(&client, args).await,
             Command::Consume(args) => consume(&client, args).await,
             Command::Group(cmd) => group(&client, cmd).await,
+            Command::Health => unreachable!("answered above"),
         }
     }
     .await;
