@@ -383,4 +383,22 @@ mod tests {
             Args::load(["strata-broker", "--config", f].iter().map(OsString::from)).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
     }
+
+    #[test]
+    fn every_setting_is_documented_for_operators() {
+        let doc = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/OPERATIONS.md"
+        ));
+        let cmd = Args::command();
+        let missing: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .filter(|l| !["help", "version"].contains(l))
+            .filter(|l| !doc.contains(&format!("`--{l}`")))
+            .map(|l| format!("--{l}"))
+            .collect();
+        assert!(missing.is_empty(), "not in docs/OPERATIONS.md: {missing:?}");
+    }
 }
