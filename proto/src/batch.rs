@@ -252,17 +252,153 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 pub struct ValidBatch {
     /// The parsed header.
     pub header: BatchHeader,
-    /// Number of records (equals `last_offset_delta + 1`).
+    /// Number of records (`last_offset_delta + 1`, unless compacted).
     pub record_count: u32,
+}
+
+/// One record as [`filter`] shows it to its callback.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Create time or log-append time, per the batch's timestamp type.
+    pub timestamp: i64,
+    /// The key; `None` for a keyless record.
+    pub key: Option<&'a [u8]>,
+    /// Whether the value is null (a tombstone).
+    pub tombstone: bool,
+}
+
+/// What [`filter`] made of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filtered {
+    /// Every record was kept: use the batch as it is.
+    Unchanged,
+    /// No record was kept.
+    Empty,
+    /// Some records were kept, in this new batch.
+    Rewritten(Bytes),
+}
+
+/// Keeps the records of one stored batch for which `keep` says yes, as
+/// compaction does: the kept records' bytes are copied unchanged (their
+/// offset and timestamp deltas stay valid, because the header keeps its
+/// base offset, base timestamp and `lastOffsetDelta`); the header gets the
+/// new record count, maximum timestamp (create-time batches), length and
+/// CRC. Producer id, epoch and base sequence are kept. `batch` must have
+/// passed [`validate_stored`].
+pub fn filter(
+    batch: &[u8],
+    mut keep: impl FnMut(&RecordRef<'_>) -> bool,
+) -> Result<Filtered, CodecError> {
+    let header = BatchHeader::parse(batch)?;
+    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
+    let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
+    let mut out: Vec<u8> = Vec::new();
+    let mut kept = 0i32;
+    let mut max_delta = i64::MIN;
+    let mut pos = 0;
+    for index in 0..header.record_count.max(0) as usize {
+        let start = pos;
+        let raw = crate::record::skim_record(body, &mut pos, index)?;
+        let r = RecordRef {
+            offset: header.base_offset + i64::from(raw.offset_delta),
+            timestamp: if log_append {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.wrapping_add(raw.timestamp_delta)
+            },
+            key: raw.key.clone().map(|k| &body[k]),
+            tombstone: raw.value.is_none(),
+        };
+        if keep(&r) {
+            if out.is_empty() {
+                out.reserve(batch.len());
+                out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+            }
+            out.extend_from_slice(&body[start..pos]);
+            kept += 1;
+            max_delta = max_delta.max(raw.timestamp_delta);
+        }
+    }
+    if kept == header.record_count {
+        return Ok(Filtered::Unchanged);
+    }
+    if kept == 0 {
+        return Ok(Filtered::Empty);
+    }
+    let len = out.len();
+    out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4]
+        .copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
+    out[field::RECORD_COUNT..field::RECORD_COUNT + 4].copy_from_slice(&kept.to_be_bytes());
+    if !log_append {
+        let max_ts = header.base_timestamp.wrapping_add(max_delta);
+        out[field::MAX_TIMESTAMP..field::MAX_TIMESTAMP + 8].copy_from_slice(&max_ts.to_be_bytes());
+    }
+    let crc = compute_crc(&out);
+    out[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(Filtered::Rewritten(Bytes::from(out)))
+}
+
+/// Calls `f` with every record of one stored batch, in order, without
+/// copying anything. `batch` must have passed [`validate_stored`].
+pub fn visit(batch: &[u8], mut f: impl FnMut(&RecordRef<'_>)) -> Result<(), CodecError> {
+    let header = BatchHeader::parse(batch)?;
+    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
+    let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
+    let mut pos = 0;
+    for index in 0..header.record_count.max(0) as usize {
+        let raw = crate::record::skim_record(body, &mut pos, index)?;
+        f(&RecordRef {
+            offset: header.base_offset + i64::from(raw.offset_delta),
+            timestamp: if log_append {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.wrapping_add(raw.timestamp_delta)
+            },
+            key: raw.key.map(|k| &body[k]),
+            tombstone: raw.value.is_none(),
+        });
+    }
+    Ok(())
+}
+
+/// The index of the first record without a key, if any (compacted topics
+/// refuse them). `batch` must have passed [`validate`].
+pub fn first_keyless(batch: &[u8]) -> Result<Option<usize>, CodecError> {
+    let header = BatchHeader::parse(batch)?;
+    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
+    let mut pos = 0;
+    for index in 0..header.record_count.max(0) as usize {
+        if crate::record::skim_record(body, &mut pos, index)?
+            .key
+            .is_none()
+        {
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
 }
 
 /// Fully validates one complete, uncompressed batch: framing, CRC, and every
 /// record's structure (lengths, offset deltas 0..n, timestamps within the
 /// header's maximum). Allocates nothing. `batch` must be exactly one batch.
 ///
-/// This is what a broker runs on a producer's bytes before appending them,
-/// and what recovery runs on every batch past the recovery point.
+/// This is what a broker runs on a producer's bytes before appending them.
 pub fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
+    validate_with(batch, true)
+}
+
+/// Like [`validate`], but for batches a broker has stored and may have
+/// compacted: the records' offset deltas must increase and stay within
+/// `lastOffsetDelta`, and need not be contiguous (compaction removes
+/// records and keeps the others' offsets, as Kafka's cleaner does). This is
+/// what recovery runs on stored batches.
+pub fn validate_stored(batch: &[u8]) -> Result<ValidBatch, CodecError> {
+    validate_with(batch, false)
+}
+
+fn validate_with(batch: &[u8], contiguous: bool) -> Result<ValidBatch, CodecError> {
     let header = validate_framing(batch)?;
     let compression = header.attributes.compression()?;
     if compression != Compression::None {
@@ -274,9 +410,15 @@ pub fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
             header.record_count
         )));
     }
-    if header.last_offset_delta != header.record_count - 1 {
+    if contiguous && header.last_offset_delta != header.record_count - 1 {
         return Err(CodecError::Inconsistent(format!(
             "lastOffsetDelta {} does not match recordCount {} (expected recordCount - 1)",
+            header.last_offset_delta, header.record_count
+        )));
+    }
+    if header.last_offset_delta < header.record_count - 1 {
+        return Err(CodecError::Inconsistent(format!(
+            "lastOffsetDelta {} is too small for recordCount {}",
             header.last_offset_delta, header.record_count
         )));
     }
@@ -290,17 +432,24 @@ pub fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
     }
     let mut pos = 0;
     let mut max_delta = i64::MIN;
+    let mut previous = -1i32;
     for index in 0..header.record_count as usize {
         let rec = crate::record::skim_record(body, &mut pos, index)?;
-        if rec.offset_delta != index as i32 {
+        let expected = contiguous.then_some(index as i32);
+        let in_order = rec.offset_delta > previous && rec.offset_delta <= header.last_offset_delta;
+        if expected.is_some_and(|e| e != rec.offset_delta) || !in_order {
             return Err(CodecError::BadRecord {
                 index,
-                reason: format!(
-                    "offset delta {} where {} was expected",
-                    rec.offset_delta, index
-                ),
+                reason: match expected {
+                    Some(e) => format!("offset delta {} where {e} was expected", rec.offset_delta),
+                    None => format!(
+                        "offset delta {} after {previous} (must increase, up to lastOffsetDelta {})",
+                        rec.offset_delta, header.last_offset_delta
+                    ),
+                },
             });
         }
+        previous = rec.offset_delta;
         max_delta = max_delta.max(rec.timestamp_delta);
     }
     if pos != body.len() {
@@ -466,6 +615,109 @@ impl Batch {
     /// Decodes all records, or the first error.
     pub fn decode_records(&self) -> Result<Vec<Record>, CodecError> {
         self.records().collect()
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::BatchBuilder;
+
+    /// A record as the tests write it: key, value, timestamp.
+    type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+    /// A stored batch at `base` of `records`.
+    fn stored(base: i64, records: &[Rec]) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        b.producer(7, 1, 40);
+        for (k, v, t) in records {
+            b.push(*t, k.as_deref(), v.as_deref(), &[]);
+        }
+        let mut out = b.finish().to_vec();
+        out[field::BASE_OFFSET..field::BASE_OFFSET + 8].copy_from_slice(&base.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn kept_records_keep_their_offsets_and_the_header_its_identity() {
+        let recs: Vec<_> = (0..5)
+            .map(|i| {
+                (
+                    Some(vec![b'k', i]),
+                    (i != 3).then(|| vec![i]),
+                    100 + i64::from(i),
+                )
+            })
+            .collect();
+        let batch = stored(1000, &recs);
+        let Filtered::Rewritten(out) = filter(&batch, |r| r.offset % 2 == 1).unwrap() else {
+            panic!("expected a rewrite");
+        };
+        validate(&out).unwrap_err(); // gaps: not a producer's batch
+        let v = validate_stored(&out).unwrap();
+        assert_eq!(v.record_count, 2);
+        assert_eq!(v.header.last_offset(), 1004, "lastOffsetDelta kept");
+        assert_eq!(v.header.max_timestamp, 103);
+        assert_eq!((v.header.producer_id, v.header.base_sequence), (7, 40));
+        let b = Batch::decode_all(out).unwrap().remove(0);
+        let got: Vec<(i64, bool)> = b
+            .records()
+            .map(|r| r.unwrap())
+            .map(|r| (r.offset, r.value.is_none()))
+            .collect();
+        assert_eq!(got, vec![(1001, false), (1003, true)]);
+        assert_eq!(filter(&batch, |_| true).unwrap(), Filtered::Unchanged);
+        assert_eq!(filter(&batch, |_| false).unwrap(), Filtered::Empty);
+        assert_eq!(first_keyless(&batch).unwrap(), None);
+        let keyless = stored(
+            0,
+            &[
+                (Some(b"a".to_vec()), None, 1),
+                (None, Some(b"v".to_vec()), 1),
+            ],
+        );
+        assert_eq!(first_keyless(&keyless).unwrap(), Some(1));
+    }
+
+    proptest! {
+        /// Any subset of any batch's records survives filtering exactly,
+        /// and the result passes the stored-batch validation.
+        #[test]
+        fn filtering_keeps_exactly_the_chosen_records(
+            records in proptest::collection::vec(
+                (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
+                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
+                 0i64..1_000),
+                1..20),
+            mask in proptest::collection::vec(any::<bool>(), 20),
+            base in 0i64..1_000_000,
+        ) {
+            let batch = stored(base, &records);
+            let keep = |r: &RecordRef<'_>| mask[(r.offset - base) as usize];
+            let expected: Vec<(i64, Option<Vec<u8>>, bool)> = records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask[*i])
+                .map(|(i, (k, v, _))| (base + i as i64, k.clone(), v.is_none()))
+                .collect();
+            let got = match filter(&batch, keep).unwrap() {
+                Filtered::Unchanged => Batch::decode_all(Bytes::from(batch.clone())).unwrap(),
+                Filtered::Empty => Vec::new(),
+                Filtered::Rewritten(b) => {
+                    validate_stored(&b).unwrap();
+                    Batch::decode_all(b).unwrap()
+                }
+            };
+            let got: Vec<(i64, Option<Vec<u8>>, bool)> = got
+                .iter()
+                .flat_map(|b| b.records())
+                .map(|r| r.unwrap())
+                .map(|r| (r.offset, r.key.map(|k| k.to_vec()), r.value.is_none()))
+                .collect();
+            prop_assert_eq!(got, expected);
+        }
     }
 }
 

@@ -61,8 +61,8 @@ pub struct Record {
 pub(crate) struct RawRecord {
     pub(crate) timestamp_delta: i64,
     pub(crate) offset_delta: i32,
-    key: Option<Range<usize>>,
-    value: Option<Range<usize>>,
+    pub(crate) key: Option<Range<usize>>,
+    pub(crate) value: Option<Range<usize>>,
     headers: Range<usize>,
     header_count: usize,
 }
