@@ -36,6 +36,9 @@ pub enum Kind {
     /// In a broker's data directory: producer ids below it may have been
     /// handed out; the next block starts there.
     ProducerIdBlock = 4,
+    /// Compaction has cleaned the log below this offset; records from it
+    /// on are the dirty part the next pass maps.
+    CleanerOffset = 5,
 }
 
 /// File name of each kind inside a partition directory.
@@ -45,6 +48,7 @@ pub fn file_name(kind: Kind) -> &'static str {
         Kind::LogStart => "log-start-offset.checkpoint",
         Kind::CleanShutdown => "clean-shutdown.checkpoint",
         Kind::ProducerIdBlock => "producer-id-block.checkpoint",
+        Kind::CleanerOffset => "cleaner-offset.checkpoint",
     }
 }
 

@@ -92,6 +92,9 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// The clock for log-append time and segment age.
     pub clock: Arc<dyn Clock>,
+    /// Every record must have a key (the log is compacted by key): an
+    /// append with a keyless record is refused.
+    pub keys_required: bool,
 }
 
 impl Default for LogConfig {
@@ -105,6 +108,7 @@ impl Default for LogConfig {
             durability: Durability::Fsync,
             timestamp_type: TimestampType::CreateTime,
             clock: Arc::new(SystemClock),
+            keys_required: false,
         }
     }
 }

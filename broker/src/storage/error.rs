@@ -93,6 +93,14 @@ pub enum StorageError {
         /// The batch's first sequence.
         got: i32,
     },
+    /// A record without a key, on a log that compaction keeps by key.
+    #[error(
+        "record {index} of the batch has no key; a compacted log (cleanup.policy=compact) needs a key on every record"
+    )]
+    KeyRequired {
+        /// The record's index in its batch.
+        index: usize,
+    },
     /// A setting is out of its allowed range.
     #[error("invalid log config: {0}")]
     Config(String),

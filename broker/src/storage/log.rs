@@ -24,6 +24,9 @@ use super::error::{Result, StorageError};
 use super::producers::{self, BatchMeta, Check, Producers, Refusal};
 use super::segment::{self, ScanEnd, Segment};
 
+#[path = "compact.rs"]
+pub mod compact;
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -78,6 +81,9 @@ pub struct RecoveryReport {
     pub log_start: Offset,
     /// Log end offset after recovery.
     pub log_end: Offset,
+    /// Compaction swaps that a crash interrupted after their commit point,
+    /// finished at open.
+    pub compactions_finished: usize,
 }
 
 #[derive(Debug)]
@@ -136,6 +142,10 @@ pub struct Log {
     poisoned: Arc<OnceLock<String>>,
     seals: Arc<(Mutex<SealBook>, Condvar)>,
     recovery: RecoveryReport,
+    /// Serialises the operations that replace or remove sealed segments:
+    /// compaction, retention deletes and truncation. Taken before the
+    /// writer lock, never after it.
+    maintenance: Mutex<()>,
 }
 
 impl Log {
@@ -145,7 +155,12 @@ impl Log {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(StorageError::io(&dir, "create log directory"))?;
-        let mut report = RecoveryReport::default();
+        // A compaction interrupted after its commit point is finished
+        // before anything looks at the segments.
+        let mut report = RecoveryReport {
+            compactions_finished: compact::recover(&dir)?,
+            ..RecoveryReport::default()
+        };
 
         let mut bases = Vec::new();
         for entry in fs::read_dir(&dir).map_err(StorageError::io(&dir, "list log directory"))? {
@@ -326,6 +341,7 @@ impl Log {
             )),
             segments: RwLock::new(segments),
             recovery: report,
+            maintenance: Mutex::new(()),
             dir,
             config: RwLock::new(Arc::new(config)),
         })
@@ -432,6 +448,11 @@ impl Log {
             });
         }
         let valid = batch::validate(batch)?;
+        if config.keys_required
+            && let Some(index) = batch::first_keyless(batch)?
+        {
+            return Err(StorageError::KeyRequired { index });
+        }
         let now = config.clock.now_ms();
         let log_append_time_ms =
             (config.timestamp_type == TimestampType::LogAppendTime).then_some(now);
@@ -768,6 +789,7 @@ impl Log {
     /// a batch (or the log end). For recovery and repair, not for clients.
     pub fn truncate_to(&self, offset: Offset) -> Result<()> {
         let offset = offset.0;
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
         let mut w = self.writer.lock().expect("writer lock");
         self.check_writable(&w)?;
         self.wait_for_seals()?;
@@ -823,6 +845,7 @@ impl Log {
     /// remaining record. Returns the number of segments deleted. Readers
     /// already inside a deleted segment finish their read.
     pub fn delete_segments_before(&self, offset: Offset) -> Result<usize> {
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
         let w = self.writer.lock().expect("writer lock");
         self.check_writable(&w)?;
         let doomed: Vec<Arc<Segment>> = {

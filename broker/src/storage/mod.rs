@@ -16,6 +16,8 @@
 //! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
 //! - [`log`]: the segment list, appends with group commit, reads, recovery.
 //! - [`producers`]: idempotent producers' sequence state, and its snapshot.
+//! - [`log::compact`]: compaction: keep the newest record per key, swap
+//!   rewritten segments in atomically.
 //!
 //! **Invariant:** this module uses only `std` threads and locks: no tokio, no
 //! gRPC. The server calls it from blocking tasks.
@@ -30,6 +32,7 @@ pub mod segment;
 
 pub use config::{Clock, Durability, LogConfig, SystemClock};
 pub use error::StorageError;
+pub use log::compact::{CompactOptions, CompactReport};
 pub use log::{AppendInfo, Log, ReadResult, RecoveryReport};
 
 /// A record offset: its position in the partition, counting records.

@@ -331,7 +331,7 @@ impl Segment {
             }
             let at = (pos - chunk_start) as usize;
             let bytes = &chunk[at..at + len as usize];
-            let valid = match batch::validate(bytes) {
+            let valid = match batch::validate_stored(bytes) {
                 Ok(v) => v,
                 Err(e) => return bad(pos, e.to_string()),
             };
