@@ -627,6 +627,10 @@ impl Consumer {
                     message: format!("undecodable batch from the broker: {e}"),
                 })?;
                 for b in batches {
+                    // On a compacted topic a batch's last records may be
+                    // gone: resume after the batch, or its remaining
+                    // records would be fetched again forever.
+                    next = next.max(b.header().last_offset() + 1);
                     for r in b.records() {
                         let r = r.map_err(|e| Error::Partition {
                             topic: t.topic.clone(),
@@ -637,7 +641,6 @@ impl Consumer {
                         if r.offset < position {
                             continue;
                         }
-                        next = r.offset + 1;
                         out.push(ConsumerRecord {
                             topic: t.topic.clone(),
                             partition: p.partition,

@@ -457,3 +457,152 @@ async fn retention_advances_the_start_and_consumers_reset_by_policy() {
         Error::OffsetOutOfRange { offset: 0, .. }
     ));
 }
+
+/// Reads partition 0 of `topic` from its start to its high watermark.
+async fn read_everything(client: &Client, topic: &str) -> Vec<strata_client::ConsumerRecord> {
+    let end = client
+        .admin()
+        .list_offset(topic, 0, strata_client::OffsetSpec::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut c = client.consumer(ConsumerConfig {
+        fetch_wait: Duration::from_millis(10),
+        ..ConsumerConfig::default()
+    });
+    c.assign(topic, 0, Seek::Beginning).await.unwrap();
+    let mut out = Vec::new();
+    while c.position(topic, 0).unwrap() < end {
+        out.extend(c.poll().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_keeps_the_newest_value_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = BrokerProcess::start_in(&data, &["--retention-check-interval-ms", "20"]);
+    let client = Client::connect(b.url()).await.unwrap();
+    let admin = client.admin();
+    admin
+        .create_topic(
+            "c",
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "1024"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("delete.retention.ms", "0"),
+            ],
+        )
+        .await
+        .unwrap();
+    let producer = client.producer(ProducerConfig {
+        linger: Duration::from_millis(0),
+        ..ProducerConfig::default()
+    });
+    // Keyless records are refused, with the reason.
+    let err = producer
+        .send_and_wait(ProducerRecord::new("c").value("no key"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("needs a key") && err.to_string().contains("c/0"),
+        "{err}"
+    );
+    // Keys k0..k4 rewritten 20 times; then k4 deleted; then fillers with
+    // keys of their own, so all of that lies in sealed segments.
+    for round in 0..20 {
+        for k in 0..5 {
+            producer
+                .send_and_wait(
+                    ProducerRecord::new("c")
+                        .key(format!("k{k}"))
+                        .value(format!("k{k}-r{round}")),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    producer
+        .send_and_wait(ProducerRecord::new("c").key("k4"))
+        .await
+        .unwrap();
+    for f in 0..40 {
+        producer
+            .send_and_wait(
+                ProducerRecord::new("c")
+                    .key(format!("f{f}"))
+                    .value("filler"),
+            )
+            .await
+            .unwrap();
+    }
+    // Wait (bounded) for the background pass; each check is a full read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let records = read_everything(&client, "c").await;
+        let ks: Vec<_> = records
+            .iter()
+            .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(b"k")))
+            .collect();
+        if ks.len() == 4 {
+            break records;
+        }
+        assert!(std::time::Instant::now() < deadline, "compaction never ran");
+    };
+    for k in 0..4 {
+        let latest: Vec<_> = records
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(format!("k{k}").as_bytes()))
+            .collect();
+        assert_eq!(latest.len(), 1);
+        assert_eq!(
+            latest[0].value.as_deref(),
+            Some(format!("k{k}-r19").as_bytes())
+        );
+        // Offsets never change: round 19 of key k was record 95 + k.
+        assert_eq!(latest[0].offset, 95 + k);
+    }
+    assert!(
+        !records.iter().any(|r| r.key.as_deref() == Some(b"k4")),
+        "k4 was deleted by its tombstone, and the tombstone is gone"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(b"f")))
+            .count(),
+        40
+    );
+
+    // The policy can change at run time, and the change survives a restart.
+    admin
+        .alter_topic_config("c", &[("cleanup.policy", "compact,delete")])
+        .await
+        .unwrap();
+    assert!(b.terminate().success());
+    let b = BrokerProcess::start_in(&data, &[]);
+    let client = Client::connect(b.url()).await.unwrap();
+    let d = client.admin().describe_topic("c").await.unwrap();
+    assert_eq!(d.config["cleanup.policy"], "compact,delete");
+    assert_eq!(d.config["delete.retention.ms"], "0");
+    assert_eq!(read_everything(&client, "c").await.len(), records.len());
+    client
+        .admin()
+        .alter_topic_config("c", &[("cleanup.policy", "delete")])
+        .await
+        .unwrap();
+    let producer = client.producer(ProducerConfig::default());
+    producer
+        .send_and_wait(ProducerRecord::new("c").value("keyless is fine now"))
+        .await
+        .unwrap();
+    let err = client
+        .admin()
+        .alter_topic_config("c", &[("cleanup.policy", "shred")])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cleanup.policy"), "{err}");
+}

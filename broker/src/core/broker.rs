@@ -29,6 +29,17 @@ use super::topic::{self, TopicMeta};
 use crate::storage::Log;
 use crate::storage::checkpoint::{self, sync_dir};
 
+/// What one round of [`Broker::apply_cleanup`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupDone {
+    /// Segments retention deleted.
+    pub segments_deleted: usize,
+    /// Partitions that had a compaction pass.
+    pub partitions_compacted: usize,
+    /// Records (and tombstones) compaction removed.
+    pub records_removed: u64,
+}
+
 /// Producer ids reserved per persisted block.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -526,29 +537,45 @@ impl Broker {
         Ok((id, 0))
     }
 
-    /// Applies each topic's `retention.ms` and `retention.bytes` to its
-    /// partitions at time `now_ms`; returns the segments deleted.
-    pub fn apply_retention(&self, now_ms: i64) -> usize {
-        let mut deleted = 0;
+    /// Applies each topic's cleanup policy at time `now_ms`: retention
+    /// (`retention.ms`, `retention.bytes`) on `delete` topics, and a
+    /// compaction pass on each partition of a `compact` topic whose
+    /// uncompacted share reached `min.cleanable.dirty.ratio`, or whose last
+    /// pass is `delete.retention.ms` old (so expired tombstones go even on
+    /// a quiet partition). Returns what it did; failures are logged and the
+    /// other partitions still cleaned.
+    pub fn apply_cleanup(&self, now_ms: i64) -> CleanupDone {
+        let mut done = CleanupDone::default();
         for t in self.topics() {
             let c = t.config();
-            if c.retention_ms < 0 && c.retention_bytes < 0 {
-                continue;
-            }
             for p in t.partitions() {
-                match p
-                    .log()
-                    .map(|log| log.apply_retention(c.retention_ms, c.retention_bytes, now_ms))
-                {
-                    Ok(Ok(n)) => deleted += n,
-                    Ok(Err(e)) => {
-                        tracing::error!(topic = t.name(), partition = p.id(), error = %e, "retention failed")
+                let Ok(log) = p.log() else {
+                    continue; // An unavailable partition has nothing to clean.
+                };
+                if c.cleanup.delete && (c.retention_ms >= 0 || c.retention_bytes >= 0) {
+                    match log.apply_retention(c.retention_ms, c.retention_bytes, now_ms) {
+                        Ok(n) => done.segments_deleted += n,
+                        Err(e) => {
+                            tracing::error!(topic = t.name(), partition = p.id(), error = %e, "retention failed")
+                        }
                     }
-                    Err(_) => {} // An unavailable partition has nothing to clean.
+                }
+                if c.cleanup.compact {
+                    match p.compact_if_due(&c, self.options.limits.compaction_map_bytes_max, now_ms)
+                    {
+                        Ok(Some(r)) => {
+                            done.partitions_compacted += 1;
+                            done.records_removed += r.records_removed + r.tombstones_removed;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(topic = t.name(), partition = p.id(), error = %e, "compaction failed")
+                        }
+                    }
                 }
             }
         }
-        deleted
+        done
     }
 
     /// Fsyncs partitions whose `durability=interval` window has passed.

@@ -46,6 +46,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "flush.messages",
         "with durability=interval: fsync after this many records",
     ),
+    (
+        "cleanup.policy",
+        "delete (retention), compact (keep the newest record per key), or compact,delete (both)",
+    ),
+    (
+        "delete.retention.ms",
+        "with compaction: how long a tombstone stays before it is removed",
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        "with compaction: the share of uncompacted bytes that starts a pass (0 to 1)",
+    ),
 ];
 
 fn known_keys() -> String {
@@ -128,6 +140,8 @@ pub struct Limits {
     /// Appends running or queued on blocking threads at once; further
     /// produce requests wait for a slot.
     pub appends_in_flight_max: u32,
+    /// Bytes of key map one compaction pass may hold.
+    pub compaction_map_bytes_max: u64,
 }
 
 impl Default for Limits {
@@ -141,6 +155,7 @@ impl Default for Limits {
             subscription_partitions_max: 10_000,
             subscription_buffer_messages: 4,
             appends_in_flight_max: 1024,
+            compaction_map_bytes_max: 64 << 20,
         }
     }
 }
@@ -166,6 +181,48 @@ pub struct TopicConfig {
     pub flush_ms: u64,
     /// `flush.messages`.
     pub flush_messages: u64,
+    /// `cleanup.policy`.
+    pub cleanup: CleanupPolicy,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+/// What a topic does with old data (the `cleanup.policy` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Retention deletes old segments (`retention.ms`, `retention.bytes`).
+    pub delete: bool,
+    /// Compaction keeps the newest record per key; keyless records are refused.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Parses `delete`, `compact`, or both separated by a comma.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut p = Self {
+            delete: false,
+            compact: false,
+        };
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "delete" => p.delete = true,
+                "compact" => p.compact = true,
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
+
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        }
+    }
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
@@ -209,6 +266,12 @@ impl Default for TopicConfig {
             durability: DurabilityKind::Fsync,
             flush_ms: 1000,
             flush_messages: 10_000,
+            cleanup: CleanupPolicy {
+                delete: true,
+                compact: false,
+            },
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -255,6 +318,22 @@ impl TopicConfig {
             }
             "flush.ms" => self.flush_ms = int(key, value, 1, u64::MAX / 2)?,
             "flush.messages" => self.flush_messages = int(key, value, 1, u64::MAX / 2)?,
+            "cleanup.policy" => {
+                self.cleanup = CleanupPolicy::parse(value).ok_or_else(|| {
+                    invalid(key, value, "must be delete, compact, or compact,delete")
+                })?
+            }
+            "delete.retention.ms" => self.delete_retention_ms = int(key, value, 0, i64::MAX / 2)?,
+            "min.cleanable.dirty.ratio" => {
+                let r: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(key, value, "not a number"))?;
+                if !(0.0..=1.0).contains(&r) {
+                    return Err(invalid(key, value, "must be between 0 and 1"));
+                }
+                self.min_cleanable_dirty_ratio = r;
+            }
             _ => return check_key(key),
         }
         Ok(())
@@ -281,6 +360,12 @@ impl TopicConfig {
             ("durability", self.durability.as_str().to_string()),
             ("flush.ms", self.flush_ms.to_string()),
             ("flush.messages", self.flush_messages.to_string()),
+            ("cleanup.policy", self.cleanup.as_str().to_string()),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -303,6 +388,7 @@ impl TopicConfig {
             },
             timestamp_type: self.timestamp_type,
             clock: Arc::new(SystemClock),
+            keys_required: self.cleanup.compact,
             ..LogConfig::default()
         }
     }

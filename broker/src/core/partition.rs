@@ -9,12 +9,19 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Semaphore, watch};
 
 use super::error::{BrokerError, Result};
 use crate::storage::{AppendInfo, Log, LogConfig, Offset, ReadResult, StorageError};
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// When a produce request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +59,10 @@ pub struct Partition {
     log: std::result::Result<Arc<Log>, String>,
     /// The high watermark, published after appends.
     visible: watch::Sender<u64>,
+    /// Wall-clock time of the last compaction pass (or of the open): a
+    /// quiet compacted partition still gets a pass every
+    /// `delete.retention.ms`, so its expired tombstones go.
+    last_compaction_ms: AtomicI64,
 }
 
 impl Partition {
@@ -97,6 +108,7 @@ impl Partition {
             id,
             log,
             visible: watch::Sender::new(hwm),
+            last_compaction_ms: AtomicI64::new(wall_ms()),
         }
     }
 
@@ -108,6 +120,7 @@ impl Partition {
             id,
             log: Err(reason),
             visible: watch::Sender::new(0),
+            last_compaction_ms: AtomicI64::new(wall_ms()),
         }
     }
 
@@ -231,6 +244,46 @@ impl Partition {
             size_bytes: log.size_bytes(),
             segments: log.segment_count() as u32,
         })
+    }
+
+    /// Runs a compaction pass if this partition is due one (see
+    /// [`crate::core::Broker::apply_cleanup`]): passes until the key map no
+    /// longer fills, each bounded by `map_bytes_max`. Blocking.
+    pub fn compact_if_due(
+        &self,
+        config: &super::TopicConfig,
+        map_bytes_max: u64,
+        now_ms: i64,
+    ) -> Result<Option<crate::storage::CompactReport>> {
+        let log = self.log()?;
+        let (dirty, total) = log.dirty_bytes().map_err(|e| self.storage(e))?;
+        if total == 0 {
+            return Ok(None);
+        }
+        let ratio = dirty as f64 / total as f64;
+        let quiet_for = now_ms - self.last_compaction_ms.load(Ordering::Acquire);
+        if ratio < config.min_cleanable_dirty_ratio && quiet_for < config.delete_retention_ms {
+            return Ok(None);
+        }
+        let opts = crate::storage::CompactOptions {
+            map_bytes_max: map_bytes_max as usize,
+            delete_retention_ms: config.delete_retention_ms,
+        };
+        let started = std::time::Instant::now();
+        let mut report = log.compact(&opts).map_err(|e| self.storage(e))?;
+        let mut total_removed = report.records_removed + report.tombstones_removed;
+        while report.more {
+            report = log.compact(&opts).map_err(|e| self.storage(e))?;
+            total_removed += report.records_removed + report.tombstones_removed;
+        }
+        self.last_compaction_ms.store(now_ms, Ordering::Release);
+        metrics::counter!("strata_compaction_passes_total").increment(1);
+        metrics::counter!("strata_compaction_records_removed_total").increment(total_removed);
+        metrics::histogram!("strata_compaction_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        report.records_removed = total_removed;
+        report.tombstones_removed = 0;
+        Ok(Some(report))
     }
 
     /// Applies new settings to the log.

@@ -111,6 +111,22 @@ pub struct Args {
     #[arg(long, env = "STRATA_FLUSH_MESSAGES", default_value_t = TopicConfig::default().flush_messages)]
     pub flush_messages: u64,
 
+    /// Default cleanup.policy: delete, compact, or compact,delete.
+    #[arg(long, env = "STRATA_CLEANUP_POLICY", default_value = "delete")]
+    pub cleanup_policy: String,
+    /// Default delete.retention.ms: how long compaction keeps a tombstone.
+    #[arg(long, env = "STRATA_DELETE_RETENTION_MS", default_value_t = TopicConfig::default().delete_retention_ms)]
+    pub delete_retention_ms: i64,
+    /// Default min.cleanable.dirty.ratio: the share of uncompacted bytes
+    /// that starts a compaction pass.
+    #[arg(long, env = "STRATA_MIN_CLEANABLE_DIRTY_RATIO", default_value_t = TopicConfig::default().min_cleanable_dirty_ratio)]
+    pub min_cleanable_dirty_ratio: f64,
+    /// Bytes of key map one compaction pass may hold (keys plus about 48
+    /// bytes each); a partition with more distinct keys in its uncompacted
+    /// part takes several passes.
+    #[arg(long, env = "STRATA_COMPACTION_MAP_BYTES_MAX", default_value_t = Limits::default().compaction_map_bytes_max)]
+    pub compaction_map_bytes_max: u64,
+
     /// Largest gRPC request accepted, in bytes (a produce request carries
     /// its batches).
     #[arg(long, env = "STRATA_REQUEST_BYTES_MAX", default_value_t = 64 << 20)]
@@ -162,7 +178,8 @@ pub struct Args {
     #[arg(long, env = "STRATA_HTTP2_FRAME_BYTES", default_value_t = (16 << 20) - 1)]
     pub http2_frame_bytes: u32,
     /// Milliseconds between retention checks (each deletes the sealed
-    /// segments past their topic's retention.ms or retention.bytes).
+    /// segments past their topic's retention.ms or retention.bytes, and
+    /// compacts partitions of compacted topics that are dirty enough).
     #[arg(
         long,
         env = "STRATA_RETENTION_CHECK_INTERVAL_MS",
@@ -287,6 +304,11 @@ impl Args {
                     },
                     flush_ms: self.flush_ms,
                     flush_messages: self.flush_messages,
+                    // Checked in `validate`; the built-in default otherwise.
+                    cleanup: crate::core::config::CleanupPolicy::parse(&self.cleanup_policy)
+                        .unwrap_or(TopicConfig::default().cleanup),
+                    delete_retention_ms: self.delete_retention_ms,
+                    min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
                 },
             },
             limits: Limits {
@@ -298,6 +320,7 @@ impl Args {
                 subscription_partitions_max: self.subscription_partitions_max,
                 subscription_buffer_messages: self.subscription_buffer_messages.max(1),
                 appends_in_flight_max: self.appends_in_flight_max.max(1),
+                compaction_map_bytes_max: self.compaction_map_bytes_max.max(1024),
             },
         }
     }
@@ -331,6 +354,9 @@ impl Args {
             bail!(
                 "--group-session-timeout-ms must lie between --group-session-timeout-ms-min and --group-session-timeout-ms-max"
             );
+        }
+        if crate::core::config::CleanupPolicy::parse(&self.cleanup_policy).is_none() {
+            bail!("--cleanup-policy must be delete, compact, or compact,delete");
         }
         let defaults = self.broker_options().defaults;
         crate::core::TopicConfig::resolve(&defaults, &Default::default())

@@ -198,7 +198,7 @@ pub async fn run(
     };
 
     let retention = {
-        let (broker, token) = (broker.clone(), token.clone());
+        let (broker, token, coordinator) = (broker.clone(), token.clone(), coordinator.clone());
         let every = Duration::from_millis(args.retention_check_interval_ms.max(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -212,7 +212,14 @@ pub async fn run(
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
-                let _ = tokio::task::spawn_blocking(move || b.apply_retention(now)).await;
+                let c = coordinator.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    b.apply_cleanup(now);
+                    if let Err(e) = c.compact_if_due(now) {
+                        tracing::error!(error = %e, "compacting the groups log failed");
+                    }
+                })
+                .await;
             }
         })
     };

@@ -31,7 +31,8 @@ pub fn code(e: &BrokerError) -> Code {
             StorageError::InvalidBatch(_)
             | StorageError::BatchTooLarge { .. }
             | StorageError::Config(_)
-            | StorageError::NotBatchBoundary { .. } => Code::InvalidArgument,
+            | StorageError::NotBatchBoundary { .. }
+            | StorageError::KeyRequired { .. } => Code::InvalidArgument,
             StorageError::OffsetOutOfRange { .. } => Code::OutOfRange,
             // Not retriable as they are: the producer must start over
             // with a new id (or stop, if it is a fenced zombie).

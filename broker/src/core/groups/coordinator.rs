@@ -653,6 +653,12 @@ impl Coordinator {
         self.sync(target)
     }
 
+    /// Compacts the groups log if it is due (see `Store::compact_if_due`).
+    pub fn compact_if_due(&self, now_ms: i64) -> Result<bool> {
+        self.store
+            .compact_if_due(self.broker.limits().compaction_map_bytes_max, now_ms)
+    }
+
     /// Closes the groups log cleanly.
     pub fn close(&self) -> Result<()> {
         self.store.close()

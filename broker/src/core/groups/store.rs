@@ -31,6 +31,14 @@ const KIND_OFFSET: u8 = 1;
 const KIND_GROUP: u8 = 2;
 /// Bytes read per step of the replay at startup.
 const REPLAY_READ_BYTES: usize = 4 << 20;
+/// Segment size of the groups log: small, so compaction (which only
+/// rewrites sealed segments) keeps it small.
+const SEGMENT_BYTES: u64 = 16 << 20;
+/// How long a deleted group's or offset's tombstone stays (Kafka's
+/// `delete.retention.ms` default).
+const DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
+/// The uncompacted share that starts a pass (Kafka's default).
+const MIN_DIRTY_RATIO: f64 = 0.5;
 
 /// A record's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +304,8 @@ pub type Entry = (Key, Option<Vec<u8>>);
 #[derive(Debug)]
 pub struct Store {
     log: Log,
+    /// Wall-clock time of the last compaction pass (or of the open).
+    last_compaction_ms: std::sync::atomic::AtomicI64,
 }
 
 fn storage(e: crate::storage::StorageError) -> BrokerError {
@@ -312,7 +322,8 @@ impl Store {
     pub fn open(dir: &Path, now_ms: u64) -> Result<(Self, BTreeMap<String, Group>)> {
         let config = LogConfig {
             durability: Durability::PageCache,
-            segment_bytes_max: 64 << 20,
+            segment_bytes_max: SEGMENT_BYTES,
+            keys_required: true,
             ..LogConfig::default()
         };
         let log = Log::open(dir, config).map_err(storage)?;
@@ -328,11 +339,17 @@ impl Store {
             let batches = strata_proto::Batch::decode_all(r.batches)
                 .map_err(|e| BrokerError::Internal(format!("groups log at offset {at}: {e}")))?;
             for b in batches {
+                let from = at;
+                // After compaction a batch's last records may be gone: the
+                // next read starts after the batch, not after its last record.
+                at = at.max(b.header().last_offset() as u64 + 1);
                 for rec in b.records() {
                     let rec = rec.map_err(|e| {
-                        BrokerError::Internal(format!("groups log at offset {at}: {e}"))
+                        BrokerError::Internal(format!("groups log at offset {from}: {e}"))
                     })?;
-                    at = rec.offset as u64 + 1;
+                    if (rec.offset as u64) < from {
+                        continue;
+                    }
                     records += 1;
                     let Some(key) = rec.key.as_deref().and_then(Key::decode) else {
                         tracing::warn!(
@@ -352,7 +369,16 @@ impl Store {
             bytes = log.size_bytes(),
             "consumer groups loaded"
         );
-        Ok((Self { log }, groups))
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Ok((
+            Self {
+                log,
+                last_compaction_ms: std::sync::atomic::AtomicI64::new(now),
+            },
+            groups,
+        ))
     }
 
     /// Appends entries in one batch (all or none); returns the offset to
@@ -369,6 +395,27 @@ impl Store {
     /// Waits until everything below `target` is fsynced.
     pub fn sync_to(&self, target: u64) -> Result<()> {
         self.log.sync_to(target).map_err(storage)
+    }
+
+    /// Compacts the log (one record per group and per committed
+    /// partition survives) once half of it is uncompacted, or once a day
+    /// so deleted groups' tombstones go. Blocking; runs beside appends.
+    pub fn compact_if_due(&self, map_bytes_max: u64, now_ms: i64) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        let (dirty, total) = self.log.dirty_bytes().map_err(storage)?;
+        let quiet_for = now_ms - self.last_compaction_ms.load(Ordering::Acquire);
+        if total == 0
+            || ((dirty as f64) < MIN_DIRTY_RATIO * total as f64 && quiet_for < DELETE_RETENTION_MS)
+        {
+            return Ok(false);
+        }
+        let opts = crate::storage::CompactOptions {
+            map_bytes_max: map_bytes_max as usize,
+            delete_retention_ms: DELETE_RETENTION_MS,
+        };
+        while self.log.compact(&opts).map_err(storage)?.more {}
+        self.last_compaction_ms.store(now_ms, Ordering::Release);
+        Ok(true)
     }
 
     /// Closes the log cleanly.
