@@ -456,6 +456,26 @@ async fn retention_advances_the_start_and_consumers_reset_by_policy() {
         c.poll().await.unwrap_err(),
         Error::OffsetOutOfRange { offset: 0, .. }
     ));
+    // A group whose committed offset fell below the start resets the same
+    // way when a member picks the partition up.
+    client
+        .admin()
+        .commit_offsets("g", &[("old".into(), 0, 0)])
+        .await
+        .unwrap();
+    let mut m = client.consumer(ConsumerConfig {
+        offset_reset: OffsetReset::Earliest,
+        fetch_wait: Duration::from_millis(50),
+        ..ConsumerConfig::default()
+    });
+    m.subscribe("g", &["old"]).await.unwrap();
+    let first = loop {
+        if let Some(r) = m.poll().await.unwrap().into_iter().next() {
+            break r;
+        }
+    };
+    assert_eq!(first.offset, start);
+    m.close().await.unwrap();
 }
 
 /// Reads partition 0 of `topic` from its start to its high watermark.
