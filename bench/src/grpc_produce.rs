@@ -8,7 +8,6 @@
 //! `strata-bench` will use `strata-client`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -59,57 +58,6 @@ pub struct Args {
     shape: crate::shape::Shape,
 }
 
-/// A broker child process, stopped (SIGTERM) and its directory removed on drop.
-struct Spawned {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_broker(dir: &std::path::Path) -> anyhow::Result<(Spawned, String)> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?.with_file_name("strata-broker");
-    if !exe.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p strata-broker)",
-            exe.display()
-        );
-    }
-    let tmp = tempfile::Builder::new()
-        .prefix("strata-bench-broker-")
-        .tempdir_in(dir)?;
-    let mut child = Command::new(&exe)
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .args(["--listen", "127.0.0.1:0", "--no-metrics"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let addr = loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(a) = l.strip_prefix("strata-broker listening on ") {
-                    break a.to_string();
-                }
-            }
-            _ => bail!("the spawned broker exited before listening"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Ok((Spawned { child, _dir: tmp }, format!("http://{addr}")))
-}
-
 /// A channel tuned for megabyte batches: big HTTP/2 windows and frames.
 pub async fn connect(url: &str) -> anyhow::Result<Channel> {
     Endpoint::from_shared(url.to_string())?
@@ -136,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let (_spawned, url) = if args.spawn_broker {
-        let (s, url) = spawn_broker(&args.dir)?;
+        let (s, url) = crate::spawn::spawn_broker(&args.dir)?;
         (Some(s), url)
     } else {
         (None, args.broker.clone())

@@ -1,19 +1,27 @@
 //! `strata-bench`: Strata's load generator.
 //!
-//! Today it measures the storage engine in-process (`strata-bench log`):
-//! appends of pre-built batches straight to a partition log on disk, with
-//! a chosen durability mode and number of concurrent appenders; and the
-//! gRPC produce path (`strata-bench grpc-produce`). The full workloads
-//! (produce, consume, end-to-end latency) come with the client.
+//! The client workloads, through `strata-client` as applications use it
+//! (`workload`): `produce` (publish throughput and latency), `consume`
+//! (draining a backlog), `e2e` (end-to-end latency at a fixed rate,
+//! coordinated-omission safe), each against `--broker` or a broker it
+//! spawns (`spawn`), with a live progress line (`progress`), a report
+//! (`stats`: text, `--json`, `--hdr-out`) and `--plot` (`plot`).
 //!
-//! The `log` workload links the broker's storage engine directly, which is
-//! the one place `bench` depends on `strata-broker`: it measures the engine
-//! without the network, as the baseline the gRPC path is compared with.
+//! Two lower-level ones measure the layers under the client: `log`
+//! appends pre-built batches straight to a partition log on disk (the one
+//! place `bench` links the broker's storage engine), and `grpc-produce`
+//! sends pre-encoded batches with the generated gRPC client.
 
 mod grpc_produce;
 mod log_append;
+mod payload;
+mod plot;
+mod progress;
 mod report;
 mod shape;
+mod spawn;
+mod stats;
+mod workload;
 
 use clap::{Parser, Subcommand};
 
@@ -30,17 +38,112 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Producers publish as fast as they can or at --rate: publish
+    /// throughput and latency.
+    Produce(workload::ProduceArgs),
+    /// A backlog of --messages, then consumers drain it from the beginning:
+    /// consume throughput and drain time.
+    Consume(workload::ConsumeArgs),
+    /// Producers at --rate and consumers at once: end-to-end latency from
+    /// each message's scheduled send to its reception.
+    E2e(workload::E2eArgs),
     /// Append batches straight to a partition log on disk (no network).
     Log(log_append::Args),
     /// Produce pre-encoded batches to a broker over gRPC.
     GrpcProduce(grpc_produce::Args),
 }
 
+/// A client workload's plan, its arguments checked; `Err` for bad ones.
+fn plan(command: Command) -> anyhow::Result<Result<workload::Plan, Command>> {
+    use workload::{Kind, Plan};
+    Ok(Ok(match command {
+        c @ (Command::Log(_) | Command::GrpcProduce(_)) => return Ok(Err(c)),
+        Command::Produce(a) => {
+            a.check()?;
+            Plan {
+                kind: Kind::Produce,
+                common: a.common,
+                producers: a.producers,
+                consumers: 0,
+                group: None,
+            }
+        }
+        Command::Consume(a) => {
+            a.check()?;
+            Plan {
+                kind: Kind::Consume,
+                common: a.common,
+                producers: 1,
+                consumers: a.consumers,
+                group: a.group,
+            }
+        }
+        Command::E2e(a) => {
+            a.check()?;
+            Plan {
+                kind: Kind::E2e,
+                common: a.common,
+                producers: a.producers,
+                consumers: a.consumers,
+                group: a.group,
+            }
+        }
+    }))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Log(args) => log_append::run(args),
-        Command::GrpcProduce(args) => grpc_produce::run(args),
+    let plan = match plan(cli.command)? {
+        Ok(plan) => plan,
+        Err(Command::Log(args)) => return log_append::run(args),
+        Err(Command::GrpcProduce(args)) => return grpc_produce::run(args),
+        Err(_) => unreachable!("client workloads have plans"),
+    };
+    let report = workload::run(plan)?;
+    if report.integrity.is_some_and(|i| !i.ok()) {
+        anyhow::bail!("messages were lost or duplicated (see the report)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &str) -> Result<(), String> {
+        let argv = std::iter::once("strata-bench").chain(args.split_whitespace());
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        plan(cli.command).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_before_anything_runs() {
+        assert_eq!(check("produce --messages 10"), Ok(()));
+        assert_eq!(check("e2e --rate 1000 --duration 10s"), Ok(()));
+        assert_eq!(
+            check("consume --messages 1000 --consumers 2 --group g"),
+            Ok(())
+        );
+        for (args, says) in [
+            ("produce --message-size 10", "--message-size"),
+            ("produce --partitions 0", "--partitions"),
+            ("produce --producers 0", "--producers"),
+            ("produce --messages 0", "--messages"),
+            ("produce --duration 0s", "--duration"),
+            ("produce --duration soon", "30s"),
+            ("produce --duration 5s --messages 9", "cannot be used with"),
+            ("produce --keys fixed:0", "fixed:N"),
+            ("produce --acks sometimes", "possible values"),
+            ("produce --plot latency.png", "SVG"),
+            ("produce --json /no/such/dir/r.json", "does not exist"),
+            ("produce --batch-bytes 10", "--batch-bytes"),
+            ("e2e --duration 5s", "--rate"),
+            ("e2e --rate 10 --consumers 0", "--consumers"),
+            ("consume --duration 5s", "--messages"),
+        ] {
+            let err = check(args).expect_err(args);
+            assert!(err.contains(says), "{args}: {err}");
+        }
     }
 }
 

@@ -1,0 +1,1117 @@
+//! The client workloads, modelled on the OpenMessaging Benchmark:
+//! `produce` (P producers, publish throughput and latency), `consume`
+//! (C consumers draining a backlog from the beginning) and `e2e`
+//! (producers at a fixed rate and consumers at once: end-to-end latency).
+//!
+//! Every message carries its producer, sequence number and *scheduled*
+//! send time (`crate::payload`): at a fixed rate, message i of a producer is
+//! due at `start + i / rate`, and both its publish latency (to the
+//! acknowledgement) and its end-to-end latency (to the consumer) count from
+//! then, so a producer that falls behind cannot hide the delay
+//! (coordinated omission). Messages scheduled during the warm-up are sent
+//! and checked for loss but not measured. Consumers mark every message
+//! they receive; the report says whether any acknowledged message was
+//! lost or received twice.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use strata_client::{
+    Acks, Client, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, Seek,
+};
+use tokio::sync::mpsc;
+
+use crate::payload::{self, HEADER_BYTES, Stamp};
+use crate::stats::{self, Integrity, Latency, Rate, Report};
+
+/// The largest message the bench sends (the broker's default
+/// `max.message.bytes`).
+const MESSAGE_BYTES_MAX: usize = 16 << 20;
+/// How long consumers may go without receiving anything, once producers
+/// are done, before the run ends and reports what is missing.
+const DRAIN_IDLE: Duration = Duration::from_secs(30);
+/// Acknowledgements a producer may wait for at once in the bench (its
+/// client's `buffer_bytes` bounds memory first).
+const ACKS_IN_FLIGHT_MAX: usize = 1 << 16;
+
+/// How messages are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// No key: the client spreads messages (sticky partitioning).
+    None,
+    /// A random 8-byte key per message.
+    Random,
+    /// One of this many keys, in turn.
+    Fixed(u32),
+}
+
+impl std::str::FromStr for Keys {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "random" => Ok(Self::Random),
+            _ => match s.strip_prefix("fixed:").map(str::parse::<u32>) {
+                Some(Ok(n)) if n >= 1 => Ok(Self::Fixed(n)),
+                _ => Err(format!(
+                    "{s:?} is not a key distribution: none, random, or fixed:N with N >= 1"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::Random => f.write_str("random"),
+            Self::Fixed(n) => write!(f, "fixed:{n}"),
+        }
+    }
+}
+
+/// Acknowledgement modes (each also sets the topic's durability).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckArg {
+    /// Answer before writing (topic durability page_cache): may lose data.
+    None,
+    /// Answer once in the page cache (topic durability page_cache).
+    Written,
+    /// Answer once fsynced (topic durability fsync).
+    Durable,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (write it like 30s or 500ms)"))
+}
+
+/// Settings every client workload shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// The broker to load.
+    #[arg(long, default_value = "http://127.0.0.1:7390")]
+    pub broker: String,
+    /// Start a broker from this build on a temporary data directory (in
+    /// --dir) instead, and stop and remove it afterwards.
+    #[arg(long)]
+    pub spawn_broker: bool,
+    /// Where --spawn-broker puts its data directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Topic to (re)create and use.
+    #[arg(long, default_value = "strata-bench")]
+    pub topic: String,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Bytes of each message's value (at least 20: the bench's stamp).
+    #[arg(long, default_value_t = 1024)]
+    pub message_size: usize,
+    /// Keys: none, random, or fixed:N (N keys in turn).
+    #[arg(long, default_value = "none")]
+    pub keys: Keys,
+    /// The producer's batch size in bytes (per partition).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub batch_bytes: usize,
+    /// The producer's linger: how long a batch waits to fill.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    pub linger: Duration,
+    /// Acknowledgement mode (and the topic's durability).
+    #[arg(long, value_enum, default_value = "durable")]
+    pub acks: AckArg,
+    /// Messages per second across all producers (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to measure, after the warm-up (like 30s; the default when
+    /// --messages is not given).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "messages")]
+    pub duration: Option<Duration>,
+    /// Messages to measure, after the warm-up.
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// Time at the start that is sent but not measured.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Write the report as JSON to this file (`-`: standard output).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Save the latency histograms as PREFIX-publish.hgrm and
+    /// PREFIX-e2e.hgrm (HdrHistogram's percentile distribution format).
+    #[arg(long, value_name = "PREFIX")]
+    pub hdr_out: Option<PathBuf>,
+    /// Draw latency over time and its percentile distribution as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+impl Common {
+    /// Refuses settings that cannot run, before anything starts.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.partitions == 0 {
+            bail!("--partitions must be at least 1");
+        }
+        if !(HEADER_BYTES..=MESSAGE_BYTES_MAX).contains(&self.message_size) {
+            bail!(
+                "--message-size must be between {HEADER_BYTES} (the bench's stamp) and {MESSAGE_BYTES_MAX}"
+            );
+        }
+        if self.batch_bytes < 1024 || self.batch_bytes > MESSAGE_BYTES_MAX {
+            bail!("--batch-bytes must be between 1024 and {MESSAGE_BYTES_MAX}");
+        }
+        if self.linger > Duration::from_secs(10) {
+            bail!("--linger must be at most 10s");
+        }
+        if self.messages == Some(0) {
+            bail!("--messages must be at least 1");
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            bail!("--duration must be longer than 0");
+        }
+        if self
+            .plot
+            .as_ref()
+            .is_some_and(|p| p.extension().is_none_or(|e| e != "svg"))
+        {
+            bail!("--plot writes SVG: give a file name ending in .svg");
+        }
+        if let Some(dir) = self.json.as_ref().and_then(|p| p.parent())
+            && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
+        {
+            bail!("--json: directory {} does not exist", dir.display());
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![
+            ("topic", self.topic.clone()),
+            ("partitions", self.partitions.to_string()),
+            ("message_size", self.message_size.to_string()),
+            ("keys", self.keys.to_string()),
+            ("batch_bytes", self.batch_bytes.to_string()),
+            (
+                "linger",
+                humantime::format_duration(self.linger).to_string(),
+            ),
+            ("acks", format!("{:?}", self.acks).to_lowercase()),
+            ("rate", self.rate.to_string()),
+            (
+                "warmup",
+                humantime::format_duration(self.warmup).to_string(),
+            ),
+        ];
+        match (self.messages, self.duration) {
+            (Some(n), _) => p.push(("messages", n.to_string())),
+            (None, d) => p.push((
+                "duration",
+                humantime::format_duration(d.unwrap_or(DEFAULT_DURATION)).to_string(),
+            )),
+        }
+        p
+    }
+
+    fn durability(&self) -> (&'static str, String) {
+        let topic = match self.acks {
+            AckArg::Durable => "fsync",
+            AckArg::Written | AckArg::None => "page_cache",
+        };
+        let what = match self.acks {
+            AckArg::Durable => "acks=durable: acknowledged after fsync (group commit)",
+            AckArg::Written => "acks=written: acknowledged once in the page cache",
+            AckArg::None => "acks=none: not acknowledged",
+        };
+        (topic, format!("{what}; topic durability={topic}"))
+    }
+}
+
+/// What to measure when neither --duration nor --messages is given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+
+/// `strata-bench produce`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Producers, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+}
+
+/// `strata-bench consume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Consumers, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    /// Consume as members of this consumer group (default: each consumer
+    /// assigns itself a share of the partitions).
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+/// `strata-bench e2e`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Producers, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    /// Consumers, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    /// Consume as members of this consumer group.
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+impl ProduceArgs {
+    /// Refuses settings that cannot run.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.common.check()?;
+        if self.producers == 0 {
+            bail!("--producers must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl ConsumeArgs {
+    /// Refuses settings that cannot run.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.common.check()?;
+        if self.consumers == 0 {
+            bail!("--consumers must be at least 1");
+        }
+        if self.common.duration.is_some() {
+            bail!("consume drains a backlog of --messages; --duration does not apply");
+        }
+        Ok(())
+    }
+}
+
+impl E2eArgs {
+    /// Refuses settings that cannot run.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.common.check()?;
+        if self.producers == 0 || self.consumers == 0 {
+            bail!("--producers and --consumers must be at least 1");
+        }
+        if self.common.rate == 0 {
+            bail!(
+                "e2e measures latency at a fixed rate: give --rate (find the highest sustainable one with `produce`)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Counters the progress bar reads while the run goes.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Messages handed to producers.
+    pub sent: AtomicU64,
+    /// Messages acknowledged.
+    pub acked: AtomicU64,
+    /// Bytes acknowledged.
+    pub acked_bytes: AtomicU64,
+    /// Messages received by consumers (duplicates included).
+    pub received: AtomicU64,
+    /// Bytes received.
+    pub received_bytes: AtomicU64,
+}
+
+/// The clock and switches of one run.
+#[derive(Debug)]
+struct Run {
+    /// Time zero of every stamp.
+    start: Instant,
+    /// Messages scheduled before this are not measured.
+    warm_end: Instant,
+    /// Producers stop scheduling at this time (duration mode).
+    end: Option<Instant>,
+    /// Measured messages left to send (messages mode).
+    measured_left: Option<AtomicU64>,
+    /// Producers stop (time up, count reached, Ctrl-C).
+    stop: AtomicBool,
+    /// Ctrl-C was pressed.
+    interrupted: AtomicBool,
+    live: Arc<Live>,
+}
+
+impl Run {
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.start).as_nanos() as u64
+    }
+
+    fn warm_end_ns(&self) -> u64 {
+        self.nanos(self.warm_end)
+    }
+}
+
+/// What one producer did.
+struct Produced {
+    /// Bit i set: sequence i was acknowledged.
+    acked: Vec<u64>,
+    /// Measured acknowledgements: count, bytes, and when the last came.
+    measured: u64,
+    measured_bytes: u64,
+    last_ack: Option<Instant>,
+    errors: u64,
+    latency: Histogram<u64>,
+    first_error: Option<String>,
+}
+
+fn set_bit(bits: &mut Vec<u64>, i: u64) -> bool {
+    let (word, bit) = ((i / 64) as usize, i % 64);
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    let was = bits[word] & (1 << bit) != 0;
+    bits[word] |= 1 << bit;
+    was
+}
+
+fn producer_config(c: &Common) -> ProducerConfig {
+    ProducerConfig {
+        acks: match c.acks {
+            AckArg::None => Acks::None,
+            AckArg::Written => Acks::Written,
+            AckArg::Durable => Acks::Durable,
+        },
+        batch_bytes: c.batch_bytes,
+        linger: c.linger,
+        buffer_bytes: (64 << 20).max(4 * c.batch_bytes),
+        ..ProducerConfig::default()
+    }
+}
+
+async fn produce_loop(
+    client: Client,
+    common: Common,
+    run: Arc<Run>,
+    id: u32,
+    rate_per_producer: f64,
+) -> anyhow::Result<Produced> {
+    let producer = client.producer(producer_config(&common));
+    let padding: Vec<u8> = (0..common.message_size).map(|i| (i % 251) as u8).collect();
+    let (tx, mut rx) =
+        mpsc::channel::<(u64, Instant, bool, strata_client::DeliveryFuture)>(ACKS_IN_FLIGHT_MAX);
+    let size = common.message_size as u64;
+    let live = run.live.clone();
+    // Acknowledgements arrive on their own task, so that waiting for them
+    // never delays the schedule.
+    let acker = tokio::spawn(async move {
+        let mut out = Produced {
+            acked: Vec::new(),
+            measured: 0,
+            measured_bytes: 0,
+            last_ack: None,
+            errors: 0,
+            latency: stats::histogram(),
+            first_error: None,
+        };
+        let mut waiting = FuturesUnordered::new();
+        let mut open = true;
+        while open || !waiting.is_empty() {
+            tokio::select! {
+                item = rx.recv(), if open => match item {
+                    Some((seq, scheduled, measured, fut)) => waiting.push(async move {
+                        (seq, scheduled, measured, fut.await)
+                    }),
+                    None => open = false,
+                },
+                Some((seq, scheduled, measured, result)) = waiting.next(), if !waiting.is_empty() => {
+                    let now = Instant::now();
+                    match result {
+                        Ok(_) => {
+                            set_bit(&mut out.acked, seq);
+                            live.acked.fetch_add(1, Ordering::Relaxed);
+                            live.acked_bytes.fetch_add(size, Ordering::Relaxed);
+                            if measured {
+                                out.measured += 1;
+                                out.measured_bytes += size;
+                                out.last_ack = Some(now);
+                                out.latency.saturating_record(
+                                    now.saturating_duration_since(scheduled).as_micros() as u64,
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            out.errors += 1;
+                            out.first_error.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    });
+    let interval =
+        (rate_per_producer > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_producer));
+    let mut seq = 0u64;
+    let mut rng = fastrand_state(id);
+    while !run.stop.load(Ordering::Relaxed) {
+        let scheduled = match interval {
+            Some(iv) => {
+                let due = run.start + iv.mul_f64(seq as f64);
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
+        if run.end.is_some_and(|end| scheduled >= end) {
+            break;
+        }
+        let measured = scheduled >= run.warm_end;
+        if measured
+            && let Some(left) = &run.measured_left
+            && left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_err()
+        {
+            break;
+        }
+        let stamp = Stamp {
+            producer: id,
+            sequence: seq,
+            scheduled_ns: run.nanos(scheduled),
+        };
+        let mut record = ProducerRecord::new(&common.topic).value(payload::encode(
+            stamp,
+            common.message_size,
+            &padding,
+        ));
+        match common.keys {
+            Keys::None => {}
+            Keys::Random => record = record.key(rng.next().to_be_bytes().to_vec()),
+            Keys::Fixed(n) => record = record.key(format!("key-{}", seq % u64::from(n))),
+        }
+        let fut = producer.send(record).await.context("sending a message")?;
+        run.live.sent.fetch_add(1, Ordering::Relaxed);
+        if tx.send((seq, scheduled, measured, fut)).await.is_err() {
+            break;
+        }
+        seq += 1;
+    }
+    drop(tx);
+    producer.flush().await.ok();
+    let out = acker.await.context("acknowledgement task")?;
+    producer.close().await.ok();
+    Ok(out)
+}
+
+/// A tiny xorshift generator for random keys (one per producer), so that
+/// keys cost no locking.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+fn fastrand_state(id: u32) -> XorShift {
+    XorShift(0x9E37_79B9_7F4A_7C15 ^ (u64::from(id) + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
+}
+
+/// What one consumer saw.
+struct Consumed {
+    /// Per producer: bit i set, sequence i received.
+    seen: Vec<Vec<u64>>,
+    duplicates: u64,
+    measured: u64,
+    measured_bytes: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    latency: Histogram<u64>,
+    /// End-to-end latency per second after the warm-up, for the plot.
+    per_second: Vec<Histogram<u64>>,
+}
+
+/// Where consumers stand: whether they may stop.
+#[derive(Debug, Default)]
+struct Drain {
+    /// Producers are done; `expected` holds what they had acknowledged.
+    producers_done: AtomicBool,
+    expected: AtomicU64,
+    /// Stop now, whatever is left.
+    give_up: AtomicBool,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn consume_loop(
+    client: Client,
+    topic: String,
+    group: Option<String>,
+    share: Vec<u32>,
+    run: Arc<Run>,
+    drain: Arc<Drain>,
+    measure_all: bool,
+) -> anyhow::Result<Consumed> {
+    let mut consumer = client.consumer(ConsumerConfig {
+        offset_reset: OffsetReset::Earliest,
+        fetch_wait: Duration::from_millis(100),
+        client_id: "strata-bench".into(),
+        ..ConsumerConfig::default()
+    });
+    match &group {
+        Some(g) => consumer.subscribe(g, &[topic.as_str()]).await?,
+        None => {
+            for p in share {
+                consumer.assign(&topic, p, Seek::Beginning).await?;
+            }
+        }
+    }
+    let mut out = Consumed {
+        seen: Vec::new(),
+        duplicates: 0,
+        measured: 0,
+        measured_bytes: 0,
+        first: None,
+        last: None,
+        latency: stats::histogram(),
+        per_second: Vec::new(),
+    };
+    let warm_ns = run.warm_end_ns();
+    let mut idle_since = Instant::now();
+    loop {
+        if drain.give_up.load(Ordering::Relaxed) {
+            break;
+        }
+        if drain.producers_done.load(Ordering::Acquire) {
+            let expected = drain.expected.load(Ordering::Acquire);
+            if run.live.received.load(Ordering::Acquire) >= expected {
+                break;
+            }
+            if idle_since.elapsed() > DRAIN_IDLE {
+                break;
+            }
+        }
+        let records = consumer.poll().await?;
+        let now = Instant::now();
+        if records.is_empty() {
+            continue;
+        }
+        idle_since = now;
+        let now_ns = run.nanos(now);
+        for r in records {
+            let bytes = r.value.as_ref().map_or(0, |v| v.len()) as u64;
+            let Some(stamp) = r.value.as_deref().and_then(payload::decode) else {
+                continue;
+            };
+            let p = stamp.producer as usize;
+            if out.seen.len() <= p {
+                out.seen.resize(p + 1, Vec::new());
+            }
+            if set_bit(&mut out.seen[p], stamp.sequence) {
+                out.duplicates += 1;
+                continue;
+            }
+            run.live.received.fetch_add(1, Ordering::Relaxed);
+            run.live.received_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if measure_all || stamp.scheduled_ns >= warm_ns {
+                out.measured += 1;
+                out.measured_bytes += bytes;
+                out.first.get_or_insert(now);
+                out.last = Some(now);
+                let us = now_ns.saturating_sub(stamp.scheduled_ns) / 1000;
+                out.latency.saturating_record(us);
+                let second =
+                    ((stamp.scheduled_ns.saturating_sub(warm_ns)) / 1_000_000_000) as usize;
+                if second < 24 * 3600 {
+                    while out.per_second.len() <= second {
+                        out.per_second.push(stats::histogram());
+                    }
+                    out.per_second[second].saturating_record(us);
+                }
+            }
+        }
+    }
+    consumer.close().await.ok();
+    Ok(out)
+}
+
+/// Recreates the topic with the durability the acks mode needs.
+async fn setup_topic(client: &Client, c: &Common) -> anyhow::Result<()> {
+    let admin = client.admin();
+    let _ = admin.delete_topic(&c.topic).await;
+    let (durability, _) = c.durability();
+    admin
+        .create_topic(&c.topic, c.partitions, &[("durability", durability)])
+        .await
+        .with_context(|| format!("creating topic {}", c.topic))?;
+    Ok(())
+}
+
+/// Which workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Producers only.
+    Produce,
+    /// A backlog first, then consumers drain it.
+    Consume,
+    /// Producers and consumers at once.
+    E2e,
+}
+
+/// Everything a run needs, whichever workload it is.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The workload.
+    pub kind: Kind,
+    /// Shared settings.
+    pub common: Common,
+    /// Producers.
+    pub producers: u32,
+    /// Consumers (0 for `produce`).
+    pub consumers: u32,
+    /// Consumer group, if consumers join one.
+    pub group: Option<String>,
+}
+
+/// Runs a plan to its report (and its plot, histograms and JSON).
+pub fn run(plan: Plan) -> anyhow::Result<Report> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(run_async(plan.clone()))?;
+    report.0.print();
+    if let Some(path) = &plan.common.json {
+        report.0.write_json(path)?;
+    }
+    if let Some(prefix) = &plan.common.hdr_out {
+        let name = |what: &str| {
+            let mut p = prefix.clone().into_os_string();
+            p.push(format!("-{what}.hgrm"));
+            PathBuf::from(p)
+        };
+        if let Some(h) = &report.1 {
+            stats::write_hgrm(h, &name("publish"))?;
+        }
+        if let Some(h) = &report.2 {
+            stats::write_hgrm(h, &name("e2e"))?;
+        }
+    }
+    if let Some(path) = &plan.common.plot {
+        let (hist, series, label) = match (&report.2, &report.1) {
+            (Some(e2e), _) => (e2e, &report.3, "end-to-end latency"),
+            (None, Some(publish)) => (publish, &report.4, "publish latency"),
+            (None, None) => bail!("--plot: no latency was measured"),
+        };
+        crate::plot::draw(path, label, hist, series, &report.0)?;
+        println!("  plot         {}", path.display());
+    }
+    Ok(report.0)
+}
+
+type Outcome = (
+    Report,
+    Option<Histogram<u64>>,
+    Option<Histogram<u64>>,
+    Vec<Histogram<u64>>,
+    Vec<Histogram<u64>>,
+);
+
+async fn run_async(plan: Plan) -> anyhow::Result<Outcome> {
+    let c = plan.common.clone();
+    let (_spawned, url) = if c.spawn_broker {
+        let (s, url) = crate::spawn::spawn_broker(&c.dir)?;
+        (Some(s), url)
+    } else {
+        (None, c.broker.clone())
+    };
+    let admin_client = Client::connect(&url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    setup_topic(&admin_client, &c).await?;
+    let live = Arc::new(Live::default());
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::Release);
+            }
+        });
+    }
+    let progress = crate::progress::start(live.clone());
+
+    // `consume`: the backlog first, at full speed, not measured.
+    if plan.kind == Kind::Consume {
+        let total = c.messages.unwrap_or(1_000_000);
+        let now = Instant::now();
+        let fill = Arc::new(Run {
+            start: now,
+            // Every message counts toward the backlog's size.
+            warm_end: now,
+            end: None,
+            measured_left: Some(AtomicU64::new(total)),
+            stop: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
+            live: live.clone(),
+        });
+        let fill_common = Common {
+            rate: 0,
+            ..c.clone()
+        };
+        let producer = Client::connect(&url).await?;
+        let produced = produce_loop(producer, fill_common, fill.clone(), 0, 0.0).await?;
+        if produced.errors > 0 {
+            bail!(
+                "filling the backlog failed: {}",
+                produced.first_error.unwrap_or_default()
+            );
+        }
+        live.received.store(0, Ordering::Release);
+        let acked = live.acked.load(Ordering::Acquire);
+        let started = Instant::now();
+        let run = Arc::new(Run {
+            start: fill.start,
+            warm_end: fill.start,
+            end: None,
+            measured_left: None,
+            stop: AtomicBool::new(true),
+            interrupted: AtomicBool::new(false),
+            live: live.clone(),
+        });
+        let drain = Arc::new(Drain::default());
+        drain.expected.store(acked, Ordering::Release);
+        drain.producers_done.store(true, Ordering::Release);
+        let consumed = start_consumers(&plan, &url, &run, &drain, true, &interrupted).await?;
+        let drain_seconds = started.elapsed().as_secs_f64();
+        progress.finish_and_clear();
+        let (rate, _e2e, _series, integrity) =
+            merge_consumed(consumed, std::slice::from_ref(&produced.acked), started);
+        let report = Report {
+            workload: "consume",
+            params: params(&plan),
+            durability: c.durability().1,
+            publish: None,
+            publish_errors: 0,
+            publish_latency: None,
+            consume: Some(Rate {
+                seconds: drain_seconds,
+                ..rate
+            }),
+            e2e_latency: None,
+            drain_seconds: Some(drain_seconds),
+            integrity: Some(integrity),
+            interrupted: interrupted.load(Ordering::Acquire),
+        };
+        return Ok((report, None, None, Vec::new(), Vec::new()));
+    }
+
+    let start = Instant::now() + Duration::from_millis(200);
+    let warm_end = start + c.warmup;
+    let end = match (c.messages, c.duration) {
+        (Some(_), _) => None,
+        (None, d) => Some(warm_end + d.unwrap_or(DEFAULT_DURATION)),
+    };
+    let run = Arc::new(Run {
+        start,
+        warm_end,
+        end,
+        measured_left: c.messages.map(AtomicU64::new),
+        stop: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
+        live: live.clone(),
+    });
+    let drain = Arc::new(Drain::default());
+    // Consumers first, so they are reading when the first message lands.
+    let consumers = if plan.kind == Kind::E2e {
+        let (plan, url, run, drain, interrupted) = (
+            plan.clone(),
+            url.clone(),
+            run.clone(),
+            drain.clone(),
+            interrupted.clone(),
+        );
+        Some(tokio::spawn(async move {
+            start_consumers(&plan, &url, &run, &drain, false, &interrupted).await
+        }))
+    } else {
+        None
+    };
+    let rate_each = c.rate as f64 / f64::from(plan.producers);
+    let mut producers = Vec::new();
+    for id in 0..plan.producers {
+        let client = Client::connect(&url).await?;
+        producers.push(tokio::spawn(produce_loop(
+            client,
+            c.clone(),
+            run.clone(),
+            id,
+            rate_each,
+        )));
+    }
+    let watcher = {
+        let (run, interrupted) = (run.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                if interrupted.load(Ordering::Acquire) {
+                    run.interrupted.store(true, Ordering::Release);
+                    run.stop.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        })
+    };
+    let mut produced = Vec::new();
+    for p in producers {
+        produced.push(p.await.context("producer task")??);
+    }
+    let acked: u64 = live.acked.load(Ordering::Acquire);
+    drain.expected.store(acked, Ordering::Release);
+    drain.producers_done.store(true, Ordering::Release);
+    let consumed = match consumers {
+        Some(task) => Some(task.await.context("consumer tasks")??),
+        None => None,
+    };
+    watcher.abort();
+    progress.finish_and_clear();
+
+    let mut publish_latency = stats::histogram();
+    let mut measured = 0;
+    let mut measured_bytes = 0;
+    let mut last_ack = None;
+    let mut errors = 0;
+    let mut first_error = None;
+    for p in &produced {
+        publish_latency.add(&p.latency).ok();
+        measured += p.measured;
+        measured_bytes += p.measured_bytes;
+        last_ack = last_ack.max(p.last_ack);
+        errors += p.errors;
+        if first_error.is_none() {
+            first_error.clone_from(&p.first_error);
+        }
+    }
+    if let Some(e) = &first_error {
+        eprintln!("strata-bench: {errors} publishes failed; the first: {e}");
+    }
+    let publish = Rate {
+        messages: measured,
+        bytes: measured_bytes,
+        seconds: last_ack.map_or(0.0, |t| t.saturating_duration_since(warm_end).as_secs_f64()),
+    };
+    let acked_bits: Vec<Vec<u64>> = produced.iter().map(|p| p.acked.clone()).collect();
+    let (consume, e2e, series, integrity) = match consumed {
+        Some(consumed) => {
+            let (rate, e2e, series, integrity) = merge_consumed(consumed, &acked_bits, warm_end);
+            (Some(rate), Some(e2e), series, Some(integrity))
+        }
+        None => (None, None, Vec::new(), None),
+    };
+    let report = Report {
+        workload: match plan.kind {
+            Kind::Produce => "produce",
+            Kind::E2e => "e2e",
+            Kind::Consume => "consume",
+        },
+        params: params(&plan),
+        durability: c.durability().1,
+        publish: Some(publish),
+        publish_errors: errors,
+        publish_latency: Some(Latency::of(&publish_latency)),
+        consume,
+        e2e_latency: e2e.as_ref().map(Latency::of),
+        drain_seconds: None,
+        integrity,
+        interrupted: run.interrupted.load(Ordering::Acquire),
+    };
+    Ok((report, Some(publish_latency), e2e, series, Vec::new()))
+}
+
+fn params(plan: &Plan) -> Vec<(&'static str, String)> {
+    let mut p = plan.common.params();
+    if plan.kind != Kind::Consume {
+        p.push(("producers", plan.producers.to_string()));
+    }
+    if plan.kind != Kind::Produce {
+        p.push(("consumers", plan.consumers.to_string()));
+        p.push((
+            "group",
+            plan.group
+                .clone()
+                .unwrap_or_else(|| "none (assigned)".into()),
+        ));
+    }
+    p
+}
+
+async fn start_consumers(
+    plan: &Plan,
+    url: &str,
+    run: &Arc<Run>,
+    drain: &Arc<Drain>,
+    measure_all: bool,
+    interrupted: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<Consumed>> {
+    let n = plan.consumers;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let client = Client::connect(url).await?;
+        let share: Vec<u32> = (0..plan.common.partitions).filter(|p| p % n == i).collect();
+        tasks.push(tokio::spawn(consume_loop(
+            client,
+            plan.common.topic.clone(),
+            plan.group.clone(),
+            share,
+            run.clone(),
+            drain.clone(),
+            measure_all,
+        )));
+    }
+    // After Ctrl-C, consumers get a few seconds to catch up, then stop.
+    let giver = {
+        let (drain, interrupted) = (drain.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if interrupted.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    drain.give_up.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        })
+    };
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.context("consumer task")??);
+    }
+    giver.abort();
+    Ok(out)
+}
+
+/// Merges what consumers saw: consume rate (measured messages over the
+/// window from `since` to the last reception), end-to-end latency, its
+/// per-second series, and loss and duplication against `acked`.
+fn merge_consumed(
+    consumed: Vec<Consumed>,
+    acked: &[Vec<u64>],
+    since: Instant,
+) -> (Rate, Histogram<u64>, Vec<Histogram<u64>>, Integrity) {
+    let mut e2e = stats::histogram();
+    let mut series: Vec<Histogram<u64>> = Vec::new();
+    let mut rate = Rate::default();
+    let mut last: Option<Instant> = None;
+    let mut seen: Vec<Vec<u64>> = Vec::new();
+    let mut integrity = Integrity::default();
+    for c in consumed {
+        e2e.add(&c.latency).ok();
+        for (i, h) in c.per_second.iter().enumerate() {
+            while series.len() <= i {
+                series.push(stats::histogram());
+            }
+            series[i].add(h).ok();
+        }
+        rate.messages += c.measured;
+        rate.bytes += c.measured_bytes;
+        last = last.max(c.last);
+        integrity.duplicates += c.duplicates;
+        for (p, bits) in c.seen.iter().enumerate() {
+            if seen.len() <= p {
+                seen.resize(p + 1, Vec::new());
+            }
+            if seen[p].len() < bits.len() {
+                seen[p].resize(bits.len(), 0);
+            }
+            for (w, word) in bits.iter().enumerate() {
+                integrity.duplicates += u64::from((seen[p][w] & word).count_ones());
+                seen[p][w] |= word;
+            }
+        }
+    }
+    rate.seconds = last.map_or(0.0, |t| t.saturating_duration_since(since).as_secs_f64());
+    for (p, bits) in acked.iter().enumerate() {
+        let got = seen.get(p).map(Vec::as_slice).unwrap_or(&[]);
+        for (w, word) in bits.iter().enumerate() {
+            let received = got.get(w).copied().unwrap_or(0);
+            integrity.acknowledged += u64::from(word.count_ones());
+            integrity.received += u64::from((word & received).count_ones());
+            integrity.missing += u64::from((word & !received).count_ones());
+        }
+    }
+    for (p, bits) in seen.iter().enumerate() {
+        let expected = acked.get(p).map(Vec::as_slice).unwrap_or(&[]);
+        for (w, word) in bits.iter().enumerate() {
+            let e = expected.get(w).copied().unwrap_or(0);
+            integrity.unacknowledged += u64::from((word & !e).count_ones());
+        }
+    }
+    (rate, e2e, series, integrity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_distributions_parse_and_refuse_nonsense() {
+        assert_eq!("none".parse::<Keys>(), Ok(Keys::None));
+        assert_eq!("random".parse::<Keys>(), Ok(Keys::Random));
+        assert_eq!("fixed:16".parse::<Keys>(), Ok(Keys::Fixed(16)));
+        assert!("fixed:0".parse::<Keys>().is_err());
+        assert!("some".parse::<Keys>().unwrap_err().contains("fixed:N"));
+    }
+
+    #[test]
+    fn loss_and_duplicates_are_counted_across_consumers() {
+        let mut a = Vec::new();
+        for s in [0, 1, 2, 3] {
+            set_bit(&mut a, s);
+        }
+        let consumer = |seqs: &[u64]| {
+            let mut bits = Vec::new();
+            for &s in seqs {
+                set_bit(&mut bits, s);
+            }
+            Consumed {
+                seen: vec![bits],
+                duplicates: 0,
+                measured: seqs.len() as u64,
+                measured_bytes: 0,
+                first: None,
+                last: None,
+                latency: stats::histogram(),
+                per_second: Vec::new(),
+            }
+        };
+        // Sequence 1 reached two consumers, 3 none, and 9 was never acked.
+        let (_, _, _, i) = merge_consumed(
+            vec![consumer(&[0, 1]), consumer(&[1, 2, 9])],
+            &[a],
+            Instant::now(),
+        );
+        assert_eq!(
+            i,
+            Integrity {
+                acknowledged: 4,
+                received: 3,
+                missing: 1,
+                duplicates: 1,
+                unacknowledged: 1,
+            }
+        );
+    }
+}
