@@ -165,6 +165,9 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// Bytes a new batch reserves up front (at most `batch_bytes`).
+const BATCH_PREALLOCATE_BYTES: usize = 256 << 10;
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -272,7 +275,14 @@ impl Producer {
         }
         let generation = state.generation;
         let open = state.open.entry(key.clone()).or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::with_capacity(inner.config.batch_bytes.min(size * 2)),
+            // Room for a good part of a batch at once: growing a megabyte
+            // batch from two records' worth copied it ten times over.
+            builder: BatchBuilder::with_capacity(
+                inner
+                    .config
+                    .batch_bytes
+                    .min(BATCH_PREALLOCATE_BYTES.max(size * 2)),
+            ),
             waiters: Vec::new(),
             opened: Instant::now(),
             generation,
@@ -290,10 +300,17 @@ impl Producer {
             _permit: permit,
         });
         let generation = open.generation;
-        if open.builder.encoded_len() >= inner.config.batch_bytes {
-            let full = state.open.remove(&key).expect("present");
-            self.dispatch(&mut state, key, full, record.key.is_none());
-        } else if first {
+        let full = open.builder.encoded_len() >= inner.config.batch_bytes;
+        // With no linger, a batch goes as soon as its partition's sender is
+        // free; while one is in flight, records batch up behind it and the
+        // sender takes them when it is done (`send_queue`). This never goes
+        // through the timer, whose 1 ms resolution would add up to a
+        // millisecond to every record.
+        let now = inner.config.linger.is_zero() && !state.queues.get(&key).is_some_and(|q| q.busy);
+        if full || now {
+            let batch = state.open.remove(&key).expect("present");
+            self.dispatch(&mut state, key, batch, record.key.is_none());
+        } else if first && !inner.config.linger.is_zero() {
             state.generation += 1;
             self.linger(key, generation);
         }
@@ -355,9 +372,16 @@ impl Producer {
         loop {
             let batch = {
                 let mut state = self.inner.state.lock().expect("producer lock");
-                let queue = state.queues.get_mut(&key).expect("a busy queue exists");
+                let State { queues, open, .. } = &mut *state;
+                let queue = queues.get_mut(&key).expect("a busy queue exists");
                 match queue.batches.pop_front() {
                     Some(b) => b,
+                    // With no linger, what gathered while we were sending
+                    // goes next.
+                    None if self.inner.config.linger.is_zero() && open.contains_key(&key) => {
+                        self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
+                        open.remove(&key).expect("present")
+                    }
                     None => {
                         queue.busy = false;
                         return;

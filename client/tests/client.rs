@@ -626,3 +626,49 @@ async fn a_compacted_topic_keeps_the_newest_value_per_key() {
         .unwrap_err();
     assert!(err.to_string().contains("cleanup.policy"), "{err}");
 }
+
+/// With no linger, records go as soon as their partition's sender is free,
+/// and those that arrive meanwhile batch up behind the one in flight:
+/// nothing is lost, order holds, and they share requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_linger_sends_at_once_and_batches_behind_the_one_in_flight() {
+    let (_d, b) = start();
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("z", 1, &[]).await.unwrap();
+    let producer = client.producer(ProducerConfig {
+        linger: Duration::ZERO,
+        ..ProducerConfig::default()
+    });
+    let mut deliveries = Vec::new();
+    for i in 0..2000 {
+        deliveries.push(
+            producer
+                .send(ProducerRecord::new("z").value(format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().offset);
+    }
+    assert_eq!(
+        offsets,
+        (0..2000).collect::<Vec<i64>>(),
+        "in order, none lost"
+    );
+    let records = drain(&client, "z", 2000).await;
+    let values: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(values, (0..2000).map(|i| i.to_string()).collect::<Vec<_>>());
+    // Fewer batches than records: they gathered behind the first.
+    let fetched = client.admin().describe_topic("z").await.unwrap().partitions[0].size_bytes;
+    assert!(
+        fetched < 2000 * 61,
+        "{fetched} bytes: each record in its own batch would take at least {}",
+        2000 * 61
+    );
+    producer.close().await.unwrap();
+}
