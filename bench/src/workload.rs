@@ -861,6 +861,7 @@ async fn run_async(plan: Plan) -> anyhow::Result<Outcome> {
             rate_each,
         )));
     }
+    eprintln!("strata-bench: running; Ctrl-C stops it and reports what was measured");
     let watcher = {
         let (run, interrupted) = (run.clone(), interrupted.clone());
         tokio::spawn(async move {

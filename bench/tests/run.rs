@@ -93,3 +93,42 @@ fn produce_reports_throughput_and_publish_latency() {
     assert_eq!(r["publish_latency"]["count"], 2000);
     assert!(r["integrity"].is_null(), "produce runs no consumers");
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_reports() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .args([
+            "e2e",
+            "--rate",
+            "2000",
+            "--duration",
+            "10m",
+            "--warmup",
+            "0s",
+        ])
+        .args(["--spawn-broker", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = stderr.next().expect("the bench says it runs").unwrap();
+        if line.contains("Ctrl-C stops it") {
+            break;
+        }
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(stdout.contains("no message lost or duplicated"), "{stdout}");
+}
