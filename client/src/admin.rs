@@ -263,15 +263,7 @@ impl Admin {
                 group: group.into(),
                 member_id: String::new(),
                 member_epoch: -1,
-                partitions: offsets
-                    .iter()
-                    .map(|(topic, partition, offset)| v1::CommitPartition {
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: *offset,
-                        metadata: String::new(),
-                    })
-                    .collect(),
+                partitions: crate::group::commit_partitions(offsets),
                 acks: v1::Acks::Durable as i32,
             })
             .await?;

@@ -363,15 +363,7 @@ impl Consumer {
             group: member.spec.group.clone(),
             member_id,
             member_epoch,
-            partitions: offsets
-                .iter()
-                .map(|(topic, partition, offset)| v1::CommitPartition {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: *offset,
-                    metadata: String::new(),
-                })
-                .collect(),
+            partitions: crate::group::commit_partitions(offsets),
             acks: v1::Acks::Durable as i32,
         })
     }

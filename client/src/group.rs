@@ -31,6 +31,19 @@ const STATIC_LEAVE_EPOCH: i32 = -2;
 /// First wait after a failed heartbeat; doubles up to the interval.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The API's form of `(topic, partition, next offset)` commits.
+pub(crate) fn commit_partitions(offsets: &[(String, u32, i64)]) -> Vec<v1::CommitPartition> {
+    offsets
+        .iter()
+        .map(|(topic, partition, offset)| v1::CommitPartition {
+            topic: topic.clone(),
+            partition: *partition,
+            offset: *offset,
+            metadata: String::new(),
+        })
+        .collect()
+}
+
 /// How a member joins.
 #[derive(Debug, Clone)]
 pub(crate) struct Membership {

@@ -60,6 +60,27 @@ where
         .map_err(status::to_status)
 }
 
+/// Runs `work` on a blocking thread every `ms` milliseconds (a late tick
+/// is delayed, not doubled) until `token` is cancelled.
+fn every_ms(
+    ms: u64,
+    token: &CancellationToken,
+    work: impl Fn() + Clone + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let token = token.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(ms.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = token.cancelled() => return,
+            }
+            let _ = tokio::task::spawn_blocking(work.clone()).await;
+        }
+    })
+}
+
 /// Runs the broker until `shutdown` resolves, then shuts down gracefully.
 pub async fn run(
     args: Args,
@@ -164,62 +185,27 @@ pub async fn run(
 
     // Expires members whose session ran out, and follows topics that grow.
     let group_ticker = {
-        let (coordinator, token) = (coordinator.clone(), token.clone());
-        let every = Duration::from_millis(args.group_check_interval_ms.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = token.cancelled() => return,
-                }
-                let c = coordinator.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.tick()).await {
-                    tracing::error!(error = %e, "group expiry failed");
-                }
+        let c = coordinator.clone();
+        every_ms(args.group_check_interval_ms, &token, move || {
+            if let Err(e) = c.tick() {
+                tracing::error!(error = %e, "group expiry failed");
             }
         })
     };
-
     let flusher = {
-        let (broker, token) = (broker.clone(), token.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_MS));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = token.cancelled() => return,
-                }
-                let b = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
-            }
-        })
+        let b = broker.clone();
+        every_ms(FLUSH_CHECK_MS, &token, move || b.flush_due())
     };
-
+    // Retention and compaction, of topics and of the groups log.
     let retention = {
-        let (broker, token, coordinator) = (broker.clone(), token.clone(), coordinator.clone());
-        let every = Duration::from_millis(args.retention_check_interval_ms.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = token.cancelled() => return,
-                }
-                let b = broker.clone();
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let c = coordinator.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    b.apply_cleanup(now);
-                    if let Err(e) = c.compact_if_due(now) {
-                        tracing::error!(error = %e, "compacting the groups log failed");
-                    }
-                })
-                .await;
+        let (b, c) = (broker.clone(), coordinator.clone());
+        every_ms(args.retention_check_interval_ms, &token, move || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            b.apply_cleanup(now);
+            if let Err(e) = c.compact_if_due(now) {
+                tracing::error!(error = %e, "compacting the groups log failed");
             }
         })
     };
