@@ -15,7 +15,9 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use common::*;
-use strata_broker::storage::{Clock, CompactOptions, Durability, Log, LogConfig, Offset};
+use strata_broker::storage::{
+    Clock, CompactOptions, Durability, Log, LogConfig, Offset, StorageError,
+};
 use strata_proto::BatchBuilder;
 
 /// (offset, key, value) of a record; `None` value: a tombstone.
@@ -23,27 +25,16 @@ type Rec = (u64, Vec<u8>, Option<Vec<u8>>);
 
 fn read_all(log: &Log) -> Vec<Rec> {
     let mut out = Vec::new();
-    let mut at = log.log_start().0;
-    loop {
-        let r = log.read(Offset(at), 1 << 20).unwrap();
-        if r.batches.is_empty() {
-            return out;
-        }
-        for b in strata_proto::Batch::decode_all(r.batches).unwrap() {
-            let from = at;
-            at = at.max(b.header().last_offset() as u64 + 1);
-            for rec in b.records() {
-                let rec = rec.unwrap();
-                if rec.offset as u64 >= from {
-                    out.push((
-                        rec.offset as u64,
-                        rec.key.unwrap().to_vec(),
-                        rec.value.map(|v| v.to_vec()),
-                    ));
-                }
-            }
-        }
-    }
+    log.for_each_record(Offset(0), |r| {
+        out.push((
+            r.offset as u64,
+            r.key.unwrap().to_vec(),
+            r.value.map(|v| v.to_vec()),
+        ));
+        Ok::<(), StorageError>(())
+    })
+    .unwrap();
+    out
 }
 
 /// The model's rules (see the module doc), at tombstone horizon `horizon`.
@@ -181,18 +172,5 @@ fn run(seed: u64) {
 
 #[test]
 fn compaction_matches_the_model_on_random_workloads() {
-    if let Ok(seed) = std::env::var("STRATA_PROP_SEED") {
-        run(seed.parse().expect("STRATA_PROP_SEED is a number"));
-        return;
-    }
-    let cases: u64 = std::env::var("STRATA_PROP_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(30);
-    // A fresh base each run explores new sequences; the seed in any failure
-    // message replays it exactly.
-    let base = fastrand::u64(..);
-    for i in 0..cases {
-        run(base.wrapping_add(i));
-    }
+    run_seeds(30, run);
 }

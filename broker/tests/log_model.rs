@@ -244,18 +244,5 @@ fn run(seed: u64) {
 
 #[test]
 fn random_operations_match_the_model() {
-    if let Ok(seed) = std::env::var("STRATA_PROP_SEED") {
-        run(seed.parse().expect("STRATA_PROP_SEED is a number"));
-        return;
-    }
-    let cases: u64 = std::env::var("STRATA_PROP_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(40);
-    // A fresh base each run explores new sequences; the seed in any failure
-    // message replays it exactly.
-    let base = fastrand::u64(..);
-    for i in 0..cases {
-        run(base.wrapping_add(i));
-    }
+    run_seeds(40, run);
 }

@@ -563,9 +563,9 @@ impl Broker {
                 if c.cleanup.compact {
                     match p.compact_if_due(&c, self.options.limits.compaction_map_bytes_max, now_ms)
                     {
-                        Ok(Some(r)) => {
+                        Ok(Some(removed)) => {
                             done.partitions_compacted += 1;
-                            done.records_removed += r.records_removed + r.tombstones_removed;
+                            done.records_removed += removed;
                         }
                         Ok(None) => {}
                         Err(e) => {

@@ -246,15 +246,16 @@ impl Partition {
         })
     }
 
-    /// Runs a compaction pass if this partition is due one (see
+    /// Compacts this partition if it is due (see
     /// [`crate::core::Broker::apply_cleanup`]): passes until the key map no
-    /// longer fills, each bounded by `map_bytes_max`. Blocking.
+    /// longer fills, each bounded by `map_bytes_max`. Returns the records
+    /// and tombstones removed, or `None` if no pass was due. Blocking.
     pub fn compact_if_due(
         &self,
         config: &super::TopicConfig,
         map_bytes_max: u64,
         now_ms: i64,
-    ) -> Result<Option<crate::storage::CompactReport>> {
+    ) -> Result<Option<u64>> {
         let log = self.log()?;
         let (dirty, total) = log.dirty_bytes().map_err(|e| self.storage(e))?;
         if total == 0 {
@@ -270,20 +271,20 @@ impl Partition {
             delete_retention_ms: config.delete_retention_ms,
         };
         let started = std::time::Instant::now();
-        let mut report = log.compact(&opts).map_err(|e| self.storage(e))?;
-        let mut total_removed = report.records_removed + report.tombstones_removed;
-        while report.more {
-            report = log.compact(&opts).map_err(|e| self.storage(e))?;
-            total_removed += report.records_removed + report.tombstones_removed;
+        let mut removed = 0;
+        loop {
+            let r = log.compact(&opts).map_err(|e| self.storage(e))?;
+            removed += r.records_removed + r.tombstones_removed;
+            if !r.more {
+                break;
+            }
         }
         self.last_compaction_ms.store(now_ms, Ordering::Release);
         metrics::counter!("strata_compaction_passes_total").increment(1);
-        metrics::counter!("strata_compaction_records_removed_total").increment(total_removed);
+        metrics::counter!("strata_compaction_records_removed_total").increment(removed);
         metrics::histogram!("strata_compaction_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        report.records_removed = total_removed;
-        report.tombstones_removed = 0;
-        Ok(Some(report))
+        Ok(Some(removed))
     }
 
     /// Applies new settings to the log.

@@ -125,32 +125,30 @@ fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, Broke
     Ok(out)
 }
 
-/// How many records of `batches` have offsets at or after `from`, from the
-/// batch headers alone (a fetch's first batch may start before `from`).
-fn records_from(batches: &[u8], from: u64) -> u64 {
-    let mut pos = 0;
-    let mut n = 0;
-    while pos < batches.len() {
-        let Ok(h) = BatchHeader::parse(&batches[pos..]) else {
-            break;
-        };
-        let first = (h.base_offset.max(0) as u64).max(from);
-        n += (h.last_offset().max(0) as u64 + 1).saturating_sub(first);
-        pos += h.total_len();
-    }
-    n
-}
-
-/// The offset after the last record in `batches`.
-fn next_offset(batches: &[u8]) -> Option<u64> {
+/// From the batch headers alone: the offset after the last batch of
+/// `batches`, and how many of their records are at or after `from` (a
+/// read's first batch may start before it; in a compacted batch that
+/// straddles `from` the count is an upper bound). `None` when empty.
+fn span(batches: &[u8], from: u64) -> Option<(u64, u64)> {
     let mut pos = 0;
     let mut next = None;
+    let mut records = 0;
     while pos < batches.len() {
         let h = BatchHeader::parse(&batches[pos..]).ok()?;
-        next = Some(h.last_offset() as u64 + 1);
+        let (base, end) = (
+            h.base_offset.max(0) as u64,
+            h.last_offset().max(0) as u64 + 1,
+        );
+        let count = h.record_count.max(0) as u64;
+        records += if base >= from {
+            count
+        } else {
+            count.min(end.saturating_sub(from))
+        };
+        next = Some(end);
         pos += h.total_len();
     }
-    next
+    next.map(|n| (n, records))
 }
 
 /// Waits until any receiver sees a new high watermark (or its partition
@@ -209,7 +207,7 @@ impl Records for RecordsService {
                             )));
                         }
                     };
-                    let (bytes, records) = (batch.len(), records_from(&batch, 0));
+                    let (bytes, records) = (batch.len(), span(&batch, 0).map_or(0, |(_, n)| n));
                     let info = partition.append(batch, acks, slots).await?;
                     if !info.duplicate {
                         metrics::produced(&topic, bytes, records);
@@ -382,7 +380,8 @@ impl Records for RecordsService {
                 || tokio::time::Instant::now() >= deadline;
             if done || self.shutdown.is_cancelled() {
                 for (topic, bytes, from, batches) in sent {
-                    metrics::consumed(topic, bytes, records_from(&batches, from));
+                    let records = span(&batches, from).map_or(0, |(_, n)| n);
+                    metrics::consumed(topic, bytes, records);
                 }
                 let mut topics: Vec<v1::FetchTopicResult> = Vec::new();
                 for (topic, r) in results {
@@ -544,10 +543,10 @@ async fn stream_partitions(
                     return;
                 }
             };
-            let Some(next) = next_offset(&r.batches) else {
+            let Some((next, records)) = span(&r.batches, *offset) else {
                 continue;
             };
-            metrics::consumed(topic, r.batches.len(), records_from(&r.batches, *offset));
+            metrics::consumed(topic, r.batches.len(), records);
             let mut msg = v1::SubscribeResponse {
                 topic: topic.clone(),
                 partition: partition.id(),

@@ -541,31 +541,19 @@ mod tests {
         }
     }
 
-    /// (offset, key, value) of every record, read from the start; batches
-    /// advance by their header, as a consumer of a compacted log must.
+    /// (offset, key, value) of every record, read from the start.
     fn read_all(log: &Log) -> Vec<(u64, Vec<u8>, Option<Vec<u8>>)> {
         let mut out = Vec::new();
-        let mut at = log.log_start().0;
-        loop {
-            let r = log.read(Offset(at), 1 << 20).unwrap();
-            if r.batches.is_empty() {
-                return out;
-            }
-            for b in strata_proto::Batch::decode_all(r.batches).unwrap() {
-                let from = at;
-                at = at.max(b.header().last_offset() as u64 + 1);
-                for rec in b.records() {
-                    let rec = rec.unwrap();
-                    if (rec.offset as u64) >= from {
-                        out.push((
-                            rec.offset as u64,
-                            rec.key.unwrap().to_vec(),
-                            rec.value.map(|v| v.to_vec()),
-                        ));
-                    }
-                }
-            }
-        }
+        log.for_each_record(Offset(0), |r| {
+            out.push((
+                r.offset as u64,
+                r.key.unwrap().to_vec(),
+                r.value.map(|v| v.to_vec()),
+            ));
+            Ok::<(), StorageError>(())
+        })
+        .unwrap();
+        out
     }
 
     fn append(log: &Log, records: &[(u8, Option<&str>, i64)]) {

@@ -27,6 +27,9 @@ use super::segment::{self, ScanEnd, Segment};
 #[path = "compact.rs"]
 pub mod compact;
 
+/// Bytes read at a time by [`Log::for_each_record`].
+const RECORD_WALK_BYTES: usize = 4 << 20;
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -769,6 +772,39 @@ impl Log {
             }
         }
         Ok(result(Bytes::new()))
+    }
+
+    /// Calls `f` with every visible record from `from` (or the log start,
+    /// if later) to the high watermark, in order, and returns the offset it
+    /// stopped at. It resumes after each batch's header end, not after its
+    /// last record: compaction may have removed a batch's last records, and
+    /// a reader that resumed after the last one it saw would get the same
+    /// batch back forever. `f`'s error stops the walk and is returned.
+    pub fn for_each_record<E: From<StorageError>>(
+        &self,
+        from: Offset,
+        mut f: impl FnMut(strata_proto::Record) -> Result<(), E>,
+    ) -> Result<Offset, E> {
+        let mut at = from.0.max(self.log_start().0);
+        loop {
+            let r = self.read(Offset(at), RECORD_WALK_BYTES)?;
+            if r.batches.is_empty() {
+                return Ok(Offset(at));
+            }
+            let batches = strata_proto::Batch::decode_all(r.batches)
+                .map_err(|e| StorageError::corrupt(&self.dir, at, e.to_string()))?;
+            for b in batches {
+                let first = at;
+                at = at.max(b.header().last_offset() as u64 + 1);
+                for rec in b.records() {
+                    let rec =
+                        rec.map_err(|e| StorageError::corrupt(&self.dir, first, e.to_string()))?;
+                    if rec.offset as u64 >= first {
+                        f(rec)?;
+                    }
+                }
+            }
+        }
     }
 
     /// The first offset whose record timestamp is at or after `timestamp`,

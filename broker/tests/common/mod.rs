@@ -92,3 +92,22 @@ pub fn copy_dir(from: &Path) -> tempfile::TempDir {
     }
     to
 }
+
+/// Runs a seeded property test: `run(seed)` for `default_cases` fresh seeds
+/// (or `STRATA_PROP_CASES` of them), or for the one in `STRATA_PROP_SEED`,
+/// which replays a failure exactly. `run` names its seed in every failure.
+pub fn run_seeds(default_cases: u64, run: impl Fn(u64)) {
+    if let Ok(seed) = std::env::var("STRATA_PROP_SEED") {
+        run(seed.parse().expect("STRATA_PROP_SEED is a number"));
+        return;
+    }
+    let cases: u64 = std::env::var("STRATA_PROP_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default_cases);
+    // A fresh base each run explores new sequences.
+    let base = fastrand::u64(..);
+    for i in 0..cases {
+        run(base.wrapping_add(i));
+    }
+}

@@ -29,8 +29,6 @@ const KEY_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 1;
 /// The second byte: a group's membership.
 const KIND_GROUP: u8 = 2;
-/// Bytes read per step of the replay at startup.
-const REPLAY_READ_BYTES: usize = 4 << 20;
 /// Segment size of the groups log: small, so compaction (which only
 /// rewrites sealed segments) keeps it small.
 const SEGMENT_BYTES: u64 = 16 << 20;
@@ -328,40 +326,21 @@ impl Store {
         };
         let log = Log::open(dir, config).map_err(storage)?;
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-        let mut at = log.log_start().0;
-        let end = log.high_watermark().0;
         let mut records = 0u64;
-        while at < end {
-            let r = log.read(Offset(at), REPLAY_READ_BYTES).map_err(storage)?;
-            if r.batches.is_empty() {
-                break;
-            }
-            let batches = strata_proto::Batch::decode_all(r.batches)
-                .map_err(|e| BrokerError::Internal(format!("groups log at offset {at}: {e}")))?;
-            for b in batches {
-                let from = at;
-                // After compaction a batch's last records may be gone: the
-                // next read starts after the batch, not after its last record.
-                at = at.max(b.header().last_offset() as u64 + 1);
-                for rec in b.records() {
-                    let rec = rec.map_err(|e| {
-                        BrokerError::Internal(format!("groups log at offset {from}: {e}"))
-                    })?;
-                    if (rec.offset as u64) < from {
-                        continue;
-                    }
-                    records += 1;
-                    let Some(key) = rec.key.as_deref().and_then(Key::decode) else {
-                        tracing::warn!(
-                            offset = rec.offset,
-                            "skipping a groups record with an unknown key"
-                        );
-                        continue;
-                    };
-                    apply(&mut groups, key, rec.value.as_deref(), now_ms)?;
-                }
-            }
-        }
+        log.for_each_record(Offset(0), |rec| {
+            records += 1;
+            let Some(key) = rec.key.as_deref().and_then(Key::decode) else {
+                tracing::warn!(
+                    offset = rec.offset,
+                    "skipping a groups record with an unknown key"
+                );
+                return Ok(());
+            };
+            apply(&mut groups, key, rec.value.as_deref(), now_ms).map_err(|reason| {
+                crate::storage::StorageError::corrupt(log.dir(), rec.offset as u64, reason)
+            })
+        })
+        .map_err(storage)?;
         groups.retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
         tracing::info!(
             groups = groups.len(),
@@ -429,13 +408,14 @@ impl Store {
     }
 }
 
+/// Applies one record of the groups log; `Err` says why its value is bad.
 fn apply(
     groups: &mut BTreeMap<String, Group>,
     key: Key,
     value: Option<&[u8]>,
     now_ms: u64,
-) -> Result<()> {
-    let bad = |e: prost::DecodeError| BrokerError::Internal(format!("groups log: bad value: {e}"));
+) -> std::result::Result<(), String> {
+    let bad = |e: prost::DecodeError| format!("undecodable groups record value: {e}");
     match key {
         Key::Offset { group, tp } => {
             let g = groups
