@@ -509,6 +509,18 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[field::BASE_OFFSET..field::BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Writes an idempotent producer's id, epoch and base sequence into an
+/// encoded batch and recomputes its CRC (which covers them). A producer
+/// uses it to renumber a batch it sends again under a new epoch.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    batch[field::PRODUCER_ID..field::PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[field::PRODUCER_EPOCH..field::PRODUCER_EPOCH + 2].copy_from_slice(&epoch.to_be_bytes());
+    batch[field::BASE_SEQUENCE..field::BASE_SEQUENCE + 4]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Marks a batch as log-append-time with timestamp `now_ms` and recomputes
 /// its CRC (the attributes and `maxTimestamp` are covered by it).
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
@@ -748,6 +760,21 @@ mod tests {
         assert_eq!(v.header.max_timestamp, 1_005);
         assert_eq!(v.header.last_offset_delta, 2);
         assert_eq!(v.header.total_len(), bytes.len());
+    }
+
+    #[test]
+    fn producer_stamp_keeps_crc_valid() {
+        let mut bytes = sample();
+        set_producer(&mut bytes, 42, 3, 1000);
+        let v = validate(&bytes).expect("still valid");
+        assert_eq!(
+            (
+                v.header.producer_id,
+                v.header.producer_epoch,
+                v.header.base_sequence
+            ),
+            (42, 3, 1000)
+        );
     }
 
     #[test]
