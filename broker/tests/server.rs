@@ -1059,14 +1059,17 @@ async fn producer_ids_and_sequences_survive_restarts() {
             p.duplicate && p.base_offset == 2,
             "after kill={kill}: {p:?}"
         );
-        // A gap is refused as a failed precondition, naming the sequences.
+        // A gap is refused as out of order, retriable (an earlier batch
+        // may still be on its way), naming the sequences.
         let r = rec
             .produce(produce_batch("idem", 0, batch(9, "gap"), v1::Acks::Durable))
             .await
             .unwrap()
             .into_inner();
         let e = r.topics[0].partitions[0].error.clone().unwrap();
-        assert_eq!(e.code, Code::FailedPrecondition as i32);
+        assert_eq!(e.code, Code::Aborted as i32);
+        assert_eq!(e.reason, v1::ErrorReason::OutOfOrderSequence as i32);
+        assert!(e.retriable);
         assert!(e.message.contains("expected 4, got 9"), "{}", e.message);
         // New producer ids never repeat one handed out before.
         let next = rec

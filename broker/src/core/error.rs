@@ -54,7 +54,8 @@ pub enum BrokerError {
     /// Any other malformed request.
     #[error("{0}")]
     InvalidArgument(String),
-    /// A named limit was hit.
+    /// A named limit that the request can never fit was hit (retrying
+    /// the same request cannot help).
     #[error("{limit} ({max}) exceeded: {what}")]
     LimitExceeded {
         /// The limit's name, as configured.
@@ -62,6 +63,17 @@ pub enum BrokerError {
         /// The limit's value.
         max: u64,
         /// What exceeded it.
+        what: String,
+    },
+    /// A named limit that is full now: the same request may fit later,
+    /// once others finish (clients retry it).
+    #[error("{limit} ({max}) is full: {what}; try again later")]
+    Busy {
+        /// The limit's name, as configured.
+        limit: &'static str,
+        /// The limit's value.
+        max: u64,
+        /// What did not fit.
         what: String,
     },
     /// A partition (or topic) that could not be opened, for example because

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, watch};
 
 use super::error::{BrokerError, Result};
-use crate::storage::{AppendInfo, Log, LogConfig, Offset, ReadResult, StorageError};
+use crate::storage::{AppendInfo, Log, LogConfig, Offset, ReadResult, StorageError, Written};
 
 fn wall_ms() -> i64 {
     std::time::SystemTime::now()
@@ -166,15 +166,17 @@ impl Partition {
         });
     }
 
-    /// Appends one batch. `slots` bounds the appends in flight
-    /// (`appends_in_flight_max`); a request waits for a slot.
+    /// Appends one batch: [`Partition::write_blocking`] then
+    /// [`Partition::complete_blocking`], on a blocking thread. `slots`
+    /// bounds the appends in flight (`appends_in_flight_max`); a request
+    /// waits for a slot. With `Acks::None` it returns at once.
     pub async fn append(
         self: &Arc<Self>,
         batch: Bytes,
         acks: Acks,
         slots: &Arc<Semaphore>,
     ) -> Result<AppendInfo> {
-        let log = self.log()?.clone();
+        self.log()?;
         let permit = slots
             .clone()
             .acquire_owned()
@@ -183,14 +185,8 @@ impl Partition {
         let this = self.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let result = log.append(&batch).and_then(|info| {
-                if acks == Acks::Durable && !info.durable {
-                    log.sync_to(info.last_offset.0 + 1)?;
-                }
-                Ok(info)
-            });
-            this.publish(&log);
-            result.map_err(|e| this.storage(e))
+            this.write_blocking(&batch)
+                .and_then(|written| this.complete_blocking(written, acks))
         });
         if acks == Acks::None {
             let (topic, id) = (self.topic.clone(), self.id);
@@ -209,6 +205,30 @@ impl Partition {
         }
         task.await
             .map_err(|e| BrokerError::Internal(format!("append task: {e}")))?
+    }
+
+    /// Writes one batch to the log without waiting for an fsync (call on a
+    /// blocking thread). Batches one thread writes reach the log in the
+    /// order of its calls.
+    pub fn write_blocking(&self, batch: &[u8]) -> Result<Written> {
+        let log = self.log()?;
+        let result = log.write(batch);
+        self.publish(log);
+        result.map_err(|e| self.storage(e))
+    }
+
+    /// Makes a written batch as durable as the log's durability and `acks`
+    /// ask (blocking: it may wait for a group-commit fsync).
+    pub fn complete_blocking(&self, written: Written, acks: Acks) -> Result<AppendInfo> {
+        let log = self.log()?;
+        let result = log.complete(written).and_then(|info| {
+            if acks == Acks::Durable && !info.durable {
+                log.sync_to(info.last_offset.0 + 1)?;
+            }
+            Ok(info)
+        });
+        self.publish(log);
+        result.map_err(|e| self.storage(e))
     }
 
     /// Reads whole batches from `offset`, up to `max_bytes` (at least one).

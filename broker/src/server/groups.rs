@@ -9,7 +9,8 @@ use strata_proto::v1::{self, groups_server::Groups};
 use tonic::{Request, Response, Status};
 
 use super::blocking;
-use super::status::to_error;
+use super::status::{to_error, to_status};
+use crate::core::BrokerError;
 use crate::core::groups::{Coordinator, HeartbeatRequest, OffsetInfo, ResetTo};
 
 /// The Groups service.
@@ -169,9 +170,9 @@ impl Groups for GroupsService {
             Some(To::TimestampMs(t)) => ResetTo::Timestamp(t),
             Some(To::Offset(o)) => ResetTo::Offset(o),
             None => {
-                return Err(Status::invalid_argument(
-                    "reset needs a target: earliest, latest, timestamp_ms or offset",
-                ));
+                return Err(to_status(BrokerError::InvalidArgument(
+                    "reset needs a target: earliest, latest, timestamp_ms or offset".into(),
+                )));
             }
         };
         let infos = blocking(&self.coordinator, move |c| {

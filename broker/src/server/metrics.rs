@@ -64,6 +64,7 @@ const KNOWN_RPCS: &[&str] = &[
     "strata.v1.Admin/AlterTopicConfig",
     "strata.v1.Admin/CreatePartitions",
     "strata.v1.Records/Produce",
+    "strata.v1.Records/ProduceStream",
     "strata.v1.Records/Fetch",
     "strata.v1.Records/Subscribe",
     "strata.v1.Records/ListOffsets",
@@ -409,7 +410,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 18);
+        assert_eq!(n, 19);
         assert_eq!(rpc_label("/strata.v1.Records/Nope"), "other");
     }
 }

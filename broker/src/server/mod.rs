@@ -18,6 +18,7 @@ pub mod admin;
 pub mod config;
 pub mod groups;
 pub mod metrics;
+pub mod produce;
 pub mod records;
 pub mod status;
 
@@ -56,7 +57,11 @@ where
     let state = state.clone();
     tokio::task::spawn_blocking(move || f(&state))
         .await
-        .map_err(|e| tonic::Status::internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| {
+            status::to_status(crate::core::BrokerError::Internal(format!(
+                "blocking task failed: {e}"
+            )))
+        })?
         .map_err(status::to_status)
 }
 

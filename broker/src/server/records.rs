@@ -1,29 +1,27 @@
 //! The `strata.v1.Records` service: produce, fetch, subscribe, list offsets.
 //!
-//! A produce request reads top to bottom: [`RecordsService::produce`] turns
-//! each partition's data into one batch (the producer's bytes, or records
-//! the broker encodes), [`crate::core::Partition::append`] runs it on a
-//! blocking thread, and [`crate::storage::Log::append`] validates, stamps,
-//! writes and group-commits it.
+//! Produce, unary and streamed, lives in [`super::produce`]; this service
+//! hands it the requests.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{join_all, select_all};
+use futures::future::select_all;
+use strata_proto::Batch;
 use strata_proto::batch::BatchHeader;
 use strata_proto::v1::{self, records_server::Records};
-use strata_proto::{Batch, BatchBuilder, Header};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::metrics;
+use super::produce::{LoseHook, ProduceStream, Producing};
 use super::status::{to_error, to_status};
-use crate::core::{Acks, Broker, BrokerError, Partition};
+use crate::core::{Broker, BrokerError, Partition};
 
 /// Bytes per subscription message when the request does not say.
 const SUBSCRIBE_DEFAULT_BYTES: u32 = 1 << 20;
@@ -36,22 +34,18 @@ pub struct RecordsService {
     shutdown: CancellationToken,
     /// Subscriptions open now (bounded by `subscriptions_max`).
     subscriptions: Arc<AtomicU32>,
-    /// Test hook: lose the response of every Nth produce call after its
-    /// appends are done (0: never). Simulates a response lost on the way
-    /// back, to prove idempotent retries append once.
-    lose_every: u64,
-    produced: Arc<std::sync::atomic::AtomicU64>,
+    /// Produce, unary and streamed.
+    producing: Producing,
 }
 
 impl RecordsService {
     /// A service over `broker`.
     pub fn new(broker: Arc<Broker>, shutdown: CancellationToken, lose_every: u64) -> Self {
         Self {
+            producing: Producing::new(broker.clone(), shutdown.clone(), LoseHook::new(lose_every)),
             broker,
             shutdown,
             subscriptions: Arc::new(AtomicU32::new(0)),
-            lose_every,
-            produced: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -61,40 +55,6 @@ impl RecordsService {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Encodes structured records into one batch.
-fn encode_records(list: v1::RecordList) -> Result<Bytes, BrokerError> {
-    if list.records.is_empty() {
-        return Err(BrokerError::InvalidArgument(
-            "the records list is empty".into(),
-        ));
-    }
-    let now = now_ms();
-    let mut b = BatchBuilder::new();
-    for r in list.records {
-        let headers: Vec<Header> = r
-            .headers
-            .into_iter()
-            .map(|h| Header {
-                key: h.key,
-                value: h.value,
-            })
-            .collect();
-        b.push(
-            r.timestamp_ms.unwrap_or(now),
-            r.key.as_deref(),
-            r.value.as_deref(),
-            &headers,
-        );
-    }
-    Ok(b.finish())
 }
 
 fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
@@ -172,91 +132,22 @@ impl Records for RecordsService {
         req: Request<v1::ProduceRequest>,
     ) -> Result<Response<v1::ProduceResponse>, Status> {
         self.check_running()?;
-        let req = req.into_inner();
-        let acks = match v1::Acks::try_from(req.acks) {
-            Ok(v1::Acks::Unspecified | v1::Acks::Durable) => Acks::Durable,
-            Ok(v1::Acks::Written) => Acks::Written,
-            Ok(v1::Acks::None) => Acks::None,
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "unknown acks value {}",
-                    req.acks
-                )));
-            }
-        };
-        let slots = self.broker.append_slots();
-        // Every partition's append starts at once; results keep request order.
-        let mut shape = Vec::with_capacity(req.topics.len());
-        let mut appends = Vec::new();
-        for t in req.topics {
-            shape.push((t.topic.clone(), t.partitions.len()));
-            for p in t.partitions {
-                let (broker, topic) = (self.broker.clone(), t.topic.clone());
-                let id = p.partition;
-                let append = async move {
-                    let partition = broker.partition(&topic, p.partition)?;
-                    let batch = match p.data {
-                        Some(v1::partition_produce_data::Data::Batch(b)) => b,
-                        Some(v1::partition_produce_data::Data::Records(list)) => {
-                            encode_records(list)?
-                        }
-                        None => {
-                            return Err(BrokerError::InvalidArgument(format!(
-                                "{topic}/{}: no batch and no records",
-                                p.partition
-                            )));
-                        }
-                    };
-                    let (bytes, records) = (batch.len(), span(&batch, 0).map_or(0, |(_, n)| n));
-                    let info = partition.append(batch, acks, slots).await?;
-                    if !info.duplicate {
-                        metrics::produced(&topic, bytes, records);
-                    }
-                    Ok(info)
-                };
-                appends
-                    .push(async move { append.await.map(|info| (id, info)).map_err(|e| (id, e)) });
-            }
-        }
-        let mut results = join_all(appends).await.into_iter();
-        let topics = shape
-            .into_iter()
-            .map(|(topic, n)| v1::TopicProduceResult {
-                topic,
-                partitions: results
-                    .by_ref()
-                    .take(n)
-                    .map(|r| match r {
-                        Ok((partition, info)) => v1::PartitionProduceResult {
-                            partition,
-                            duplicate: info.duplicate,
-                            base_offset: if acks == Acks::None {
-                                -1
-                            } else {
-                                info.base_offset.0 as i64
-                            },
-                            log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
-                            error: None,
-                        },
-                        Err((partition, e)) => v1::PartitionProduceResult {
-                            partition,
-                            duplicate: false,
-                            base_offset: -1,
-                            log_append_time_ms: -1,
-                            error: Some(to_error(&e)),
-                        },
-                    })
-                    .collect(),
-            })
-            .collect();
-        if self.lose_every > 0
-            && (self.produced.fetch_add(1, Ordering::AcqRel) + 1).is_multiple_of(self.lose_every)
-        {
-            return Err(Status::unavailable(
-                "test hook: this produce response was lost",
-            ));
-        }
-        Ok(Response::new(v1::ProduceResponse { topics }))
+        self.producing
+            .produce(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type ProduceStreamStream = ProduceStream;
+
+    async fn produce_stream(
+        &self,
+        req: Request<tonic::Streaming<v1::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        self.check_running()?;
+        Ok(Response::new(
+            self.producing.produce_stream(req.into_inner()),
+        ))
     }
 
     async fn init_producer(
@@ -267,7 +158,7 @@ impl Records for RecordsService {
         let broker = self.broker.clone();
         let (producer_id, epoch) = tokio::task::spawn_blocking(move || broker.init_producer())
             .await
-            .map_err(|e| Status::internal(format!("init producer task: {e}")))?
+            .map_err(|e| to_status(BrokerError::Internal(format!("init producer task: {e}"))))?
             .map_err(to_status)?;
         Ok(Response::new(v1::InitProducerResponse {
             producer_id,
@@ -413,9 +304,9 @@ impl Records for RecordsService {
         let req = req.into_inner();
         let limits = self.broker.limits().clone();
         if req.partitions.is_empty() {
-            return Err(Status::invalid_argument(
-                "a subscription needs at least one partition",
-            ));
+            return Err(to_status(BrokerError::InvalidArgument(
+                "a subscription needs at least one partition".into(),
+            )));
         }
         if req.partitions.len() as u64 > u64::from(limits.subscription_partitions_max) {
             return Err(to_status(BrokerError::LimitExceeded {
@@ -436,10 +327,10 @@ impl Records for RecordsService {
                 None | Some(Start::Latest(_)) => stats.high_watermark,
                 Some(Start::Earliest(_)) => stats.log_start,
                 Some(Start::Offset(o)) if o < 0 => {
-                    return Err(Status::invalid_argument(format!(
+                    return Err(to_status(BrokerError::InvalidArgument(format!(
                         "{}/{}: offset {o} is negative",
                         sp.topic, sp.partition
-                    )));
+                    ))));
                 }
                 Some(Start::Offset(o)) => o as u64,
                 Some(Start::TimestampMs(t)) => partition
@@ -453,7 +344,7 @@ impl Records for RecordsService {
         let open = self.subscriptions.fetch_add(1, Ordering::AcqRel);
         if open >= limits.subscriptions_max {
             self.subscriptions.fetch_sub(1, Ordering::AcqRel);
-            return Err(to_status(BrokerError::LimitExceeded {
+            return Err(to_status(BrokerError::Busy {
                 limit: "subscriptions_max",
                 max: limits.subscriptions_max.into(),
                 what: "opening another subscription".into(),

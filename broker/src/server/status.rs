@@ -1,12 +1,15 @@
 //! The one place broker errors become gRPC status codes.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use strata_proto::v1;
+use strata_proto::v1::{self, ErrorReason};
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::core::BrokerError;
 use crate::storage::StorageError;
@@ -22,7 +25,7 @@ pub fn code(e: &BrokerError) -> Code {
         | B::InvalidConfig { .. }
         | B::UnknownConfigKey { .. }
         | B::InvalidArgument(_) => Code::InvalidArgument,
-        B::LimitExceeded { .. } => Code::ResourceExhausted,
+        B::LimitExceeded { .. } | B::Busy { .. } => Code::ResourceExhausted,
         B::PartitionFailed { .. } => Code::DataLoss,
         B::ShuttingDown => Code::Unavailable,
         B::DataDirLocked(_) => Code::FailedPrecondition,
@@ -34,11 +37,10 @@ pub fn code(e: &BrokerError) -> Code {
             | StorageError::NotBatchBoundary { .. }
             | StorageError::KeyRequired { .. } => Code::InvalidArgument,
             StorageError::OffsetOutOfRange { .. } => Code::OutOfRange,
-            // Not retriable as they are: the producer must start over
-            // with a new id (or stop, if it is a fenced zombie).
-            StorageError::ProducerFenced { .. } | StorageError::OutOfOrderSequence { .. } => {
-                Code::FailedPrecondition
-            }
+            // A zombie: the producer must stop.
+            StorageError::ProducerFenced { .. } => Code::FailedPrecondition,
+            // A concurrency conflict, retried by sending in order.
+            StorageError::OutOfOrderSequence { .. } => Code::Aborted,
             StorageError::Corrupt { .. } => Code::DataLoss,
             StorageError::Closed(_) => Code::Unavailable,
             StorageError::Poisoned { .. } | StorageError::Io { .. } => Code::Internal,
@@ -46,16 +48,89 @@ pub fn code(e: &BrokerError) -> Code {
     }
 }
 
-/// The error as a call's status.
-pub fn to_status(e: BrokerError) -> Status {
-    Status::new(code(&e), e.to_string())
+/// Exactly what failed, for clients to act on.
+pub fn reason(e: &BrokerError) -> ErrorReason {
+    use BrokerError as B;
+    use ErrorReason as R;
+    match e {
+        B::UnknownTopic(_) => R::UnknownTopic,
+        B::UnknownPartition { .. } => R::UnknownPartition,
+        B::UnknownGroup(_) => R::UnknownGroup,
+        B::TopicExists(_) => R::TopicExists,
+        B::InvalidTopicName { .. } => R::InvalidTopicName,
+        B::InvalidConfig { .. } => R::InvalidConfig,
+        B::UnknownConfigKey { .. } => R::UnknownConfigKey,
+        B::InvalidArgument(_) => R::InvalidArgument,
+        B::LimitExceeded { .. } => R::LimitExceeded,
+        B::Busy { .. } => R::Busy,
+        B::PartitionFailed { .. } => R::PartitionFailed,
+        B::ShuttingDown => R::ShuttingDown,
+        B::DataDirLocked(_) => R::DataDirLocked,
+        B::Io { .. } => R::Io,
+        B::Internal(_) => R::Internal,
+        B::Fenced(_) => R::MemberFenced,
+        B::GroupNotEmpty { .. } => R::GroupNotEmpty,
+        B::Storage { source, .. } => match source {
+            StorageError::InvalidBatch(_) => R::InvalidBatch,
+            StorageError::BatchTooLarge { .. } => R::BatchTooLarge,
+            StorageError::Config(_) => R::InvalidConfig,
+            StorageError::NotBatchBoundary { .. } => R::InvalidArgument,
+            StorageError::KeyRequired { .. } => R::KeyRequired,
+            StorageError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
+            StorageError::ProducerFenced { .. } => R::ProducerFenced,
+            StorageError::OutOfOrderSequence { .. } => R::OutOfOrderSequence,
+            StorageError::Corrupt { .. } => R::Corrupt,
+            StorageError::Closed(_) => R::LogClosed,
+            StorageError::Poisoned { .. } => R::LogPoisoned,
+            StorageError::Io { .. } => R::Io,
+        },
+    }
 }
+
+/// Whether the same request may succeed if sent again later. This, not the
+/// gRPC code, is what clients retry on: RESOURCE_EXHAUSTED is both "busy"
+/// ([`BrokerError::Busy`]) and "can never fit" (`LimitExceeded`).
+pub fn retriable(e: &BrokerError) -> bool {
+    matches!(
+        reason(e),
+        ErrorReason::Busy
+            | ErrorReason::ShuttingDown
+            | ErrorReason::OutOfOrderSequence
+            | ErrorReason::LogClosed
+    )
+}
+
+/// The error as a call's status, with `ErrorInfo` (and, when retriable,
+/// `RetryInfo`) in its details.
+pub fn to_status(e: BrokerError) -> Status {
+    let details = details(reason(&e), retriable(&e));
+    Status::with_error_details(code(&e), e.to_string(), details)
+}
+
+/// The standard details for a reason: `ErrorInfo` always, `RetryInfo` when
+/// retriable (no wait of its own: the client's backoff applies).
+pub fn details(reason: ErrorReason, retriable: bool) -> ErrorDetails {
+    let name = reason.as_str_name();
+    let name = name.strip_prefix("ERROR_REASON_").unwrap_or(name);
+    let metadata = HashMap::from([("retriable".to_string(), retriable.to_string())]);
+    let mut details = ErrorDetails::with_error_info(name, ERROR_DOMAIN, metadata);
+    if retriable {
+        details.set_retry_info(Some(Duration::ZERO));
+    }
+    details
+}
+
+/// The `ErrorInfo` domain of every Strata error.
+pub const ERROR_DOMAIN: &str = "strata.v1";
 
 /// The error as a per-partition `Error` in a response.
 pub fn to_error(e: &BrokerError) -> v1::Error {
     v1::Error {
         code: code(e) as i32,
         message: e.to_string(),
+        reason: reason(e) as i32,
+        retriable: retriable(e),
+        retry_after_ms: 0,
     }
 }
 
@@ -93,10 +168,13 @@ fn rename_limit(h: &mut http::HeaderMap, limit: u32) {
     let msg = format!(
         "request of {found} bytes exceeds request_bytes_max ({limit} bytes); send smaller requests or raise --request-bytes-max"
     );
-    h.insert("grpc-status", http::HeaderValue::from_static("8"));
-    if let Ok(v) = http::HeaderValue::from_str(&msg) {
-        h.insert("grpc-message", v);
-    }
+    let status = Status::with_error_details(
+        Code::ResourceExhausted,
+        msg,
+        details(ErrorReason::RequestTooLarge, false),
+    );
+    // Writes grpc-status, grpc-message and grpc-status-details-bin.
+    let _ = status.add_header(h);
 }
 
 /// Decodes gRPC's percent-encoded `grpc-message`.

@@ -47,6 +47,17 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// A batch [`Log::write`] put in the log, to be passed to
+/// [`Log::complete`] for the fsync its durability asks for.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "an append is acknowledged only after `Log::complete`"]
+pub struct Written {
+    /// Where it went (`durable` is false until completed).
+    pub info: AppendInfo,
+    /// The log's clock when it was written.
+    now_ms: i64,
+}
+
 /// What a read returned.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
@@ -435,14 +446,24 @@ impl Log {
         tracing::error!(dir = %self.dir.display(), error = %err, "log poisoned: refusing writes until reopened");
     }
 
-    /// Appends one record batch (Kafka v2, uncompressed, exactly one batch).
-    ///
-    /// The batch is validated (framing, CRC-32C, every record) and written
-    /// with its base offset stamped in (and, for log-append-time logs, its
-    /// timestamp, with a new CRC); the caller's buffer is not modified. When the call returns
-    /// depends on the log's [`Durability`]: in `Fsync` mode only once an
-    /// fsync covers the batch.
+    /// Appends one record batch (Kafka v2, uncompressed, exactly one batch):
+    /// [`Log::write`] then [`Log::complete`]. When the call returns depends
+    /// on the log's [`Durability`]: in `Fsync` mode only once an fsync
+    /// covers the batch.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
+        let written = self.write(batch)?;
+        self.complete(written)
+    }
+
+    /// The first half of an append, which never waits for an fsync: the
+    /// batch is validated (framing, CRC-32C, every record) and written with
+    /// its base offset stamped in (and, for log-append-time logs, its
+    /// timestamp, with a new CRC); the caller's buffer is not modified.
+    /// Batches written by one thread reach the log in the order of its
+    /// calls, which is what lets a produce stream keep a producer's batches
+    /// in order while their fsyncs overlap. Readers of an `Fsync` log see
+    /// the batch only after [`Log::complete`] (or any later fsync).
+    pub fn write(&self, batch: &[u8]) -> Result<Written> {
         let config = self.config();
         if batch.len() > config.batch_bytes_max as usize {
             return Err(StorageError::BatchTooLarge {
@@ -477,17 +498,17 @@ impl Log {
                 {
                     Ok(Check::Append) => {}
                     Ok(Check::Duplicate(m)) => {
-                        drop(w);
-                        let durable = config.durability == Durability::Fsync;
-                        if durable {
-                            self.sync_to(m.last_offset + 1)?;
-                        }
-                        return Ok(AppendInfo {
-                            base_offset: Offset(m.base_offset),
-                            last_offset: Offset(m.last_offset),
-                            log_append_time_ms: None,
-                            durable,
-                            duplicate: true,
+                        // Answered like the original: once it is as durable
+                        // as an append would be (`complete`).
+                        return Ok(Written {
+                            info: AppendInfo {
+                                base_offset: Offset(m.base_offset),
+                                last_offset: Offset(m.last_offset),
+                                log_append_time_ms: None,
+                                durable: false,
+                                duplicate: true,
+                            },
+                            now_ms: now,
                         });
                     }
                     Err(Refusal::Fenced { current }) => {
@@ -553,12 +574,31 @@ impl Log {
             }
             (base, last, false)
         };
+        Ok(Written {
+            info: AppendInfo {
+                base_offset: Offset(base),
+                last_offset: Offset(last),
+                log_append_time_ms,
+                durable: false,
+                duplicate,
+            },
+            now_ms: now,
+        })
+    }
 
-        let durable = match config.durability {
+    /// The second half of an append: the fsync the log's [`Durability`]
+    /// asks for (shared with every other batch written meanwhile: group
+    /// commit). A duplicate is completed like the original batch would be.
+    pub fn complete(&self, written: Written) -> Result<AppendInfo> {
+        let Written { mut info, now_ms } = written;
+        let config = self.config();
+        let last = info.last_offset.0;
+        info.durable = match config.durability {
             Durability::Fsync => {
                 self.sync_to(last + 1)?;
                 true
             }
+            Durability::Interval { .. } if info.duplicate => false,
             Durability::Interval {
                 interval_ms,
                 interval_records,
@@ -567,7 +607,7 @@ impl Log {
                     let s = self.sync.lock().expect("sync lock");
                     interval_records.is_some_and(|n| last + 1 - s.synced_offset.min(last + 1) >= n)
                         || interval_ms
-                            .is_some_and(|ms| now.saturating_sub(s.last_sync_ms) >= ms as i64)
+                            .is_some_and(|ms| now_ms.saturating_sub(s.last_sync_ms) >= ms as i64)
                 };
                 if due {
                     self.sync_to(last + 1)?;
@@ -576,13 +616,7 @@ impl Log {
             }
             Durability::PageCache => false,
         };
-        Ok(AppendInfo {
-            base_offset: Offset(base),
-            last_offset: Offset(last),
-            log_append_time_ms,
-            durable,
-            duplicate,
-        })
+        Ok(info)
     }
 
     /// Starts a new segment at the log end and hands the old one to a

@@ -33,7 +33,7 @@ pub mod segment;
 pub use config::{Clock, Durability, LogConfig, SystemClock};
 pub use error::StorageError;
 pub use log::compact::{CompactOptions, CompactReport};
-pub use log::{AppendInfo, Log, ReadResult, RecoveryReport};
+pub use log::{AppendInfo, Log, ReadResult, RecoveryReport, Written};
 
 /// A record offset: its position in the partition, counting records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
