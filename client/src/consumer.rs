@@ -232,10 +232,10 @@ impl Consumer {
         match tokio::time::timeout(timeout, joined).await {
             Ok(r) => r?,
             Err(_) => {
-                return Err(Error::Status {
-                    code: tonic::Code::DeadlineExceeded,
-                    message: format!("no answer from the group coordinator within {timeout:?}"),
-                });
+                return Err(Error::local(
+                    tonic::Code::DeadlineExceeded,
+                    format!("no answer from the group coordinator within {timeout:?}"),
+                ));
             }
         }
         self.group = Some(member);
@@ -612,11 +612,13 @@ impl Consumer {
                     return Err(Error::partition(&t.topic, p.partition, e));
                 }
                 let mut next = position;
-                let batches = Batch::decode_all(p.batches).map_err(|e| Error::Partition {
-                    topic: t.topic.clone(),
-                    partition: p.partition,
-                    code: tonic::Code::DataLoss,
-                    message: format!("undecodable batch from the broker: {e}"),
+                let batches = Batch::decode_all(p.batches).map_err(|e| {
+                    Error::local_partition(
+                        &t.topic,
+                        p.partition,
+                        tonic::Code::DataLoss,
+                        format!("undecodable batch from the broker: {e}"),
+                    )
                 })?;
                 for b in batches {
                     // On a compacted topic a batch's last records may be
@@ -624,11 +626,13 @@ impl Consumer {
                     // records would be fetched again forever.
                     next = next.max(b.header().last_offset() + 1);
                     for r in b.records() {
-                        let r = r.map_err(|e| Error::Partition {
-                            topic: t.topic.clone(),
-                            partition: p.partition,
-                            code: tonic::Code::DataLoss,
-                            message: format!("undecodable record from the broker: {e}"),
+                        let r = r.map_err(|e| {
+                            Error::local_partition(
+                                &t.topic,
+                                p.partition,
+                                tonic::Code::DataLoss,
+                                format!("undecodable record from the broker: {e}"),
+                            )
                         })?;
                         if r.offset < position {
                             continue;

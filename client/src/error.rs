@@ -1,6 +1,15 @@
 //! The client's errors, typed, each saying whether a retry can help.
+//!
+//! Whether to retry comes from the broker: every error it sends carries a
+//! reason and a retriable flag (in a per-partition `v1::Error`, or as
+//! `google.rpc.ErrorInfo` in a failed call's status details). Only a
+//! failure the broker did not describe (the connection dropped, the call
+//! timed out) falls back to its gRPC code.
 
 use std::time::Duration;
+
+pub use strata_proto::v1::ErrorReason;
+use tonic_types::StatusExt;
 
 /// An error from the Strata client. Cloneable, so one failed batch can
 /// fail each of its records' futures with the same error.
@@ -22,6 +31,10 @@ pub enum Error {
         code: tonic::Code,
         /// The broker's message, naming the thing that failed.
         message: String,
+        /// What failed, as the broker said (`Unspecified` from the transport).
+        reason: ErrorReason,
+        /// Whether the same call may succeed later.
+        retriable: bool,
     },
     /// One partition's part of a call failed.
     #[error("{topic}/{partition}: {message} ({code:?})")]
@@ -34,6 +47,10 @@ pub enum Error {
         code: tonic::Code,
         /// The broker's message.
         message: String,
+        /// What failed.
+        reason: ErrorReason,
+        /// Whether the same request may succeed later.
+        retriable: bool,
     },
     /// A consumer's position is outside the log, and its reset policy is
     /// to report it.
@@ -59,23 +76,39 @@ pub enum Error {
     Closed,
 }
 
-fn retriable_code(code: tonic::Code) -> bool {
+/// For failures the broker did not describe: the transport's codes for a
+/// dropped connection, a timeout or a cancelled call.
+fn transport_retriable(code: tonic::Code) -> bool {
     use tonic::Code::*;
-    matches!(
-        code,
-        Unavailable | DeadlineExceeded | Unknown | Cancelled | Aborted | ResourceExhausted
-    )
+    matches!(code, Unavailable | DeadlineExceeded | Unknown | Cancelled)
 }
 
 impl Error {
     /// Whether the same request may succeed if tried again later (the
-    /// broker was restarting, a connection dropped, a limit was busy).
-    /// Malformed records, unknown topics and data loss are fatal.
+    /// broker was restarting, a connection dropped, a limit was busy, a
+    /// batch arrived before an earlier one). Malformed records, unknown
+    /// topics, limits a request can never fit and data loss are fatal.
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Connect { .. } => true,
-            Error::Status { code, .. } | Error::Partition { code, .. } => retriable_code(*code),
+            Error::Status { retriable, .. } | Error::Partition { retriable, .. } => *retriable,
             _ => false,
+        }
+    }
+
+    /// The broker's reason, when it gave one.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            Error::Status { reason, .. } | Error::Partition { reason, .. } => *reason,
+            _ => ErrorReason::Unspecified,
+        }
+    }
+
+    /// The gRPC code, for errors that came with one.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Error::Status { code, .. } | Error::Partition { code, .. } => Some(*code),
+            _ => None,
         }
     }
 
@@ -85,15 +118,56 @@ impl Error {
             partition,
             code: tonic::Code::from_i32(e.code),
             message: e.message.clone(),
+            reason: ErrorReason::try_from(e.reason).unwrap_or(ErrorReason::Unspecified),
+            retriable: e.retriable,
+        }
+    }
+
+    /// A failure the client itself detected, with no broker reason.
+    pub(crate) fn local(code: tonic::Code, message: impl Into<String>) -> Self {
+        Error::Status {
+            code,
+            message: message.into(),
+            reason: ErrorReason::Unspecified,
+            retriable: transport_retriable(code),
+        }
+    }
+
+    /// A per-partition failure the client itself detected (an undecodable
+    /// answer).
+    pub(crate) fn local_partition(
+        topic: &str,
+        partition: u32,
+        code: tonic::Code,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Partition {
+            topic: topic.to_string(),
+            partition,
+            code,
+            message: message.into(),
+            reason: ErrorReason::Unspecified,
+            retriable: transport_retriable(code),
         }
     }
 }
 
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
+        let info = s.get_details_error_info();
+        let (reason, retriable) = match info {
+            Some(info) => (
+                ErrorReason::from_str_name(&format!("ERROR_REASON_{}", info.reason))
+                    .unwrap_or(ErrorReason::Unspecified),
+                info.metadata.get("retriable").is_some_and(|v| v == "true"),
+            ),
+            None => (ErrorReason::Unspecified, transport_retriable(s.code())),
+        };
         Error::Status {
             code: s.code(),
             message: s.message().to_string(),
+            reason,
+            retriable,
         }
     }
 }

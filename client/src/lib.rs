@@ -56,7 +56,9 @@ pub mod record;
 pub use admin::{Admin, OffsetSpec, ResetSpec};
 pub use client::{Client, ClientOptions};
 pub use consumer::{Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Seek};
-pub use error::{Error, Result};
-pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig};
-pub use record::{ConsumerRecord, Header, ProducerRecord, RecordMetadata};
+pub use error::{Error, ErrorReason, Result};
+pub use producer::{
+    Acks, BatchDelivery, DeliveryFuture, MAX_IN_FLIGHT_MAX, Producer, ProducerConfig, ProducerStats,
+};
+pub use record::{ConsumerRecord, Header, IntoTopic, ProducerRecord, RecordMetadata};
 pub use strata_proto as proto;

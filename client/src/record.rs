@@ -1,15 +1,56 @@
 //! The records applications send and receive.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 pub use strata_proto::Header;
 
+/// Anything that names a topic: `&str`, `String`, `&String`, or an
+/// `Arc<str>` (or a reference to one), which is shared without allocating.
+pub trait IntoTopic {
+    /// The name as a shared string.
+    fn into_topic(self) -> Arc<str>;
+}
+
+impl IntoTopic for &str {
+    fn into_topic(self) -> Arc<str> {
+        self.into()
+    }
+}
+
+impl IntoTopic for String {
+    fn into_topic(self) -> Arc<str> {
+        self.into()
+    }
+}
+
+impl IntoTopic for &String {
+    fn into_topic(self) -> Arc<str> {
+        self.as_str().into()
+    }
+}
+
+impl IntoTopic for Arc<str> {
+    fn into_topic(self) -> Arc<str> {
+        self
+    }
+}
+
+impl IntoTopic for &Arc<str> {
+    fn into_topic(self) -> Arc<str> {
+        self.clone()
+    }
+}
+
 /// A record to produce. Build one with [`ProducerRecord::new`] and the
 /// builder methods.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic. Keep one `Arc<str>` per topic and clone it into each
+    /// record: the producer then finds the topic by a pointer comparison,
+    /// and the record costs no allocation for its topic.
+    pub topic: Arc<str>,
     /// A fixed partition; `None` lets the partitioner choose.
     pub partition: Option<u32>,
     /// The key; records with equal keys go to the same partition.
@@ -24,10 +65,14 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record for `topic`, with no key, value or headers yet.
-    pub fn new(topic: impl Into<String>) -> Self {
+    pub fn new(topic: impl IntoTopic) -> Self {
         Self {
-            topic: topic.into(),
-            ..Self::default()
+            topic: topic.into_topic(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp_ms: None,
         }
     }
 
@@ -68,8 +113,8 @@ impl ProducerRecord {
 /// Where an acknowledged record was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic (shared with the record's batch: no allocation per record).
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: u32,
     /// The record's offset; -1 when produced with `Acks::None`.

@@ -115,45 +115,48 @@ async fn keys_land_where_kafka_puts_them() {
 async fn a_full_buffer_makes_send_wait_and_flush_delivers_everything() {
     let (_d, b) = start();
     let client = Client::connect(b.url()).await.unwrap();
-    client.admin().create_topic("bp", 1, &[]).await.unwrap();
+    client.admin().create_topic("bp", 3, &[]).await.unwrap();
     let value = vec![b'x'; 1000];
     let hint = strata_client::proto::BatchBuilder::record_len_hint(None, Some(&value), &[]);
-    // Room for nine records and half of a tenth.
-    let buffer = 9 * hint + hint / 2;
+    // A batch reserves batch_bytes of the buffer when it opens: room for
+    // two open batches and half of a third.
+    let batch_bytes = 4 * hint;
+    let buffer = 2 * batch_bytes + batch_bytes / 2;
     let producer = client.producer(ProducerConfig {
         buffer_bytes: buffer,
-        batch_bytes: 1 << 20,
+        batch_bytes,
         linger: Duration::from_secs(3600),
         ..ProducerConfig::default()
     });
+    let record = |p| ProducerRecord::new("bp").partition(p).value(value.clone());
     let mut deliveries = Vec::new();
-    // Nine records of about 1 KiB fit; nothing is sent yet (the
-    // batch is far from full and lingers for an hour).
-    for _ in 0..9 {
-        deliveries.push(
-            producer
-                .send(ProducerRecord::new("bp").value(value.clone()))
-                .await
-                .unwrap(),
+    // Two records in each of two partitions: nothing is sent yet (the
+    // batches are not full and linger for an hour).
+    for p in [0, 0, 1, 1] {
+        deliveries.push(producer.send(record(p)).await.unwrap());
+        assert_eq!(
+            producer.buffer_available(),
+            buffer - (p as usize + 1) * batch_bytes,
+            "one reservation per open batch, none per record"
         );
     }
-    assert_eq!(producer.buffer_available(), buffer - 9 * hint);
-    // The tenth cannot be buffered: send waits.
-    let blocked = producer.send(ProducerRecord::new("bp").value(value.clone()));
+    // A third partition's batch does not fit: send waits.
+    let blocked = producer.send(record(2));
     tokio::pin!(blocked);
     assert!(
         blocked.as_mut().now_or_never().is_none(),
         "send must wait while the buffer is full"
     );
-    // Flushing delivers the nine and frees their room.
+    // Flushing delivers the four records and frees their room.
     producer.flush().await.unwrap();
     for d in deliveries {
         let m = d.now_or_never().expect("resolved by flush").unwrap();
-        assert!(m.offset >= 0);
+        assert!(m.offset == 0 || m.offset == 1, "{m:?}");
     }
-    let tenth = blocked.await.unwrap();
+    let third = blocked.await.unwrap();
     producer.flush().await.unwrap();
-    assert_eq!(tenth.now_or_never().unwrap().unwrap().offset, 9);
+    let m = third.now_or_never().unwrap().unwrap();
+    assert_eq!((m.partition, m.offset), (2, 0));
     assert_eq!(producer.buffer_available(), buffer);
 }
 

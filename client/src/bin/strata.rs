@@ -347,34 +347,59 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
         acks,
         ..ProducerConfig::default()
     });
+    // Lines are read on a thread of their own and sent with the batch API,
+    // as many at a time as have arrived: a pipe goes out in large calls,
+    // a line typed by hand at once.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(LINES_PER_CALL);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let topic: std::sync::Arc<str> = args.topic.as_str().into();
     let mut pending = Vec::new();
-    for line in std::io::stdin().lock().lines() {
-        let line = line.context("reading standard input")?;
-        let (key, value) = match &args.key_separator {
-            Some(sep) => match line.split_once(sep.as_str()) {
-                Some((k, v)) => (Some(k.to_string()), v.to_string()),
+    while let Some(first) = rx.recv().await {
+        let mut lines = vec![first];
+        while lines.len() < LINES_PER_CALL {
+            match rx.try_recv() {
+                Ok(line) => lines.push(line),
+                Err(_) => break,
+            }
+        }
+        let mut records = Vec::with_capacity(lines.len());
+        for line in lines {
+            let line = line.context("reading standard input")?;
+            let (key, value) = match &args.key_separator {
+                Some(sep) => match line.split_once(sep.as_str()) {
+                    Some((k, v)) => (Some(k.to_string()), v.to_string()),
+                    None => (None, line),
+                },
                 None => (None, line),
-            },
-            None => (None, line),
-        };
-        let mut record = ProducerRecord::new(&args.topic).value(value);
-        if let Some(k) = key {
-            record = record.key(k);
+            };
+            let mut record = ProducerRecord::new(topic.clone()).value(value);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(p) = args.partition {
+                record = record.partition(p);
+            }
+            for (k, v) in &headers {
+                record = record.header(k.clone(), v.clone());
+            }
+            records.push(record);
         }
-        if let Some(p) = args.partition {
-            record = record.partition(p);
-        }
-        for (k, v) in &headers {
-            record = record.header(k.clone(), v.clone());
-        }
-        pending.push(producer.send(record).await?);
+        pending.push(producer.send_all(records).await?);
     }
     producer.flush().await?;
     let mut failed = 0usize;
     for d in pending {
-        if let Err(e) = d.await {
-            failed += 1;
-            eprintln!("strata: record not produced: {e}");
+        for r in d.await {
+            if let Err(e) = r {
+                failed += 1;
+                eprintln!("strata: record not produced: {e}");
+            }
         }
     }
     if failed > 0 {
@@ -382,6 +407,9 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Lines `strata produce` hands the producer in one call, at most.
+const LINES_PER_CALL: usize = 1024;
 
 fn line(r: &ConsumerRecord, args: &ConsumeArgs) -> anyhow::Result<String> {
     Ok(if args.json {
