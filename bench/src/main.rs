@@ -17,6 +17,7 @@ mod log_append;
 mod payload;
 mod plot;
 mod progress;
+mod publish;
 mod report;
 mod shape;
 mod spawn;

@@ -170,17 +170,20 @@ pub struct Report {
 
 impl Report {
     /// The report for people.
-    pub fn print(&self) {
-        println!("strata-bench {}", self.workload);
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "strata-bench {}", self.workload);
         let params: Vec<String> = self
             .params
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        println!("  workload     {}", params.join(" "));
-        println!("  durability   {}", self.durability);
+        let _ = writeln!(out, "  workload     {}", params.join(" "));
+        let _ = writeln!(out, "  durability   {}", self.durability);
         if let Some(r) = &self.publish {
-            println!(
+            let _ = writeln!(
+                out,
                 "  publish      {:.0} msg/s  {:.1} MB/s  ({} messages in {:.2} s, {} errors)",
                 r.messages_per_s(),
                 r.mb_per_s(),
@@ -190,10 +193,11 @@ impl Report {
             );
         }
         if let Some(l) = &self.publish_latency {
-            println!("  publish latency  {}", l.line());
+            let _ = writeln!(out, "  publish latency  {}", l.line());
         }
         if let Some(r) = &self.consume {
-            println!(
+            let _ = writeln!(
+                out,
                 "  consume      {:.0} msg/s  {:.1} MB/s  ({} messages in {:.2} s)",
                 r.messages_per_s(),
                 r.mb_per_s(),
@@ -202,10 +206,10 @@ impl Report {
             );
         }
         if let Some(s) = self.drain_seconds {
-            println!("  drain        {s:.2} s for the whole backlog");
+            let _ = writeln!(out, "  drain        {s:.2} s for the whole backlog");
         }
         if let Some(l) = &self.e2e_latency {
-            println!("  end-to-end latency  {}", l.line());
+            let _ = writeln!(out, "  end-to-end latency  {}", l.line());
         }
         if let Some(i) = &self.integrity {
             let verdict = if i.ok() {
@@ -213,14 +217,19 @@ impl Report {
             } else {
                 "MESSAGES LOST OR DUPLICATED"
             };
-            println!(
+            let _ = writeln!(
+                out,
                 "  integrity    {verdict}: {} acknowledged, {} received, {} missing, {} duplicates, {} unacknowledged",
                 i.acknowledged, i.received, i.missing, i.duplicates, i.unacknowledged
             );
         }
         if self.interrupted {
-            println!("  (interrupted: these are the figures measured until Ctrl-C)");
+            let _ = writeln!(
+                out,
+                "  (interrupted: these are the figures measured until Ctrl-C)"
+            );
         }
+        out
     }
 
     /// The report as JSON.

@@ -19,15 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
-use strata_client::{
-    Acks, Client, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, Seek,
-};
-use tokio::sync::mpsc;
+use strata_client::{Client, ConsumerConfig, OffsetReset, Seek};
 
-use crate::payload::{self, HEADER_BYTES, Stamp};
+use crate::payload::{self, HEADER_BYTES};
+use crate::publish::produce_loop;
 use crate::stats::{self, Integrity, Latency, Rate, Report};
 
 /// The largest message the bench sends (the broker's default
@@ -36,9 +32,6 @@ const MESSAGE_BYTES_MAX: usize = 16 << 20;
 /// How long consumers may go without receiving anything, once producers
 /// are done, before the run ends and reports what is missing.
 const DRAIN_IDLE: Duration = Duration::from_secs(30);
-/// Acknowledgements a producer may wait for at once in the bench (its
-/// client's `buffer_bytes` bounds memory first).
-const ACKS_IN_FLIGHT_MAX: usize = 1 << 16;
 
 /// How messages are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +133,15 @@ pub struct Common {
     /// Time at the start that is sent but not measured.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Write the report as JSON to this file (`-`: standard output).
+    /// Batches of one partition the producer keeps in flight (1 to 5).
+    #[arg(long, default_value_t = strata_client::MAX_IN_FLIGHT_MAX)]
+    pub in_flight: usize,
+    /// Hand the producer about a batch of messages per call
+    /// (`Producer::send_all`) instead of one `send` per message.
+    #[arg(long)]
+    pub batch_api: bool,
+    /// Write the report as JSON to this file (`-`: standard output, and
+    /// then the report for people goes to standard error).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Save the latency histograms as PREFIX-publish.hgrm and
@@ -171,6 +172,12 @@ impl Common {
         }
         if self.messages == Some(0) {
             bail!("--messages must be at least 1");
+        }
+        if !(1..=strata_client::MAX_IN_FLIGHT_MAX).contains(&self.in_flight) {
+            bail!(
+                "--in-flight must be between 1 and {} (the batches the broker remembers per producer)",
+                strata_client::MAX_IN_FLIGHT_MAX
+            );
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
             bail!("--duration must be longer than 0");
@@ -203,6 +210,8 @@ impl Common {
                 humantime::format_duration(self.linger).to_string(),
             ),
             ("acks", format!("{:?}", self.acks).to_lowercase()),
+            ("in_flight", self.in_flight.to_string()),
+            ("batch_api", self.batch_api.to_string()),
             ("rate", self.rate.to_string()),
             (
                 "warmup",
@@ -334,24 +343,24 @@ pub struct Live {
 
 /// The clock and switches of one run.
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     /// Time zero of every stamp.
-    start: Instant,
+    pub start: Instant,
     /// Messages scheduled before this are not measured.
-    warm_end: Instant,
+    pub warm_end: Instant,
     /// Producers stop scheduling at this time (duration mode).
-    end: Option<Instant>,
+    pub end: Option<Instant>,
     /// Measured messages left to send (messages mode).
-    measured_left: Option<AtomicU64>,
+    pub measured_left: Option<AtomicU64>,
     /// Producers stop (time up, count reached, Ctrl-C).
-    stop: AtomicBool,
+    pub stop: AtomicBool,
     /// Ctrl-C was pressed.
-    interrupted: AtomicBool,
-    live: Arc<Live>,
+    pub interrupted: AtomicBool,
+    pub live: Arc<Live>,
 }
 
 impl Run {
-    fn nanos(&self, t: Instant) -> u64 {
+    pub fn nanos(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.start).as_nanos() as u64
     }
 
@@ -360,20 +369,8 @@ impl Run {
     }
 }
 
-/// What one producer did.
-struct Produced {
-    /// Bit i set: sequence i was acknowledged.
-    acked: Vec<u64>,
-    /// Measured acknowledgements: count, bytes, and when the last came.
-    measured: u64,
-    measured_bytes: u64,
-    last_ack: Option<Instant>,
-    errors: u64,
-    latency: Histogram<u64>,
-    first_error: Option<String>,
-}
-
-fn set_bit(bits: &mut Vec<u64>, i: u64) -> bool {
+/// Sets bit `i`; returns whether it was set already.
+pub(crate) fn set_bit(bits: &mut Vec<u64>, i: u64) -> bool {
     let (word, bit) = ((i / 64) as usize, i % 64);
     if bits.len() <= word {
         bits.resize(word + 1, 0);
@@ -381,154 +378,6 @@ fn set_bit(bits: &mut Vec<u64>, i: u64) -> bool {
     let was = bits[word] & (1 << bit) != 0;
     bits[word] |= 1 << bit;
     was
-}
-
-fn producer_config(c: &Common) -> ProducerConfig {
-    ProducerConfig {
-        acks: match c.acks {
-            AckArg::None => Acks::None,
-            AckArg::Written => Acks::Written,
-            AckArg::Durable => Acks::Durable,
-        },
-        batch_bytes: c.batch_bytes,
-        linger: c.linger,
-        buffer_bytes: (64 << 20).max(4 * c.batch_bytes),
-        ..ProducerConfig::default()
-    }
-}
-
-async fn produce_loop(
-    client: Client,
-    common: Common,
-    run: Arc<Run>,
-    id: u32,
-    rate_per_producer: f64,
-) -> anyhow::Result<Produced> {
-    let producer = client.producer(producer_config(&common));
-    let padding: Vec<u8> = (0..common.message_size).map(|i| (i % 251) as u8).collect();
-    let (tx, mut rx) =
-        mpsc::channel::<(u64, Instant, bool, strata_client::DeliveryFuture)>(ACKS_IN_FLIGHT_MAX);
-    let size = common.message_size as u64;
-    let live = run.live.clone();
-    // Acknowledgements arrive on their own task, so that waiting for them
-    // never delays the schedule.
-    let acker = tokio::spawn(async move {
-        let mut out = Produced {
-            acked: Vec::new(),
-            measured: 0,
-            measured_bytes: 0,
-            last_ack: None,
-            errors: 0,
-            latency: stats::histogram(),
-            first_error: None,
-        };
-        let mut waiting = FuturesUnordered::new();
-        let mut open = true;
-        while open || !waiting.is_empty() {
-            tokio::select! {
-                item = rx.recv(), if open => match item {
-                    Some((seq, scheduled, measured, fut)) => waiting.push(async move {
-                        (seq, scheduled, measured, fut.await)
-                    }),
-                    None => open = false,
-                },
-                Some((seq, scheduled, measured, result)) = waiting.next(), if !waiting.is_empty() => {
-                    let now = Instant::now();
-                    match result {
-                        Ok(_) => {
-                            set_bit(&mut out.acked, seq);
-                            live.acked.fetch_add(1, Ordering::Relaxed);
-                            live.acked_bytes.fetch_add(size, Ordering::Relaxed);
-                            if measured {
-                                out.measured += 1;
-                                out.measured_bytes += size;
-                                out.last_ack = Some(now);
-                                out.latency.saturating_record(
-                                    now.saturating_duration_since(scheduled).as_micros() as u64,
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            out.errors += 1;
-                            out.first_error.get_or_insert_with(|| e.to_string());
-                        }
-                    }
-                }
-            }
-        }
-        out
-    });
-    let interval =
-        (rate_per_producer > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_producer));
-    let mut seq = 0u64;
-    let mut rng = fastrand_state(id);
-    while !run.stop.load(Ordering::Relaxed) {
-        let scheduled = match interval {
-            Some(iv) => {
-                let due = run.start + iv.mul_f64(seq as f64);
-                tokio::time::sleep_until(due.into()).await;
-                due
-            }
-            None => Instant::now(),
-        };
-        if run.end.is_some_and(|end| scheduled >= end) {
-            break;
-        }
-        let measured = scheduled >= run.warm_end;
-        if measured
-            && let Some(left) = &run.measured_left
-            && left
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                .is_err()
-        {
-            break;
-        }
-        let stamp = Stamp {
-            producer: id,
-            sequence: seq,
-            scheduled_ns: run.nanos(scheduled),
-        };
-        let mut record = ProducerRecord::new(&common.topic).value(payload::encode(
-            stamp,
-            common.message_size,
-            &padding,
-        ));
-        match common.keys {
-            Keys::None => {}
-            Keys::Random => record = record.key(rng.next().to_be_bytes().to_vec()),
-            Keys::Fixed(n) => record = record.key(format!("key-{}", seq % u64::from(n))),
-        }
-        let fut = producer.send(record).await.context("sending a message")?;
-        run.live.sent.fetch_add(1, Ordering::Relaxed);
-        if tx.send((seq, scheduled, measured, fut)).await.is_err() {
-            break;
-        }
-        seq += 1;
-    }
-    drop(tx);
-    producer.flush().await.ok();
-    let out = acker.await.context("acknowledgement task")?;
-    producer.close().await.ok();
-    Ok(out)
-}
-
-/// A tiny xorshift generator for random keys (one per producer), so that
-/// keys cost no locking.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
-fn fastrand_state(id: u32) -> XorShift {
-    XorShift(0x9E37_79B9_7F4A_7C15 ^ (u64::from(id) + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
 }
 
 /// What one consumer saw.
@@ -692,7 +541,17 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         .enable_all()
         .build()?;
     let report = rt.block_on(run_async(plan.clone()))?;
-    report.0.print();
+    // With `--json -` standard output carries the JSON alone, so that it
+    // can be piped; the report for people goes to standard error.
+    let json_on_stdout = plan.common.json.as_deref() == Some(std::path::Path::new("-"));
+    let say = |text: &str| {
+        if json_on_stdout {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    };
+    say(&report.0.text());
     if let Some(path) = &plan.common.json {
         report.0.write_json(path)?;
     }
@@ -716,7 +575,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             (None, None) => bail!("--plot: no latency was measured"),
         };
         crate::plot::draw(path, label, hist, series, &report.0)?;
-        println!("  plot         {}", path.display());
+        say(&format!("  plot         {}\n", path.display()));
     }
     Ok(report.0)
 }

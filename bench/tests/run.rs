@@ -13,17 +13,18 @@ fn bench(args: &[&str]) -> serde_json::Value {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "strata-bench {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "strata-bench {args:?} failed:\n{stdout}\n{stderr}"
     );
+    // With `--json -` standard output is the JSON alone (so `| jq` works),
+    // and the report for people is on standard error.
     assert!(
-        stdout.contains(&format!("strata-bench {}", args[0])),
-        "{stdout}"
+        stderr.contains(&format!("strata-bench {}", args[0])),
+        "{stderr}"
     );
-    let json = &stdout[stdout.find("\n{").expect("a JSON report") + 1..];
-    serde_json::from_str(json).unwrap()
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}"))
 }
 
 #[test]
