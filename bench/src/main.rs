@@ -138,6 +138,8 @@ mod tests {
             ("produce --plot latency.png", "SVG"),
             ("produce --json /no/such/dir/r.json", "does not exist"),
             ("produce --batch-bytes 10", "--batch-bytes"),
+            ("produce --in-flight 0", "--in-flight"),
+            ("produce --in-flight 6", "--in-flight"),
             ("e2e --duration 5s", "--rate"),
             ("e2e --rate 10 --consumers 0", "--consumers"),
             ("consume --duration 5s", "--messages"),

@@ -133,3 +133,28 @@ fn ctrl_c_stops_the_run_and_still_reports() {
     assert!(stdout.contains("interrupted"), "{stdout}");
     assert!(stdout.contains("no message lost or duplicated"), "{stdout}");
 }
+
+#[test]
+fn the_batch_api_with_two_in_flight_loses_and_repeats_nothing() {
+    let r = bench(&[
+        "e2e",
+        "--batch-api",
+        "--in-flight",
+        "2",
+        "--batch-bytes",
+        "8192",
+        "--rate",
+        "5000",
+        "--messages",
+        "3000",
+        "--message-size",
+        "200",
+    ]);
+    let i = &r["integrity"];
+    assert_eq!(i["ok"], true, "{r}");
+    assert_eq!(i["missing"], 0);
+    assert_eq!(i["duplicates"], 0);
+    assert_eq!(r["publish"]["messages"], 3000);
+    assert_eq!(r["params"]["batch_api"], "true");
+    assert_eq!(r["params"]["in_flight"], "2");
+}

@@ -191,9 +191,74 @@ async fn admin_errors_name_the_problem() {
         let err = admin.create_topic(req).await.unwrap_err();
         assert_eq!(err.code(), code, "{name}: {}", err.message());
         assert!(err.message().contains(needle), "{name}: {}", err.message());
+        // Every refusal says why and that retrying will not help.
+        let (reason, retriable) = error_info(&err);
+        assert!(!retriable, "{name}: {reason}");
+        if code == Code::ResourceExhausted {
+            assert_eq!(reason, "LIMIT_EXCEEDED");
+        }
+        if code == Code::AlreadyExists {
+            assert_eq!(reason, "TOPIC_EXISTS");
+        }
     }
     // The broker keeps serving after every refusal.
     create_topic(&mut admin, "still-fine", 1, &[]).await;
+}
+
+/// The `ErrorInfo` reason and retriable flag of a failed call.
+fn error_info(status: &tonic::Status) -> (String, bool) {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "strata.v1");
+    let retriable = info.metadata.get("retriable").map(String::as_str);
+    assert!(matches!(retriable, Some("true" | "false")), "{info:?}");
+    (info.reason, retriable == Some("true"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_limit_is_busy_and_retriable_one_that_never_fits_is_not() {
+    use tonic_types::StatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &["--subscriptions-max", "1"]);
+    let mut admin = b.admin().await;
+    create_topic(&mut admin, "s", 1, &[]).await;
+    let mut rec = b.records().await;
+    let sub = || v1::SubscribeRequest {
+        partitions: vec![v1::SubscribePartition {
+            topic: "s".into(),
+            partition: 0,
+            start: Some(v1::subscribe_partition::Start::Latest(true)),
+        }],
+        max_bytes: 0,
+        decode: false,
+    };
+    let _open = rec.subscribe(sub()).await.unwrap();
+    let err = rec.subscribe(sub()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("subscriptions_max"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(error_info(&err), ("BUSY".into(), true));
+    assert!(
+        err.get_details_retry_info().is_some(),
+        "RetryInfo on a retriable error"
+    );
+    // The same code for a limit a request can never fit, but not retriable.
+    let err = admin
+        .create_topic(v1::CreateTopicRequest {
+            name: "wide".into(),
+            partitions: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(error_info(&err), ("LIMIT_EXCEEDED".into(), false));
+    assert!(err.get_details_retry_info().is_none());
 }
 
 fn record_list(tag: &str) -> v1::RecordList {
@@ -650,6 +715,7 @@ async fn bad_requests_get_clear_errors_and_the_broker_keeps_serving() {
         "{}",
         err.message()
     );
+    assert_eq!(error_info(&err), ("REQUEST_TOO_LARGE".into(), false));
 
     // And everything still works.
     let resp = rec

@@ -35,12 +35,21 @@
 //! # }
 //! ```
 //!
+//! The producer keeps up to five batches of a partition in flight (on one
+//! ordered stream), in order and, with idempotence (the default), each
+//! appended exactly once however often it is sent. For loaders and stream
+//! processors, [`Producer::send_all`] takes many records in one call and
+//! returns one future with a result per record. Keep one `Arc<str>` per
+//! topic and pass clones of it to [`ProducerRecord::new`]: the record then
+//! costs no allocation for its topic.
+//!
 //! `client/examples/` holds a producer, a consumer and a small stream
 //! processor; the `strata` binary of this crate is the command-line tool.
 //!
 //! Errors are [`Error`]s; [`Error::is_retriable`] tells a passing failure
-//! (the broker restarting) from a fatal one (an unknown topic). The producer
-//! retries retriable failures by itself until its delivery timeout.
+//! (the broker restarting) from a fatal one (an unknown topic), as the
+//! broker says ([`Error::reason`]). The producer retries retriable failures
+//! by itself until its delivery timeout.
 
 #![warn(missing_docs)]
 
