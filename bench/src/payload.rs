@@ -23,37 +23,15 @@ pub struct Stamp {
     pub scheduled_ns: u64,
 }
 
-/// Makes messages out of one large buffer, split off message by message:
-/// one allocation per [`ARENA_BYTES`] instead of one per message, which is
-/// what an application reading records from a file or socket would do.
-#[derive(Debug, Default)]
-pub struct Arena {
-    buf: BytesMut,
-}
-
-/// Bytes an [`Arena`] allocates at a time.
-pub const ARENA_BYTES: usize = 1 << 20;
-
-impl Arena {
-    /// A message of `size` bytes (at least [`HEADER_BYTES`]) carrying
-    /// `stamp`, padded from `padding` (at least `size` bytes long).
-    pub fn encode(&mut self, stamp: Stamp, size: usize, padding: &[u8]) -> Bytes {
-        let size = size.max(HEADER_BYTES);
-        if self.buf.capacity() - self.buf.len() < size {
-            self.buf = BytesMut::with_capacity(ARENA_BYTES.max(size));
-        }
-        put(&mut self.buf, stamp, size, padding);
-        let len = self.buf.len();
-        self.buf.split_to(len).freeze()
-    }
-}
-
-fn put(b: &mut BytesMut, stamp: Stamp, size: usize, padding: &[u8]) {
+/// A message of `size` bytes (at least [`HEADER_BYTES`]) carrying `stamp`.
+pub fn encode(stamp: Stamp, size: usize, padding: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(size.max(HEADER_BYTES));
     b.put_u32(stamp.producer);
     b.put_u64(stamp.sequence);
     b.put_u64(stamp.scheduled_ns);
     let rest = size.saturating_sub(HEADER_BYTES);
     b.put_slice(&padding[..rest.min(padding.len())]);
+    b.freeze()
 }
 
 /// The stamp of a message, if it is one of ours.
@@ -79,13 +57,7 @@ mod tests {
             scheduled_ns: 123_456_789,
         };
         for size in [HEADER_BYTES, 100, 1024, 4096] {
-            let mut arena = Arena::default();
-            let m = arena.encode(s, size, &padding);
-            assert_eq!(
-                arena.encode(s, size, &padding),
-                m,
-                "a second one from the same arena"
-            );
+            let m = encode(s, size, &padding);
             assert_eq!(m.len(), size);
             assert_eq!(decode(&m), Some(s));
         }

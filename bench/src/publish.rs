@@ -264,7 +264,6 @@ pub(crate) async fn produce_loop(
     let topic: Arc<str> = common.topic.as_str().into();
     let mut seq = 0u64;
     let mut rng = fastrand_state(id);
-    let mut arena = payload::Arena::default();
     let mut dues = Vec::with_capacity(per_call);
     let mut records = Vec::with_capacity(per_call);
     'run: while !run.stop.load(Ordering::Relaxed) {
@@ -308,7 +307,7 @@ pub(crate) async fn produce_loop(
                 sequence: seq,
                 scheduled_ns: run.nanos(scheduled),
             };
-            let mut record = ProducerRecord::new(topic.clone()).value(arena.encode(
+            let mut record = ProducerRecord::new(topic.clone()).value(payload::encode(
                 stamp,
                 common.message_size,
                 &padding,
