@@ -421,6 +421,7 @@ impl Producing {
             written,
             _permits,
         } = w;
+        let ids: Vec<u32> = written.iter().map(|(_, p, _)| *p).collect();
         let results = tokio::task::spawn_blocking(move || {
             let results: Vec<_> = written
                 .into_iter()
@@ -438,8 +439,18 @@ impl Producing {
         })
         .await
         .unwrap_or_else(|e| {
+            // Every batch was written; whether it is durable is unknown.
             tracing::error!(error = %e, "produce completion task failed");
-            Vec::new()
+            ids.into_iter()
+                .map(|p| {
+                    (
+                        p,
+                        Err(BrokerError::Internal(format!(
+                            "produce completion task: {e}"
+                        ))),
+                    )
+                })
+                .collect()
         });
         if acks == Acks::None {
             for (_, r) in &results {
