@@ -3,9 +3,12 @@
 #[path = "../../broker/tests/support/mod.rs"]
 mod support;
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::read_everything;
 use futures::{FutureExt, StreamExt};
 use strata_client::partitioner::partition_for_key;
 use strata_client::{
@@ -424,26 +427,6 @@ async fn retention_advances_the_start_and_consumers_reset_by_policy() {
     };
     assert_eq!(first.offset, start);
     m.close().await.unwrap();
-}
-
-/// Reads partition 0 of `topic` from its start to its high watermark.
-async fn read_everything(client: &Client, topic: &str) -> Vec<strata_client::ConsumerRecord> {
-    let end = client
-        .admin()
-        .list_offset(topic, 0, strata_client::OffsetSpec::Latest)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut c = client.consumer(ConsumerConfig {
-        fetch_wait: Duration::from_millis(10),
-        ..ConsumerConfig::default()
-    });
-    c.assign(topic, 0, Seek::Beginning).await.unwrap();
-    let mut out = Vec::new();
-    while c.position(topic, 0).unwrap() < end {
-        out.extend(c.poll().await.unwrap());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,13 +8,13 @@
 #[path = "../../broker/tests/support/mod.rs"]
 mod support;
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_client::{
-    Client, ConsumerConfig, DeliveryFuture, Error, ErrorReason, ProducerConfig, ProducerRecord,
-    Seek,
-};
+use common::read_everything;
+use strata_client::{Client, DeliveryFuture, Error, ErrorReason, ProducerConfig, ProducerRecord};
 use support::BrokerProcess;
 
 /// Small batches (a few records each), so that a few hundred records make
@@ -39,25 +39,14 @@ fn value(i: usize) -> Vec<u8> {
 
 /// Every value in `topic`/0 from the start, as record numbers.
 async fn read_all(client: &Client, topic: &str) -> Vec<usize> {
-    let end = client
-        .admin()
-        .list_offset(topic, 0, strata_client::OffsetSpec::Latest)
+    read_everything(client, topic)
         .await
-        .unwrap()
-        .unwrap();
-    let mut c = client.consumer(ConsumerConfig {
-        fetch_wait: Duration::from_millis(0),
-        ..ConsumerConfig::default()
-    });
-    c.assign(topic, 0, Seek::Beginning).await.unwrap();
-    let mut out = Vec::new();
-    while c.position(topic, 0).unwrap() < end {
-        for r in c.poll().await.unwrap() {
+        .into_iter()
+        .map(|r| {
             let v = r.value.unwrap();
-            out.push(std::str::from_utf8(&v[..8]).unwrap().parse().unwrap());
-        }
-    }
-    out
+            std::str::from_utf8(&v[..8]).unwrap().parse().unwrap()
+        })
+        .collect()
 }
 
 /// Sends `n` records to `topic`/0 without waiting, then awaits them all;
