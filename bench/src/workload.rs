@@ -603,9 +603,14 @@ async fn run_async(plan: Plan) -> anyhow::Result<Outcome> {
     let live = Arc::new(Live::default());
     let interrupted = Arc::new(AtomicBool::new(false));
     {
+        // Registered here, before the run says Ctrl-C stops it: a listener
+        // made inside the task would only register once the task first
+        // ran, and a SIGINT before that killed the bench.
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listening for Ctrl-C")?;
         let interrupted = interrupted.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if sigint.recv().await.is_some() {
                 interrupted.store(true, Ordering::Release);
             }
         });
