@@ -266,66 +266,70 @@ pub(crate) async fn produce_loop(
     let mut rng = fastrand_state(id);
     let mut dues = Vec::with_capacity(per_call);
     let mut records = Vec::with_capacity(per_call);
-    'run: while !run.stop.load(Ordering::Relaxed) {
-        while dues.len() < per_call {
-            let scheduled = match interval {
-                Some(iv) => {
-                    let due = run.start + iv.mul_f64(seq as f64);
-                    // Only the first message of a call waits for its time.
-                    let pace = released.as_mut().expect("a pacer at a fixed rate");
-                    if *pace.borrow_and_update() <= seq {
-                        if !dues.is_empty() {
-                            break;
-                        }
-                        if !handoff.flush().await {
-                            break 'run;
-                        }
-                        while *pace.borrow_and_update() <= seq {
-                            if pace.changed().await.is_err() {
-                                break 'run;
+    while !run.stop.load(Ordering::Relaxed) {
+        // Gathers a call's worth; true when the run ends after it.
+        let last = 'gather: {
+            while dues.len() < per_call {
+                let scheduled = match interval {
+                    Some(iv) => {
+                        let due = run.start + iv.mul_f64(seq as f64);
+                        // Only the first message of a call waits for its time.
+                        let pace = released.as_mut().expect("a pacer at a fixed rate");
+                        if *pace.borrow_and_update() <= seq {
+                            if !dues.is_empty() {
+                                break;
+                            }
+                            if !handoff.flush().await {
+                                break 'gather true;
+                            }
+                            while *pace.borrow_and_update() <= seq {
+                                if pace.changed().await.is_err() {
+                                    break 'gather true;
+                                }
                             }
                         }
+                        due
                     }
-                    due
+                    None => Instant::now(),
+                };
+                if run.end.is_some_and(|end| scheduled >= end) {
+                    break 'gather true;
                 }
-                None => Instant::now(),
-            };
-            if run.end.is_some_and(|end| scheduled >= end) {
-                break 'run;
+                let measured = scheduled >= run.warm_end;
+                if measured
+                    && let Some(left) = &run.measured_left
+                    && left
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .is_err()
+                {
+                    break 'gather true;
+                }
+                let stamp = Stamp {
+                    producer: id,
+                    sequence: seq,
+                    scheduled_ns: run.nanos(scheduled),
+                };
+                let mut record = ProducerRecord::new(topic.clone()).value(payload::encode(
+                    stamp,
+                    common.message_size,
+                    &padding,
+                ));
+                match common.keys {
+                    Keys::None => {}
+                    Keys::Random => record = record.key(rng.next().to_be_bytes().to_vec()),
+                    Keys::Fixed(n) => record = record.key(format!("key-{}", seq % u64::from(n))),
+                }
+                dues.push(Due {
+                    seq,
+                    scheduled,
+                    measured,
+                });
+                records.push(record);
+                seq += 1;
             }
-            let measured = scheduled >= run.warm_end;
-            if measured
-                && let Some(left) = &run.measured_left
-                && left
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                    .is_err()
-            {
-                break 'run;
-            }
-            let stamp = Stamp {
-                producer: id,
-                sequence: seq,
-                scheduled_ns: run.nanos(scheduled),
-            };
-            let mut record = ProducerRecord::new(topic.clone()).value(payload::encode(
-                stamp,
-                common.message_size,
-                &padding,
-            ));
-            match common.keys {
-                Keys::None => {}
-                Keys::Random => record = record.key(rng.next().to_be_bytes().to_vec()),
-                Keys::Fixed(n) => record = record.key(format!("key-{}", seq % u64::from(n))),
-            }
-            dues.push(Due {
-                seq,
-                scheduled,
-                measured,
-            });
-            records.push(record);
-            seq += 1;
-        }
-        if !send(
+            false
+        };
+        let open = send(
             &producer,
             &mut handoff,
             &run.live,
@@ -333,20 +337,11 @@ pub(crate) async fn produce_loop(
             &mut records,
             per_call,
         )
-        .await?
-        {
+        .await?;
+        if last || !open {
             break;
         }
     }
-    send(
-        &producer,
-        &mut handoff,
-        &run.live,
-        &mut dues,
-        &mut records,
-        per_call,
-    )
-    .await?;
     handoff.flush().await;
     drop(handoff);
     producer.flush().await.ok();

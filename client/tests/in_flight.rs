@@ -89,17 +89,23 @@ fn assert_offsets_follow_send_order(offsets: &[Result<i64, Error>]) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_answers_with_five_in_flight_append_once_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    // Every third answer is lost after its appends, as if the connection
-    // dropped: the stream ends and every batch in flight is sent again.
+/// A broker that loses every third answer after its appends, as if the
+/// connection dropped (the stream ends and every batch in flight is sent
+/// again), with a one-partition `topic`.
+async fn losing_broker(dir: &tempfile::TempDir, topic: &str) -> (BrokerProcess, Client) {
     let b = BrokerProcess::start_in(
         &dir.path().join("data"),
         &["--test-lose-produce-responses", "3"],
     );
     let client = Client::connect(b.url()).await.unwrap();
-    client.admin().create_topic("lost", 1, &[]).await.unwrap();
+    client.admin().create_topic(topic, 1, &[]).await.unwrap();
+    (b, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_with_five_in_flight_append_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_b, client) = losing_broker(&dir, "lost").await;
     let producer = client.producer(config());
     let topic: Arc<str> = "lost".into();
     let n = 2000;
@@ -120,12 +126,7 @@ async fn without_idempotence_lost_answers_duplicate() {
     // The same loss without idempotence appends retried batches again:
     // the hook bites, and it is idempotence that keeps the test above clean.
     let dir = tempfile::tempdir().unwrap();
-    let b = BrokerProcess::start_in(
-        &dir.path().join("data"),
-        &["--test-lose-produce-responses", "3"],
-    );
-    let client = Client::connect(b.url()).await.unwrap();
-    client.admin().create_topic("dup", 1, &[]).await.unwrap();
+    let (_b, client) = losing_broker(&dir, "dup").await;
     let producer = client.producer(ProducerConfig {
         idempotence: false,
         ..config()

@@ -82,12 +82,20 @@ enum EntryState {
 /// up once it runs.
 pub(super) fn spawn(producer: Producer, topic: usize, partition: u32) {
     tokio::spawn(async move {
-        let name = producer.lock().topics[topic].name.clone();
+        let (name, wake) = {
+            let st = producer.lock();
+            let t = &st.topics[topic];
+            (
+                t.name.clone(),
+                t.partitions[partition as usize].wake.clone(),
+            )
+        };
         let sender = Sender {
             producer,
             topic,
             partition,
             name,
+            wake,
             window: VecDeque::new(),
             answers: FuturesUnordered::new(),
             next_id: 0,
@@ -102,6 +110,9 @@ struct Sender {
     topic: usize,
     partition: u32,
     name: Arc<str>,
+    /// The partition's wake-up, looked up once (not under the lock on
+    /// every turn of the loop).
+    wake: Arc<tokio::sync::Notify>,
     window: VecDeque<Entry>,
     answers: FuturesUnordered<AnswerFuture>,
     next_id: u64,
@@ -169,19 +180,13 @@ impl Sender {
                 self.resync().await;
                 continue;
             }
-            let wake = self.wake();
+            let wake = self.wake.clone();
             let draining = self.draining();
             tokio::select! {
                 Some((id, r)) = self.answers.next() => self.on_answer(id, r),
                 _ = wake.notified(), if !draining => {}
             }
         }
-    }
-
-    fn wake(&self) -> Arc<tokio::sync::Notify> {
-        self.producer.lock().topics[self.topic].partitions[self.partition as usize]
-            .wake
-            .clone()
     }
 
     /// Takes queued batches into the window while it has room, numbers and
