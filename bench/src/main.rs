@@ -12,6 +12,7 @@
 //! place `bench` links the broker's storage engine), and `grpc-produce`
 //! sends pre-encoded batches with the generated gRPC client.
 
+mod consume;
 mod grpc_produce;
 mod log_append;
 mod payload;
