@@ -7,7 +7,7 @@
 //! <data-dir>/topics/<name>/topic.meta
 //! <data-dir>/topics/<name>/<partition>/   one partition log
 //! <data-dir>/staging/<name>/        a topic being created
-//! <data-dir>/trash/<name>.<nanos>/  a topic being deleted
+//! <data-dir>/trash/<nanos>/         a topic being deleted
 //! ```
 //!
 //! Creating and deleting a topic are each one directory rename, so after a
@@ -16,7 +16,6 @@
 //! `trash/` and removed from there. Startup empties both.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -26,8 +25,9 @@ use super::config::{DurabilityKind, Limits, TopicConfig, TopicDefaults};
 use super::error::{BrokerError, Result};
 use super::partition::Partition;
 use super::topic::{self, TopicMeta};
-use crate::storage::Log;
-use crate::storage::checkpoint::{self, sync_dir};
+use crate::storage::checkpoint;
+use crate::storage::vfs::{self, Fs, LockGuard, Vfs};
+use crate::storage::{Log, StorageError};
 
 /// What one round of [`Broker::apply_cleanup`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +52,9 @@ pub struct BrokerOptions {
     pub defaults: TopicDefaults,
     /// Bounds on requests and resources.
     pub limits: Limits,
+    /// The file system under `data_dir`: the real one, or a simulated
+    /// disk in tests.
+    pub fs: Fs,
 }
 
 #[derive(Debug)]
@@ -138,17 +141,29 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// Held for the broker's life: a second broker on the same directory
     /// would corrupt it.
-    _lock: File,
+    _lock: LockGuard,
 }
 
 fn topics_dir(data: &Path) -> PathBuf {
     data.join("topics")
 }
 
-fn remove_children(dir: &Path) -> Result<()> {
-    for e in fs::read_dir(dir).map_err(BrokerError::io(dir, "list directory"))? {
-        let p = e.map_err(BrokerError::io(dir, "list directory"))?.path();
-        fs::remove_dir_all(&p).map_err(BrokerError::io(&p, "remove leftover"))?;
+fn sync_dir(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    Ok(checkpoint::sync_dir(fs, dir)?)
+}
+
+fn remove_children(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    for e in fs
+        .list(dir)
+        .map_err(BrokerError::io(dir, "list directory"))?
+    {
+        let p = dir.join(&e.name);
+        let removed = if e.is_dir {
+            fs.remove_dir_all(&p)
+        } else {
+            fs.remove_file(&p)
+        };
+        removed.map_err(BrokerError::io(&p, "remove leftover"))?;
         tracing::info!(path = %p.display(), "removed the leftover of an interrupted topic create or delete");
     }
     Ok(())
@@ -158,61 +173,58 @@ impl Broker {
     /// Creates the data directory if needed and takes its lock, held for as
     /// long as the returned file lives: a second broker on the same
     /// directory would corrupt it.
-    pub fn lock(data: &Path) -> Result<File> {
-        fs::create_dir_all(data).map_err(BrokerError::io(data, "create directory"))?;
+    pub fn lock(fs: &dyn Vfs, data: &Path) -> Result<LockGuard> {
+        vfs::create_dir_durable(fs, data).map_err(BrokerError::io(data, "create directory"))?;
         let lock_path = data.join("broker.lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(BrokerError::io(&lock_path, "open lock file"))?;
-        match lock.try_lock() {
-            Ok(()) => Ok(lock),
-            Err(fs::TryLockError::WouldBlock) => Err(BrokerError::DataDirLocked(data.to_owned())),
-            Err(fs::TryLockError::Error(e)) => Err(BrokerError::io(&lock_path, "lock")(e)),
+        match fs.lock(&lock_path) {
+            Ok(guard) => Ok(guard),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(BrokerError::DataDirLocked(data.to_owned()))
+            }
+            Err(e) => Err(BrokerError::io(&lock_path, "lock")(e)),
         }
     }
 
     /// Opens the data directory: takes its lock, finishes interrupted
     /// creates and deletes, and recovers every partition.
     pub fn open(options: BrokerOptions) -> Result<Self> {
-        let lock = Self::lock(&options.data_dir)?;
+        let lock = Self::lock(&*options.fs, &options.data_dir)?;
         Self::open_locked(options, lock)
     }
 
     /// Like [`Broker::open`], with the lock already taken by [`Broker::lock`].
-    pub fn open_locked(options: BrokerOptions, lock: File) -> Result<Self> {
+    pub fn open_locked(options: BrokerOptions, lock: LockGuard) -> Result<Self> {
         let data = &options.data_dir;
+        let fs = &*options.fs;
         for d in [topics_dir(data), data.join("staging"), data.join("trash")] {
-            fs::create_dir_all(&d).map_err(BrokerError::io(&d, "create directory"))?;
+            vfs::create_dir_durable(fs, &d).map_err(BrokerError::io(&d, "create directory"))?;
         }
-        remove_children(&data.join("staging"))?;
-        remove_children(&data.join("trash"))?;
+        remove_children(fs, &data.join("staging"))?;
+        remove_children(fs, &data.join("trash"))?;
 
         let mut topics = BTreeMap::new();
         let dir = topics_dir(data);
-        let mut names: Vec<String> = fs::read_dir(&dir)
+        let names: Vec<String> = fs
+            .list(&dir)
             .map_err(BrokerError::io(&dir, "list topics"))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .map(|e| e.name)
             .collect();
-        names.sort();
         for name in names {
             let topic = Self::load_topic(&options, &name)?;
             topics.insert(name, Arc::new(topic));
         }
-        let next_id = match checkpoint::read(data, checkpoint::Kind::ProducerIdBlock)? {
+        let next_id = match checkpoint::read(fs, data, checkpoint::Kind::ProducerIdBlock)? {
             checkpoint::Read::Value(v) => v as i64,
             checkpoint::Read::Missing => 0,
             // Damaged: we cannot know which ids were handed out. Refuse
             // rather than risk giving one to a second producer.
             checkpoint::Read::Damaged => {
-                return Err(BrokerError::InvalidArgument(format!(
-                    "{} is damaged; restore it, or remove it only if no producer from before is still running",
-                    data.join(checkpoint::file_name(checkpoint::Kind::ProducerIdBlock))
-                        .display()
+                return Err(BrokerError::Disk(StorageError::corrupt(
+                    data.join(checkpoint::file_name(checkpoint::Kind::ProducerIdBlock)),
+                    0,
+                    "the producer-id block is damaged; restore it, or remove it only if no producer from before is still running",
                 )));
             }
         };
@@ -231,7 +243,8 @@ impl Broker {
     fn load_topic(options: &BrokerOptions, name: &str) -> Result<Topic> {
         let dir = topics_dir(&options.data_dir).join(name);
         let name: Arc<str> = name.into();
-        let (meta, config, damaged) = match TopicMeta::read(&dir)? {
+        let fs = &*options.fs;
+        let (meta, config, damaged) = match TopicMeta::read(fs, &dir)? {
             Ok(meta) => match TopicConfig::resolve(&options.defaults, &meta.overrides) {
                 Ok(config) => (meta, config, None),
                 Err(e) => {
@@ -255,22 +268,22 @@ impl Broker {
         let mut partitions = Vec::new();
         if damaged.is_none() {
             // Partition directories past the count are an interrupted grow.
-            for e in fs::read_dir(&dir).map_err(BrokerError::io(&dir, "list partitions"))? {
-                let p = e.map_err(BrokerError::io(&dir, "list partitions"))?.path();
-                let n = p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.parse::<u32>().ok());
+            for e in fs
+                .list(&dir)
+                .map_err(BrokerError::io(&dir, "list partitions"))?
+            {
+                let p = dir.join(&e.name);
+                let n = e.name.parse::<u32>().ok().filter(|_| e.is_dir);
                 if let Some(n) = n.filter(|&n| n >= meta.partitions) {
-                    fs::remove_dir_all(&p)
+                    fs.remove_dir_all(&p)
                         .map_err(BrokerError::io(&p, "remove leftover partition"))?;
                     tracing::info!(topic = %name, partition = n, "removed a partition of an interrupted grow");
                 }
             }
             for id in 0..meta.partitions {
                 let pdir = dir.join(id.to_string());
-                let partition = if pdir.is_dir() {
-                    Partition::open(name.clone(), id, &pdir, config.log_config())
+                let partition = if fs.is_dir(&pdir) {
+                    Partition::open(name.clone(), id, &pdir, config.log_config(&options.fs))
                 } else {
                     Partition::failed(
                         name.clone(),
@@ -375,16 +388,19 @@ impl Broker {
             });
         }
         let data = &self.options.data_dir;
+        let fs = &*self.options.fs;
+        let log_config = config.log_config(&self.options.fs);
         let staging = data.join("staging").join(name);
         let fin = topics_dir(data).join(name);
-        if staging.exists() {
-            fs::remove_dir_all(&staging)
+        if fs.is_dir(&staging) {
+            fs.remove_dir_all(&staging)
                 .map_err(BrokerError::io(&staging, "remove stale staging"))?;
         }
-        fs::create_dir_all(&staging).map_err(BrokerError::io(&staging, "create topic"))?;
+        fs.create_dir(&staging)
+            .map_err(BrokerError::io(&staging, "create topic"))?;
         for id in 0..partitions {
             let log =
-                Log::open(staging.join(id.to_string()), config.log_config()).map_err(|source| {
+                Log::open(staging.join(id.to_string()), log_config.clone()).map_err(|source| {
                     BrokerError::Storage {
                         topic: name.into(),
                         partition: id,
@@ -401,12 +417,13 @@ impl Broker {
             partitions,
             overrides,
         };
-        meta.write(&staging)?;
-        sync_dir(&staging)?;
+        meta.write(fs, &staging)?;
+        sync_dir(fs, &staging)?;
         // The commit point: one rename makes the whole topic appear.
-        fs::rename(&staging, &fin).map_err(BrokerError::io(&fin, "rename topic into place"))?;
-        sync_dir(&topics_dir(data))?;
-        sync_dir(&data.join("staging"))?;
+        fs.rename(&staging, &fin)
+            .map_err(BrokerError::io(&fin, "rename topic into place"))?;
+        sync_dir(fs, &topics_dir(data))?;
+        sync_dir(fs, &data.join("staging"))?;
         let name_arc: Arc<str> = name.into();
         let parts = (0..partitions)
             .map(|id| {
@@ -414,7 +431,7 @@ impl Broker {
                     name_arc.clone(),
                     id,
                     &fin.join(id.to_string()),
-                    config.log_config(),
+                    log_config.clone(),
                 ))
             })
             .collect();
@@ -438,19 +455,26 @@ impl Broker {
         let _admin = self.admin.lock().expect("admin lock");
         let topic = self.topic(name)?;
         let data = &self.options.data_dir;
+        let fs = &*self.options.fs;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let trash = data.join("trash").join(format!("{name}.{nanos}"));
+        // Named by time only: a topic name may be 249 bytes, and any suffix
+        // on it would pass the file system's 255-byte limit.
+        let mut trash = data.join("trash").join(nanos.to_string());
+        while fs.is_dir(&trash) {
+            trash.set_extension("1");
+        }
         // The commit point: after this rename the topic is gone, even if
         // the removal below is interrupted.
-        fs::rename(&topic.dir, &trash)
+        fs.rename(&topic.dir, &trash)
             .map_err(BrokerError::io(&topic.dir, "move topic to trash"))?;
-        sync_dir(&topics_dir(data))?;
+        sync_dir(fs, &topics_dir(data))?;
         self.topics.write().expect("topics lock").remove(name);
         // Requests in flight keep their open files; they finish on unlinked
         // data and nothing new can find the topic.
-        fs::remove_dir_all(&trash).map_err(BrokerError::io(&trash, "remove deleted topic"))?;
+        fs.remove_dir_all(&trash)
+            .map_err(BrokerError::io(&trash, "remove deleted topic"))?;
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }
@@ -473,9 +497,9 @@ impl Broker {
             }
         }
         let config = TopicConfig::resolve(&self.options.defaults, &meta.overrides)?;
-        meta.write(&topic.dir)?;
+        meta.write(&*self.options.fs, &topic.dir)?;
         for p in topic.partitions() {
-            p.set_config(config.log_config())?;
+            p.set_config(config.log_config(&self.options.fs))?;
         }
         *topic.state.lock().expect("topic lock") = TopicState { meta, config };
         tracing::info!(topic = name, "altered topic config");
@@ -501,15 +525,17 @@ impl Broker {
         let mut added = Vec::new();
         for id in old..count {
             let dir = topic.dir.join(id.to_string());
-            let p = Partition::open(topic.name.clone(), id, &dir, config.log_config());
+            let log_config = config.log_config(&self.options.fs);
+            let p = Partition::open(topic.name.clone(), id, &dir, log_config);
             p.log()?;
             added.push(Arc::new(p));
         }
-        sync_dir(&topic.dir)?;
+        let fs = &*self.options.fs;
+        sync_dir(fs, &topic.dir)?;
         meta.partitions = count;
         // The commit point: partitions past the stored count are removed at
         // startup, so a crash before this write undoes the grow.
-        meta.write(&topic.dir)?;
+        meta.write(fs, &topic.dir)?;
         topic.state.lock().expect("topic lock").meta = meta;
         topic
             .partitions
@@ -526,6 +552,7 @@ impl Broker {
         if ids.0 >= ids.1 {
             let end = ids.0 + PRODUCER_ID_BLOCK;
             checkpoint::write(
+                &*self.options.fs,
                 &self.options.data_dir,
                 checkpoint::Kind::ProducerIdBlock,
                 end as u64,
@@ -617,6 +644,7 @@ mod tests {
             data_dir: dir.to_owned(),
             defaults: TopicDefaults::default(),
             limits: Limits::default(),
+            fs: vfs::real(),
         }
     }
 
@@ -631,7 +659,7 @@ mod tests {
         // A create that crashed before its rename, a delete that crashed
         // after its rename, and a grow that crashed before its meta write.
         std::fs::create_dir_all(dir.path().join("staging/half-made/0")).unwrap();
-        std::fs::create_dir_all(dir.path().join("trash/gone.123/0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("trash/123/0")).unwrap();
         std::fs::create_dir_all(dir.path().join("topics/kept/2")).unwrap();
         let b = Broker::open(options(dir.path())).unwrap();
         let names: Vec<String> = b.topics().iter().map(|t| t.name().to_string()).collect();

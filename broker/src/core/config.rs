@@ -12,7 +12,7 @@ use std::sync::Arc;
 use strata_proto::TimestampType;
 
 use super::error::{BrokerError, Result};
-use crate::storage::{Durability, LogConfig, SystemClock};
+use crate::storage::{Durability, Fs, LogConfig, SystemClock};
 
 /// Every topic config key, with what it means.
 pub const KEYS: &[(&str, &str)] = &[
@@ -373,7 +373,7 @@ impl TopicConfig {
     }
 
     /// The storage engine's settings for a partition of this topic.
-    pub fn log_config(&self) -> LogConfig {
+    pub fn log_config(&self, fs: &Fs) -> LogConfig {
         LogConfig {
             segment_bytes_max: self.segment_bytes,
             segment_ms_max: self.segment_ms,
@@ -388,6 +388,7 @@ impl TopicConfig {
             },
             timestamp_type: self.timestamp_type,
             clock: Arc::new(SystemClock),
+            fs: fs.clone(),
             keys_required: self.cleanup.compact,
             ..LogConfig::default()
         }

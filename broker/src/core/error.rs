@@ -101,6 +101,10 @@ pub enum BrokerError {
         #[source]
         source: StorageError,
     },
+    /// A file of the broker outside a partition log (topic metadata, the
+    /// producer-id block) is damaged, or its disk is full.
+    #[error("{0}")]
+    Disk(StorageError),
     /// A file operation outside a partition log failed.
     #[error("I/O error during {op} on {path}: {source}")]
     Io {
@@ -145,16 +149,21 @@ impl BrokerError {
         op: &'static str,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| Self::Io { path, op, source }
+        move |source| match StorageError::io(path, op)(source) {
+            StorageError::Io { path, op, source } => Self::Io { path, op, source },
+            other => Self::Disk(other),
+        }
     }
 }
 
 impl From<StorageError> for BrokerError {
-    /// Storage errors outside a partition (topic metadata files).
+    /// Storage errors outside a partition (topic metadata files, the
+    /// producer-id block): every variant keeps its meaning (and so its
+    /// status), none is turned into a client's mistake.
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Io { path, op, source } => Self::Io { path, op, source },
-            other => Self::InvalidArgument(other.to_string()),
+            other => Self::Disk(other),
         }
     }
 }

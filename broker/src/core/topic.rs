@@ -15,6 +15,7 @@ use std::path::Path;
 
 use super::error::{BrokerError, Result};
 use crate::storage::checkpoint;
+use crate::storage::vfs::Vfs;
 
 /// File name of a topic's metadata inside its directory.
 pub const META_FILE: &str = "topic.meta";
@@ -124,9 +125,9 @@ impl TopicMeta {
     }
 
     /// Reads `dir/topic.meta`.
-    pub fn read(dir: &Path) -> Result<std::result::Result<Self, String>> {
+    pub fn read(fs: &dyn Vfs, dir: &Path) -> Result<std::result::Result<Self, String>> {
         let path = dir.join(META_FILE);
-        match std::fs::read(&path) {
+        match fs.read(&path) {
             Ok(b) => Ok(Self::decode(&b).map_err(|e| format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(Err(format!("{} is missing", path.display())))
@@ -136,8 +137,13 @@ impl TopicMeta {
     }
 
     /// Writes `dir/topic.meta` atomically.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        Ok(checkpoint::write_atomic(dir, META_FILE, &self.encode())?)
+    pub fn write(&self, fs: &dyn Vfs, dir: &Path) -> Result<()> {
+        Ok(checkpoint::write_atomic(
+            fs,
+            dir,
+            META_FILE,
+            &self.encode(),
+        )?)
     }
 }
 

@@ -322,6 +322,7 @@ impl Args {
                 appends_in_flight_max: self.appends_in_flight_max.max(1),
                 compaction_map_bytes_max: self.compaction_map_bytes_max.max(1024),
             },
+            fs: crate::storage::vfs::real(),
         }
     }
 

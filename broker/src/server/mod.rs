@@ -105,8 +105,8 @@ pub async fn run(
     // The data directory's lock first: a second broker on it must fail on
     // that, not on a port the first one holds.
     let lock = {
-        let dir = options.data_dir.clone();
-        tokio::task::spawn_blocking(move || Broker::lock(&dir))
+        let (fs, dir) = (options.fs.clone(), options.data_dir.clone());
+        tokio::task::spawn_blocking(move || Broker::lock(&*fs, &dir))
             .await
             .context("lock task")??
     };

@@ -30,21 +30,7 @@ pub fn code(e: &BrokerError) -> Code {
         B::ShuttingDown => Code::Unavailable,
         B::DataDirLocked(_) => Code::FailedPrecondition,
         B::Io { .. } | B::Internal(_) => Code::Internal,
-        B::Storage { source, .. } => match source {
-            StorageError::InvalidBatch(_)
-            | StorageError::BatchTooLarge { .. }
-            | StorageError::Config(_)
-            | StorageError::NotBatchBoundary { .. }
-            | StorageError::KeyRequired { .. } => Code::InvalidArgument,
-            StorageError::OffsetOutOfRange { .. } => Code::OutOfRange,
-            // A zombie: the producer must stop.
-            StorageError::ProducerFenced { .. } => Code::FailedPrecondition,
-            // A concurrency conflict, retried by sending in order.
-            StorageError::OutOfOrderSequence { .. } => Code::Aborted,
-            StorageError::Corrupt { .. } => Code::DataLoss,
-            StorageError::Closed(_) => Code::Unavailable,
-            StorageError::Poisoned { .. } | StorageError::Io { .. } => Code::Internal,
-        },
+        B::Storage { source, .. } | B::Disk(source) => storage_code(source),
     }
 }
 
@@ -70,20 +56,45 @@ pub fn reason(e: &BrokerError) -> ErrorReason {
         B::Internal(_) => R::Internal,
         B::Fenced(_) => R::MemberFenced,
         B::GroupNotEmpty { .. } => R::GroupNotEmpty,
-        B::Storage { source, .. } => match source {
-            StorageError::InvalidBatch(_) => R::InvalidBatch,
-            StorageError::BatchTooLarge { .. } => R::BatchTooLarge,
-            StorageError::Config(_) => R::InvalidConfig,
-            StorageError::NotBatchBoundary { .. } => R::InvalidArgument,
-            StorageError::KeyRequired { .. } => R::KeyRequired,
-            StorageError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
-            StorageError::ProducerFenced { .. } => R::ProducerFenced,
-            StorageError::OutOfOrderSequence { .. } => R::OutOfOrderSequence,
-            StorageError::Corrupt { .. } => R::Corrupt,
-            StorageError::Closed(_) => R::LogClosed,
-            StorageError::Poisoned { .. } => R::LogPoisoned,
-            StorageError::Io { .. } => R::Io,
-        },
+        B::Storage { source, .. } | B::Disk(source) => storage_reason(source),
+    }
+}
+
+fn storage_code(e: &StorageError) -> Code {
+    match e {
+        StorageError::InvalidBatch(_)
+        | StorageError::BatchTooLarge { .. }
+        | StorageError::Config(_)
+        | StorageError::NotBatchBoundary { .. }
+        | StorageError::KeyRequired { .. } => Code::InvalidArgument,
+        StorageError::OffsetOutOfRange { .. } => Code::OutOfRange,
+        // A zombie: the producer must stop.
+        StorageError::ProducerFenced { .. } => Code::FailedPrecondition,
+        // A concurrency conflict, retried by sending in order.
+        StorageError::OutOfOrderSequence { .. } => Code::Aborted,
+        StorageError::Corrupt { .. } => Code::DataLoss,
+        StorageError::Closed(_) => Code::Unavailable,
+        StorageError::DiskFull { .. } => Code::ResourceExhausted,
+        StorageError::Poisoned { .. } | StorageError::Io { .. } => Code::Internal,
+    }
+}
+
+fn storage_reason(e: &StorageError) -> ErrorReason {
+    use ErrorReason as R;
+    match e {
+        StorageError::InvalidBatch(_) => R::InvalidBatch,
+        StorageError::BatchTooLarge { .. } => R::BatchTooLarge,
+        StorageError::Config(_) => R::InvalidConfig,
+        StorageError::NotBatchBoundary { .. } => R::InvalidArgument,
+        StorageError::KeyRequired { .. } => R::KeyRequired,
+        StorageError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
+        StorageError::ProducerFenced { .. } => R::ProducerFenced,
+        StorageError::OutOfOrderSequence { .. } => R::OutOfOrderSequence,
+        StorageError::Corrupt { .. } => R::Corrupt,
+        StorageError::Closed(_) => R::LogClosed,
+        StorageError::Poisoned { .. } => R::LogPoisoned,
+        StorageError::DiskFull { .. } => R::DiskFull,
+        StorageError::Io { .. } => R::Io,
     }
 }
 
@@ -97,6 +108,7 @@ pub fn retriable(e: &BrokerError) -> bool {
             | ErrorReason::ShuttingDown
             | ErrorReason::OutOfOrderSequence
             | ErrorReason::LogClosed
+            | ErrorReason::DiskFull
     )
 }
 

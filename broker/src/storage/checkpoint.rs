@@ -10,11 +10,10 @@
 //! or derive the value from the segments), so a damaged one costs time,
 //! never data.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::Path;
 
 use super::error::{Result, StorageError};
+use super::vfs::{Open, Vfs};
 
 /// Magic at the start of every checkpoint file.
 pub const MAGIC: [u8; 4] = *b"STCK";
@@ -87,9 +86,9 @@ pub enum Read {
 }
 
 /// Reads the checkpoint of `kind` in `dir`.
-pub fn read(dir: &Path, kind: Kind) -> Result<Read> {
+pub fn read(fs: &dyn Vfs, dir: &Path, kind: Kind) -> Result<Read> {
     let path = dir.join(file_name(kind));
-    match fs::read(&path) {
+    match fs.read(&path) {
         Ok(b) => Ok(decode(kind, &b).map_or(Read::Damaged, Read::Value)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Read::Missing),
         Err(e) => Err(StorageError::io(path, "read checkpoint")(e)),
@@ -97,30 +96,31 @@ pub fn read(dir: &Path, kind: Kind) -> Result<Read> {
 }
 
 /// Writes the checkpoint atomically (see [`write_atomic`]).
-pub fn write(dir: &Path, kind: Kind, value: u64) -> Result<()> {
-    write_atomic(dir, file_name(kind), &encode(kind, value))
+pub fn write(fs: &dyn Vfs, dir: &Path, kind: Kind, value: u64) -> Result<()> {
+    write_atomic(fs, dir, file_name(kind), &encode(kind, value))
 }
 
 /// Writes `dir/name` atomically: a temporary `name.tmp`, fsync, rename over
 /// the old file, fsync the directory. A crash leaves the old or the new
 /// content, never a mix; a leftover `.tmp` is removed by the next open.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(fs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let io = |op| StorageError::io(&tmp, op);
-    let mut f = File::create(&tmp).map_err(io("create"))?;
-    f.write_all(bytes).map_err(io("write"))?;
-    sync_file(&f).map_err(io("fsync"))?;
+    let f = fs.open(&tmp, Open::Truncate).map_err(io("create"))?;
+    f.write_all_at(bytes, 0).map_err(io("write"))?;
+    f.sync_data().map_err(io("fsync"))?;
     drop(f);
-    fs::rename(&tmp, &path).map_err(StorageError::io(&path, "rename"))?;
-    sync_dir(dir)
+    fs.rename(&tmp, &path)
+        .map_err(StorageError::io(&path, "rename"))?;
+    sync_dir(fs, dir)
 }
 
 /// Removes the checkpoint of `kind` (if any) and fsyncs the directory.
-pub fn remove(dir: &Path, kind: Kind) -> Result<()> {
+pub fn remove(fs: &dyn Vfs, dir: &Path, kind: Kind) -> Result<()> {
     let path = dir.join(file_name(kind));
-    match fs::remove_file(&path) {
-        Ok(()) => sync_dir(dir),
+    match fs.remove_file(&path) {
+        Ok(()) => sync_dir(fs, dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::io(path, "remove checkpoint")(e)),
     }
@@ -128,54 +128,27 @@ pub fn remove(dir: &Path, kind: Kind) -> Result<()> {
 
 /// Fsyncs a directory, so that files created, renamed or removed in it
 /// survive a power loss.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(StorageError::io(dir, "open directory"))?;
-    sync_file(&f).map_err(StorageError::io(dir, "fsync directory"))
-}
-
-/// `fdatasync` on a file. Every fsync of the engine comes through here, so
-/// this is where fsyncs are counted and timed (`strata_fsync_duration_seconds`,
-/// through the `metrics` facade, which records nothing unless the broker
-/// installed an exporter). In unit tests a failure can be injected, to
-/// prove that a log refuses writes after a failed fsync.
-pub fn sync_file(f: &File) -> std::io::Result<()> {
-    #[cfg(test)]
-    if fault::SYNC_FAILS.get() {
-        return Err(std::io::Error::other("injected fsync failure"));
-    }
-    let start = std::time::Instant::now();
-    let result = f.sync_data();
-    metrics::histogram!("strata_fsync_duration_seconds").record(start.elapsed().as_secs_f64());
-    if result.is_err() {
-        metrics::counter!("strata_fsync_errors_total").increment(1);
-    }
-    result
-}
-
-#[cfg(test)]
-pub(crate) mod fault {
-    use std::cell::Cell;
-    thread_local! {
-        /// When set, every `sync_file` on this thread fails (unit tests
-        /// only; per thread, so parallel tests are not disturbed).
-        pub(crate) static SYNC_FAILS: Cell<bool> = const { Cell::new(false) };
-    }
+pub fn sync_dir(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir)
+        .map_err(StorageError::io(dir, "fsync directory"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::vfs::RealFs;
+    use std::fs;
 
     #[test]
     fn round_trip_and_damage_detection() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            read(dir.path(), Kind::RecoveryPoint).unwrap(),
+            read(&RealFs, dir.path(), Kind::RecoveryPoint).unwrap(),
             Read::Missing
         );
-        write(dir.path(), Kind::RecoveryPoint, 12345).unwrap();
+        write(&RealFs, dir.path(), Kind::RecoveryPoint, 12345).unwrap();
         assert_eq!(
-            read(dir.path(), Kind::RecoveryPoint).unwrap(),
+            read(&RealFs, dir.path(), Kind::RecoveryPoint).unwrap(),
             Read::Value(12345)
         );
         let path = dir.path().join(file_name(Kind::RecoveryPoint));
@@ -185,18 +158,21 @@ mod tests {
             bad[i] ^= 1;
             fs::write(&path, &bad).unwrap();
             assert_eq!(
-                read(dir.path(), Kind::RecoveryPoint).unwrap(),
+                read(&RealFs, dir.path(), Kind::RecoveryPoint).unwrap(),
                 Read::Damaged,
                 "flip at {i}"
             );
         }
         fs::write(&path, &good[..10]).unwrap();
         assert_eq!(
-            read(dir.path(), Kind::RecoveryPoint).unwrap(),
+            read(&RealFs, dir.path(), Kind::RecoveryPoint).unwrap(),
             Read::Damaged
         );
         // A checkpoint of another kind is not mistaken for this one.
         fs::write(dir.path().join(file_name(Kind::LogStart)), &good).unwrap();
-        assert_eq!(read(dir.path(), Kind::LogStart).unwrap(), Read::Damaged);
+        assert_eq!(
+            read(&RealFs, dir.path(), Kind::LogStart).unwrap(),
+            Read::Damaged
+        );
     }
 }

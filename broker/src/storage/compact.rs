@@ -33,7 +33,6 @@
 //! started on an old segment finishes on it.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,6 +44,7 @@ use super::Log;
 use crate::storage::checkpoint::{self, Kind, sync_dir};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::{self, Segment};
+use crate::storage::vfs::{self, Vfs};
 
 /// What a compaction pass may use and removes.
 #[derive(Debug, Clone)]
@@ -130,12 +130,10 @@ fn decode_swap(b: &[u8]) -> Option<Vec<u64>> {
     )
 }
 
-fn remove_if_exists(path: &Path, op: &'static str) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io(path, op)(e)),
-    }
+fn remove_if_exists(fs: &dyn Vfs, path: &Path, op: &'static str) -> Result<()> {
+    vfs::remove_if_present(fs, path)
+        .map(drop)
+        .map_err(StorageError::io(path, op))
 }
 
 /// Puts a committed group in place: the new files of `old[0]` from
@@ -143,58 +141,63 @@ fn remove_if_exists(path: &Path, op: &'static str) -> Result<()> {
 /// before the log, so a crash never leaves a log without its name), then
 /// the marker removed. Every step may already have happened: after a
 /// crash, this runs again from the top.
-fn finish_swap(dir: &Path, old: &[u64]) -> Result<()> {
+fn finish_swap(fs: &dyn Vfs, dir: &Path, old: &[u64]) -> Result<()> {
     let base = *old.first().ok_or_else(|| {
         StorageError::corrupt(dir.join("(swap)"), 0, "swap marker names no segment")
     })?;
     let cleaning = dir.join(CLEANING_DIR);
     for ext in ["index", "timeindex", "log"] {
         let from = segment::file_path(&cleaning, base, ext);
-        if from.exists() {
+        if fs.file_len(&from).is_ok() {
             let to = segment::file_path(dir, base, ext);
-            fs::rename(&from, &to).map_err(StorageError::io(&to, "swap in compacted segment"))?;
+            fs.rename(&from, &to)
+                .map_err(StorageError::io(&to, "swap in compacted segment"))?;
         }
     }
     for &other in &old[1..] {
         for ext in ["index", "timeindex", "log"] {
             remove_if_exists(
+                fs,
                 &segment::file_path(dir, other, ext),
                 "remove compacted segment",
             )?;
         }
     }
-    sync_dir(dir)?;
-    remove_if_exists(&dir.join(swap_name(base)), "remove swap marker")?;
-    sync_dir(dir)
+    sync_dir(fs, dir)?;
+    remove_if_exists(fs, &dir.join(swap_name(base)), "remove swap marker")?;
+    sync_dir(fs, dir)
 }
 
 /// At open, before segments are listed: finishes every committed swap and
 /// removes what an uncommitted one left in `cleaning/`. Returns how many
 /// swaps it finished.
-pub(super) fn recover(dir: &Path) -> Result<usize> {
+pub(super) fn recover(fs: &dyn Vfs, dir: &Path) -> Result<usize> {
     let mut finished = 0;
-    let mut markers: Vec<_> = fs::read_dir(dir)
+    let markers: Vec<_> = fs
+        .list(dir)
         .map_err(StorageError::io(dir, "list log directory"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "swap"))
+        .into_iter()
+        .filter(|e| !e.is_dir && e.name.ends_with(".swap"))
+        .map(|e| dir.join(e.name))
         .collect();
-    markers.sort();
     for marker in markers {
-        let bytes = fs::read(&marker).map_err(StorageError::io(&marker, "read swap marker"))?;
+        let bytes = fs
+            .read(&marker)
+            .map_err(StorageError::io(&marker, "read swap marker"))?;
         let Some(old) = decode_swap(&bytes) else {
             // Markers are written atomically: a damaged one is damage, and
             // guessing which segments it meant could lose data.
             return Err(StorageError::corrupt(&marker, 0, "damaged swap marker"));
         };
-        finish_swap(dir, &old)?;
+        finish_swap(fs, dir, &old)?;
         finished += 1;
         tracing::info!(dir = %dir.display(), base = old[0], merged = old.len(), "finished an interrupted compaction swap");
     }
     let cleaning = dir.join(CLEANING_DIR);
-    if cleaning.exists() {
-        fs::remove_dir_all(&cleaning).map_err(StorageError::io(&cleaning, "remove cleaning"))?;
-        sync_dir(dir)?;
+    if fs.is_dir(&cleaning) {
+        fs.remove_dir_all(&cleaning)
+            .map_err(StorageError::io(&cleaning, "remove cleaning"))?;
+        sync_dir(fs, dir)?;
     }
     Ok(finished)
 }
@@ -280,12 +283,14 @@ impl Log {
 
     fn cleaner_offset(&self) -> Result<u64> {
         let start = self.log_start.load(Ordering::Acquire);
-        Ok(match checkpoint::read(&self.dir, Kind::CleanerOffset)? {
-            checkpoint::Read::Value(v) => v.max(start),
-            // Missing or damaged: treat everything as dirty (more work,
-            // same result).
-            _ => start,
-        })
+        Ok(
+            match checkpoint::read(&*self.fs, &self.dir, Kind::CleanerOffset)? {
+                checkpoint::Read::Value(v) => v.max(start),
+                // Missing or damaged: treat everything as dirty (more work,
+                // same result).
+                _ => start,
+            },
+        )
     }
 
     /// Bytes of compactable segments past the cleaner checkpoint, and of
@@ -374,11 +379,13 @@ impl Log {
             .cloned()
             .collect();
         let cleaning = self.dir.join(CLEANING_DIR);
-        if cleaning.exists() {
-            fs::remove_dir_all(&cleaning)
+        let fs = &*self.fs;
+        if fs.is_dir(&cleaning) {
+            fs.remove_dir_all(&cleaning)
                 .map_err(StorageError::io(&cleaning, "remove cleaning"))?;
         }
-        fs::create_dir_all(&cleaning).map_err(StorageError::io(&cleaning, "create cleaning"))?;
+        fs.create_dir(&cleaning)
+            .map_err(StorageError::io(&cleaning, "create cleaning"))?;
 
         // Group by group: `group` holds the old segments of the one being
         // built, `building` the new segment.
@@ -449,9 +456,10 @@ impl Log {
             self.commit_group(&group, done, &mut report)?;
         }
         step("before the cleaner checkpoint")?;
-        checkpoint::write(&self.dir, Kind::CleanerOffset, map_end)?;
+        checkpoint::write(fs, &self.dir, Kind::CleanerOffset, map_end)?;
         report.cleaned_to = map_end;
-        fs::remove_dir_all(&cleaning).map_err(StorageError::io(&cleaning, "remove cleaning"))?;
+        fs.remove_dir_all(&cleaning)
+            .map_err(StorageError::io(&cleaning, "remove cleaning"))?;
         tracing::info!(
             dir = %self.dir.display(),
             rewritten = report.segments_rewritten,
@@ -478,15 +486,15 @@ impl Log {
         let config = self.config();
         let cleaning = self.dir.join(CLEANING_DIR);
         new.seal()?;
-        sync_dir(&cleaning)?;
+        sync_dir(&*self.fs, &cleaning)?;
         let base = new.base_offset();
         report.bytes_after += new.size();
         drop(new);
         step("before the swap marker")?;
         let bases: Vec<u64> = old.iter().map(|s| s.base_offset()).collect();
-        checkpoint::write_atomic(&self.dir, &swap_name(base), &encode_swap(&bases))?;
+        checkpoint::write_atomic(&*self.fs, &self.dir, &swap_name(base), &encode_swap(&bases))?;
         step("after the swap marker")?;
-        finish_swap(&self.dir, &bases)?;
+        finish_swap(&*self.fs, &self.dir, &bases)?;
         step("after the swap")?;
         let (seg, _) = Segment::open_trusted(&self.dir, base, &config)?;
         let seg = Arc::new(seg);
@@ -518,6 +526,7 @@ mod tests {
 
     use super::*;
     use crate::storage::{Clock, Durability, LogConfig, Offset};
+    use std::fs;
 
     #[derive(Debug)]
     struct TestClock(AtomicI64);

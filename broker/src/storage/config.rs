@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use strata_proto::TimestampType;
 
 use super::error::{Result, StorageError};
+use super::vfs::{self, Fs};
 
 /// When appended data is forced to disk. Every mode fsyncs when a segment
 /// is sealed and when the log is closed cleanly; they differ in what an
@@ -92,6 +93,13 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// The clock for log-append time and segment age.
     pub clock: Arc<dyn Clock>,
+    /// The file system the log lives on: the real one, or a simulated
+    /// disk in tests.
+    pub fs: Fs,
+    /// Seal rolled segments on a background thread (the default), or in
+    /// the roll itself: deterministic, for simulation tests that replay a
+    /// seed operation by operation.
+    pub seal_in_background: bool,
     /// Every record must have a key (the log is compacted by key): an
     /// append with a keyless record is refused.
     pub keys_required: bool,
@@ -108,6 +116,8 @@ impl Default for LogConfig {
             durability: Durability::Fsync,
             timestamp_type: TimestampType::CreateTime,
             clock: Arc::new(SystemClock),
+            fs: vfs::real(),
+            seal_in_background: true,
             keys_required: false,
         }
     }

@@ -21,6 +21,15 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// The disk is full (ENOSPC). Writes are refused with this until there
+    /// is room again; reads go on, and nothing written before is lost.
+    #[error("disk full during {op} on {path}: no space left on the data directory's device")]
+    DiskFull {
+        /// The file or directory.
+        path: PathBuf,
+        /// What we were doing.
+        op: &'static str,
+    },
     /// A file of ours holds something that cannot be a torn tail: data we
     /// wrote and synced is not what we read back. The log refuses to open
     /// rather than drop it.
@@ -112,7 +121,13 @@ pub enum StorageError {
 impl StorageError {
     pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| Self::Io { path, op, source }
+        move |source: io::Error| {
+            if source.kind() == io::ErrorKind::StorageFull {
+                Self::DiskFull { path, op }
+            } else {
+                Self::Io { path, op, source }
+            }
+        }
     }
 
     pub(crate) fn corrupt(

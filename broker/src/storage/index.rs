@@ -1,4 +1,4 @@
-//! The sparse indexes of a segment, memory-mapped with memmap2.
+//! The sparse indexes of a segment.
 //!
 //! Both files share one layout: a 16-byte header
 //! (`magic [4] | version u16 = 1 | entry_len u16 | base_offset u64`, big-endian)
@@ -8,19 +8,20 @@
 //! `SXTI`) maps the largest timestamp seen up to a batch to that batch's
 //! last offset (i64 + u32).
 //!
-//! The active segment's index is preallocated to `index_bytes_max` and
-//! mapped writable; sealing trims it to its entries and maps it read-only.
-//! Indexes are derived data: recovery rebuilds a missing or damaged one from
-//! the log, so they are fsynced only when sealed, never per append.
+//! The active segment's entries live in memory (its file holds only the
+//! header); sealing writes them after the header, fsyncs the file and maps
+//! it read-only (memmap2 on the real file system). Indexes are derived
+//! data: recovery rebuilds a missing or damaged one from the log, and the
+//! active segment's always, so they are fsynced only when sealed, never
+//! per append. A failed seal leaves the entries in memory, still usable.
 
-use std::fs::{File, OpenOptions};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, MmapMut};
+use bytes::Bytes;
 
-use super::checkpoint::sync_file;
 use super::error::{Result, StorageError};
+use super::vfs::{self, Open, Vfs, VfsFile};
 
 /// Bytes of the header at the start of every index file.
 pub const HEADER_LEN: usize = 16;
@@ -89,20 +90,11 @@ impl Entry for TimeEntry {
 }
 
 #[derive(Debug)]
-enum Map {
-    /// Active: preallocated and writable.
-    Writable(MmapMut),
-    /// Sealed: trimmed to its entries.
-    ReadOnly(Mmap),
-}
-
-impl Map {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Map::Writable(m) => m,
-            Map::ReadOnly(m) => m,
-        }
-    }
+enum State {
+    /// Active: the encoded entries (no header), growing in memory.
+    Active(Vec<u8>),
+    /// Sealed: the whole file, header included, read-only.
+    Sealed(Bytes),
 }
 
 /// Why an existing index file cannot be used as it is (it is then rebuilt).
@@ -113,12 +105,12 @@ pub struct Damage(pub String);
 #[derive(Debug)]
 pub struct IndexFile<E: Entry> {
     path: PathBuf,
-    file: File,
-    /// `None` only while the file is being resized: touching a mapping past
-    /// the end of its file is SIGBUS, so the old one is dropped first.
-    map: Option<Map>,
-    /// Valid entries; the rest of a preallocated file is zeros.
+    file: Box<dyn VfsFile>,
+    state: State,
+    /// Valid entries.
     entries: usize,
+    /// Entries an active index may hold (`index_bytes_max` less the header).
+    capacity: usize,
     _entry: PhantomData<E>,
 }
 
@@ -131,53 +123,51 @@ fn header(magic: [u8; 4], entry_len: usize, base_offset: u64) -> [u8; HEADER_LEN
     h
 }
 
+fn capacity<E: Entry>(bytes_max: u32) -> usize {
+    (bytes_max as usize).saturating_sub(HEADER_LEN) / E::LEN
+}
+
 impl<E: Entry> IndexFile<E> {
-    /// Creates (or replaces) an empty index, preallocated to `bytes_max`.
-    pub fn create(path: &Path, base_offset: u64, bytes_max: u32) -> Result<Self> {
+    /// Creates (or replaces) an empty active index that may grow to
+    /// `bytes_max`; the file gets its header now, its entries when sealed.
+    pub fn create(fs: &dyn Vfs, path: &Path, base_offset: u64, bytes_max: u32) -> Result<Self> {
         let io = |op| StorageError::io(path, op);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(io("create index"))?;
-        file.set_len(u64::from(bytes_max))
-            .map_err(io("preallocate index"))?;
-        // SAFETY: the file is ours alone (the data directory is locked by the
-        // broker) and is never shrunk while this mapping exists: `seal` and
-        // `truncate_file` drop the mapping first.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io("map index"))?;
-        map[..HEADER_LEN].copy_from_slice(&header(E::MAGIC, E::LEN, base_offset));
+        let file = fs.open(path, Open::Truncate).map_err(io("create index"))?;
+        file.write_all_at(&header(E::MAGIC, E::LEN, base_offset), 0)
+            .map_err(io("write index header"))?;
         Ok(Self {
             path: path.to_owned(),
             file,
-            map: Some(Map::Writable(map)),
+            state: State::Active(Vec::new()),
             entries: 0,
+            capacity: capacity::<E>(bytes_max),
             _entry: PhantomData,
         })
     }
 
-    /// Opens a trimmed (sealed, or cleanly closed) index read-only.
+    /// Opens a sealed (or cleanly closed) index read-only.
     /// Returns `Ok(Err(damage))` if the file is missing or not a valid
     /// index for this segment; the caller rebuilds it.
-    pub fn open_sealed(path: &Path, base_offset: u64) -> Result<Result<Self, Damage>> {
+    pub fn open_sealed(
+        fs: &dyn Vfs,
+        path: &Path,
+        base_offset: u64,
+    ) -> Result<Result<Self, Damage>> {
         let io = |op| StorageError::io(path, op);
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
+        let file = match fs.open(path, Open::Existing) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Err(Damage("missing".into())));
             }
             Err(e) => return Err(io("open index")(e)),
         };
-        let len = file.metadata().map_err(io("stat index"))?.len() as usize;
+        let len = file.len().map_err(io("stat index"))? as usize;
         if len < HEADER_LEN || !(len - HEADER_LEN).is_multiple_of(E::LEN) {
             return Ok(Err(Damage(format!(
                 "size {len} is not a header plus whole entries"
             ))));
         }
-        // SAFETY: as in `create`; this file is not resized while mapped.
-        let map = unsafe { Mmap::map(&file) }.map_err(io("map index"))?;
+        let map = file.map().map_err(io("map index"))?;
         if map[..HEADER_LEN] != header(E::MAGIC, E::LEN, base_offset) {
             return Ok(Err(Damage(
                 "bad header (magic, version, entry size or base offset)".into(),
@@ -187,7 +177,8 @@ impl<E: Entry> IndexFile<E> {
             path: path.to_owned(),
             file,
             entries: (len - HEADER_LEN) / E::LEN,
-            map: Some(Map::ReadOnly(map)),
+            state: State::Sealed(map),
+            capacity: 0,
             _entry: PhantomData,
         }))
     }
@@ -207,19 +198,22 @@ impl<E: Entry> IndexFile<E> {
         self.entries == 0
     }
 
-    /// Entries the file can hold before it is full.
+    /// Entries the index can take before it is full (none once sealed).
     pub fn free_slots(&self) -> usize {
-        match &self.map {
-            Some(Map::Writable(m)) => (m.len() - HEADER_LEN) / E::LEN - self.entries,
-            _ => 0,
+        match &self.state {
+            State::Active(_) => self.capacity.saturating_sub(self.entries),
+            State::Sealed(_) => 0,
         }
     }
 
     /// Entry `i` (which must be below `len`).
     pub fn get(&self, i: usize) -> E {
         assert!(i < self.entries, "index entry {i} of {}", self.entries);
-        let at = HEADER_LEN + i * E::LEN;
-        E::read(&self.map.as_ref().expect("index is mapped").bytes()[at..at + E::LEN])
+        let at = i * E::LEN;
+        match &self.state {
+            State::Active(buf) => E::read(&buf[at..at + E::LEN]),
+            State::Sealed(map) => E::read(&map[HEADER_LEN + at..HEADER_LEN + at + E::LEN]),
+        }
     }
 
     /// The last entry.
@@ -244,77 +238,73 @@ impl<E: Entry> IndexFile<E> {
 
     /// Appends an entry. The caller checks `free_slots` first.
     pub fn push(&mut self, e: E) {
-        let Some(Map::Writable(m)) = &mut self.map else {
-            panic!("push to sealed index {}", self.path.display());
-        };
-        let at = HEADER_LEN + self.entries * E::LEN;
         assert!(
-            at + E::LEN <= m.len(),
+            self.entries < self.capacity,
             "index {} is full",
             self.path.display()
         );
-        e.write(&mut m[at..at + E::LEN]);
+        let State::Active(buf) = &mut self.state else {
+            panic!("push to sealed index {}", self.path.display());
+        };
+        let at = buf.len();
+        buf.resize(at + E::LEN, 0);
+        e.write(&mut buf[at..]);
         self.entries += 1;
     }
 
-    /// Drops entries from `n` on (used by truncation and recovery).
+    /// Drops entries from `n` on (truncation and recovery; active only).
     pub fn truncate_entries(&mut self, n: usize) {
         if n >= self.entries {
             return;
         }
-        if let Some(Map::Writable(m)) = &mut self.map {
-            let from = HEADER_LEN + n * E::LEN;
-            let to = HEADER_LEN + self.entries * E::LEN;
-            m[from..to].fill(0);
-        }
+        let State::Active(buf) = &mut self.state else {
+            panic!("truncate of sealed index {}", self.path.display());
+        };
+        buf.truncate(n * E::LEN);
         self.entries = n;
     }
 
-    /// Trims the file to its entries, fsyncs it and maps it read-only.
+    /// Writes the entries after the header, cuts the file there, fsyncs it
+    /// and maps it read-only. A sealed index is left as it is.
     pub fn seal(&mut self) -> Result<()> {
         let io = |op| StorageError::io(&self.path, op);
-        if let Some(Map::Writable(m)) = &self.map {
-            m.flush().map_err(io("msync index"))?;
-        }
-        self.map = None;
-        let len = (HEADER_LEN + self.entries * E::LEN) as u64;
-        self.file.set_len(len).map_err(io("trim index"))?;
-        sync_file(&self.file).map_err(io("fsync index"))?;
-        // SAFETY: as in `create`.
-        self.map = Some(Map::ReadOnly(
-            unsafe { Mmap::map(&self.file) }.map_err(io("map index"))?,
-        ));
+        let State::Active(buf) = &self.state else {
+            return Ok(());
+        };
+        self.file
+            .write_all_at(buf, HEADER_LEN as u64)
+            .map_err(io("write index"))?;
+        self.file
+            .set_len((HEADER_LEN + buf.len()) as u64)
+            .map_err(io("trim index"))?;
+        self.file.sync_data().map_err(io("fsync index"))?;
+        let map = self.file.map().map_err(io("map index"))?;
+        self.state = State::Sealed(map);
         Ok(())
     }
 
-    /// Extends a trimmed index back to `bytes_max` and maps it writable, so
+    /// Makes a sealed index active again, able to grow to `bytes_max`, so
     /// a cleanly closed active segment can take appends again.
     pub fn reopen_for_append(&mut self, bytes_max: u32) -> Result<()> {
-        let io = |op| StorageError::io(&self.path, op);
-        let needed = (HEADER_LEN + self.entries * E::LEN) as u64;
-        let len = u64::from(bytes_max).max(needed);
-        self.map = None;
-        self.file.set_len(len).map_err(io("preallocate index"))?;
-        // SAFETY: as in `create`.
-        self.map = Some(Map::Writable(
-            unsafe { MmapMut::map_mut(&self.file) }.map_err(io("map index"))?,
-        ));
+        if let State::Sealed(map) = &self.state {
+            self.state = State::Active(map[HEADER_LEN..].to_vec());
+        }
+        self.capacity = capacity::<E>(bytes_max).max(self.entries);
         Ok(())
     }
 
     /// Removes the file.
-    pub fn delete(&self) -> Result<()> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::io(&self.path, "remove index")(e)),
-        }
+    pub fn delete(&self, fs: &dyn Vfs) -> Result<()> {
+        vfs::remove_if_present(fs, &self.path)
+            .map(drop)
+            .map_err(StorageError::io(&self.path, "remove index"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::vfs::RealFs;
 
     fn entry(i: u32) -> OffsetEntry {
         OffsetEntry {
@@ -327,7 +317,8 @@ mod tests {
     fn push_search_seal_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let mut ix = IndexFile::<OffsetEntry>::create(&path, 500, 1024).unwrap();
+        let fs = RealFs;
+        let mut ix = IndexFile::<OffsetEntry>::create(&fs, &path, 500, 1024).unwrap();
         assert_eq!(ix.free_slots(), (1024 - HEADER_LEN) / 8);
         for i in 0..20 {
             ix.push(entry(i));
@@ -346,7 +337,7 @@ mod tests {
         assert_eq!(ix.free_slots(), 0);
         drop(ix);
 
-        let mut ix = IndexFile::<OffsetEntry>::open_sealed(&path, 500)
+        let mut ix = IndexFile::<OffsetEntry>::open_sealed(&fs, &path, 500)
             .unwrap()
             .unwrap();
         assert_eq!(ix.len(), 15);
@@ -360,24 +351,25 @@ mod tests {
     fn damaged_files_are_reported_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
+        let fs = RealFs;
         assert!(
-            IndexFile::<OffsetEntry>::open_sealed(&path, 0)
+            IndexFile::<OffsetEntry>::open_sealed(&fs, &path, 0)
                 .unwrap()
                 .is_err(),
             "missing"
         );
-        let mut ix = IndexFile::<OffsetEntry>::create(&path, 7, 1024).unwrap();
+        let mut ix = IndexFile::<OffsetEntry>::create(&fs, &path, 7, 1024).unwrap();
         ix.push(entry(1));
         ix.seal().unwrap();
         drop(ix);
         // Another segment's index, or a time index, is not this one.
         assert!(
-            IndexFile::<OffsetEntry>::open_sealed(&path, 8)
+            IndexFile::<OffsetEntry>::open_sealed(&fs, &path, 8)
                 .unwrap()
                 .is_err()
         );
         assert!(
-            IndexFile::<TimeEntry>::open_sealed(&path, 7)
+            IndexFile::<TimeEntry>::open_sealed(&fs, &path, 7)
                 .unwrap()
                 .is_err()
         );
@@ -386,7 +378,7 @@ mod tests {
         bytes.push(0);
         std::fs::write(&path, &bytes).unwrap();
         assert!(
-            IndexFile::<OffsetEntry>::open_sealed(&path, 7)
+            IndexFile::<OffsetEntry>::open_sealed(&fs, &path, 7)
                 .unwrap()
                 .is_err()
         );

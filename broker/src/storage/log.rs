@@ -8,7 +8,6 @@
 //! Readers take no lock that a writer holds for long: they clone the
 //! segment `Arc`s they need from a read-write lock and `pread` from there.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
@@ -23,6 +22,7 @@ use super::config::{Durability, LogConfig};
 use super::error::{Result, StorageError};
 use super::producers::{self, BatchMeta, Check, Producers, Refusal};
 use super::segment::{self, ScanEnd, Segment};
+use super::vfs::{self, Fs};
 
 #[path = "compact.rs"]
 pub mod compact;
@@ -119,12 +119,25 @@ struct Writer {
 /// stalls appends for the time it takes to write a gigabyte back.
 #[derive(Debug)]
 struct SealBook {
-    /// Rolled segments whose seal is running (or failed), oldest first.
-    sealing: Vec<Arc<Segment>>,
+    /// Rolled segments whose seal is running (or failed), or that are
+    /// sealed but wait for an older one, oldest first.
+    sealing: Vec<Rolled>,
     /// Base offset of the newest segment: everything below was rolled.
     rolled_to: u64,
     /// The recovery point last written to disk.
     written_recovery_point: u64,
+}
+
+/// A rolled segment on its way to being sealed.
+#[derive(Debug)]
+struct Rolled {
+    seg: Arc<Segment>,
+    sealed: bool,
+    /// The producer state as of the roll (the segment's end), encoded. It
+    /// is written only once this segment and every older one are sealed:
+    /// a snapshot that reached the disk before the batches it covers would
+    /// answer a retry of a batch a power loss took as "duplicate".
+    snapshot: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -140,6 +153,8 @@ struct SyncState {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
+    /// The disk (`config.fs` at open; `set_config` cannot change it).
+    fs: Fs,
     /// Settings; replaceable at run time (`set_config`), read once per call.
     config: RwLock<Arc<LogConfig>>,
     /// Segments in offset order; the last is the active one.
@@ -168,24 +183,28 @@ impl Log {
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
-        fs::create_dir_all(&dir).map_err(StorageError::io(&dir, "create log directory"))?;
+        let fs = config.fs.clone();
+        vfs::create_dir_durable(&*fs, &dir)
+            .map_err(StorageError::io(&dir, "create log directory"))?;
         // A compaction interrupted after its commit point is finished
         // before anything looks at the segments.
         let mut report = RecoveryReport {
-            compactions_finished: compact::recover(&dir)?,
+            compactions_finished: compact::recover(&*fs, &dir)?,
             ..RecoveryReport::default()
         };
 
         let mut bases = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(StorageError::io(&dir, "list log directory"))? {
-            let entry = entry.map_err(StorageError::io(&dir, "list log directory"))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+        for entry in fs
+            .list(&dir)
+            .map_err(StorageError::io(&dir, "list log directory"))?
+        {
+            let name = entry.name;
+            let path = dir.join(&name);
             if name.ends_with(".tmp") {
                 // An interrupted checkpoint write; the old checkpoint stands.
-                fs::remove_file(entry.path())
-                    .map_err(StorageError::io(entry.path(), "remove leftover"))?;
-                report.leftovers_removed.push(entry.path());
+                fs.remove_file(&path)
+                    .map_err(StorageError::io(&path, "remove leftover"))?;
+                report.leftovers_removed.push(path);
             } else if let Some(base) = segment::parse_log_name(&name) {
                 bases.push(base);
             }
@@ -194,7 +213,7 @@ impl Log {
         report.segments = bases.len();
 
         let mut read_ck = |kind| -> Result<Option<u64>> {
-            Ok(match checkpoint::read(&dir, kind)? {
+            Ok(match checkpoint::read(&*fs, &dir, kind)? {
                 checkpoint::Read::Value(v) => Some(v),
                 checkpoint::Read::Missing => None,
                 checkpoint::Read::Damaged => {
@@ -207,13 +226,20 @@ impl Log {
         };
         let clean_end = read_ck(Kind::CleanShutdown)?;
         let recovery_point_read = read_ck(Kind::RecoveryPoint)?;
-        let recovery_point = recovery_point_read.unwrap_or(0);
         let saved_start = read_ck(Kind::LogStart)?;
+        // Missing: no seal ever finished, and nothing is known synced (as
+        // if it were 0). Damaged: something was, and we cannot say what.
+        let recovery_point_damaged = report
+            .checkpoints_ignored
+            .contains(&dir.join(checkpoint::file_name(Kind::RecoveryPoint)));
+        let recovery_point = recovery_point_read.unwrap_or(0);
         // From here on the log may change: a crash must not look clean.
-        checkpoint::remove(&dir, Kind::CleanShutdown)?;
+        checkpoint::remove(&*fs, &dir, Kind::CleanShutdown)?;
         report.clean_shutdown = clean_end.is_some();
 
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
+        // Which of `segments` were scanned (their data may be unsynced).
+        let mut scanned: Vec<bool> = Vec::with_capacity(bases.len());
         // Set when a torn write ends the log early: later segments go.
         let mut cut_after: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
@@ -235,26 +261,26 @@ impl Log {
                 let (seg, end) = Segment::open_scan(&dir, base, &config)?;
                 report.segments_scanned += 1;
                 if let ScanEnd::Bad { position, reason } = end {
-                    // Past a known recovery point nothing was confirmed
-                    // synced: a power loss may have torn this segment while
-                    // later ones reached the disk, so the log ends here.
-                    // Without a recovery point we cannot tell a torn write
+                    // Past the recovery point nothing was confirmed synced:
+                    // a power loss may have torn this segment while later
+                    // ones reached the disk, so the log ends here. With a
+                    // damaged recovery point we cannot tell a torn write
                     // from damage to synced data, and refuse.
-                    if !is_last && recovery_point_read.is_none() {
+                    if !is_last && recovery_point_damaged {
                         return Err(StorageError::corrupt(
                             seg.log_path(),
                             position,
                             format!(
-                                "invalid batch in a segment that is not the last, with no recovery point to say it was never synced: {reason}"
+                                "invalid batch in a segment that is not the last, with a damaged recovery point that cannot say it was never synced: {reason}"
                             ),
                         ));
                     }
                     if !is_last {
                         cut_after = Some(i);
                     }
-                    let file_len = fs::metadata(seg.log_path())
-                        .map_err(StorageError::io(seg.log_path(), "stat segment"))?
-                        .len();
+                    let file_len = fs
+                        .file_len(seg.log_path())
+                        .map_err(StorageError::io(seg.log_path(), "stat segment"))?;
                     seg.truncate_at(position, &config)?;
                     report.truncated_bytes = file_len - position;
                     report.truncated_at = Some((seg.log_path().to_owned(), position));
@@ -276,6 +302,7 @@ impl Log {
                 ));
             }
             segments.push(Arc::new(seg));
+            scanned.push(!synced);
             if cut_after.is_some() {
                 break;
             }
@@ -285,27 +312,20 @@ impl Log {
                 for ext in ["log", "index", "timeindex"] {
                     let path = segment::file_path(&dir, base, ext);
                     if ext == "log" {
-                        report.truncated_bytes += fs::metadata(&path).map_or(0, |m| m.len());
+                        report.truncated_bytes += fs.file_len(&path).unwrap_or(0);
                     }
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(
-                                StorageError::io(path, "remove segment past a torn write")(e),
-                            );
-                        }
-                    }
+                    vfs::remove_if_present(&*fs, &path)
+                        .map_err(StorageError::io(&path, "remove segment past a torn write"))?;
                 }
             }
-            checkpoint::sync_dir(&dir)?;
+            checkpoint::sync_dir(&*fs, &dir)?;
             tracing::warn!(dir = %dir.display(), segments_removed = bases.len() - i - 1, "a torn write ended the log before its last segment");
         }
 
         let log_start_floor = saved_start.unwrap_or(0);
         if segments.is_empty() {
             let seg = Segment::create(&dir, log_start_floor, &config)?;
-            checkpoint::sync_dir(&dir)?;
+            checkpoint::sync_dir(&*fs, &dir)?;
             segments.push(Arc::new(seg));
         } else if report.clean_shutdown {
             // After a clean shutdown the active segment was opened with
@@ -317,12 +337,25 @@ impl Log {
                 .reopen_for_append(&config)?;
         }
         let active = segments.last().expect("non-empty").clone();
-        // Whatever recovery left must itself be durable before we build on it.
+        // Whatever recovery left must itself be durable before we build on
+        // it: readers of an `Fsync` log are about to see all of it. Scanned
+        // segments before the active one are sealed (fsync, indexes
+        // written), so the recovery point can pass them.
+        for (seg, _) in segments.iter().zip(&scanned).filter(|(_, s)| **s) {
+            if !Arc::ptr_eq(seg, &active) {
+                seg.seal()?;
+            }
+        }
         active.sync()?;
+        let mut recovery_point = recovery_point;
+        if active.base_offset() > recovery_point {
+            checkpoint::write(&*fs, &dir, Kind::RecoveryPoint, active.base_offset())?;
+            recovery_point = active.base_offset();
+        }
         let log_start = log_start_floor.max(segments[0].base_offset());
         let log_end = active.next_offset().max(active.base_offset());
         let log_end_base = active.base_offset();
-        let producers = load_producers(&dir, &segments, log_end, &mut report)?;
+        let producers = load_producers(&*fs, &dir, &segments, log_end, &mut report)?;
         report.log_start = Offset(log_start);
         report.log_end = Offset(log_end);
 
@@ -357,6 +390,7 @@ impl Log {
             recovery: report,
             maintenance: Mutex::new(()),
             dir,
+            fs,
             config: RwLock::new(Arc::new(config)),
         })
     }
@@ -373,8 +407,10 @@ impl Log {
 
     /// Replaces the settings (an operator altering a topic). Appends after
     /// this call use the new ones; existing segments stay as they are.
-    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+    pub fn set_config(&self, mut config: LogConfig) -> Result<()> {
         config.validate()?;
+        // The log stays on the disk it was opened on.
+        config.fs = self.fs.clone();
         *self.config.write().expect("config lock") = Arc::new(config);
         Ok(())
     }
@@ -623,10 +659,17 @@ impl Log {
     /// background thread to seal. Called with the writer lock held.
     fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<()> {
         // The producer state up to here, so the next open replays at most
-        // the segments after this one.
-        self.save_producers(w)?;
+        // the segments after this one; written once the segment is sealed.
+        let snapshot = (!w.producers.is_empty()).then(|| w.producers.encode(w.next_offset));
         let seg = Arc::new(Segment::create(&self.dir, w.next_offset, config)?);
-        checkpoint::sync_dir(&self.dir)?;
+        if let Err(e) = checkpoint::sync_dir(&*self.fs, &self.dir) {
+            // Whether the new name would survive a power loss is unknown:
+            // drop the segment, and refuse writes as after any failed fsync.
+            drop(seg);
+            Segment::remove_files(config, &self.dir, w.next_offset);
+            self.poison(&e);
+            return Err(e);
+        }
         self.segments
             .write()
             .expect("segments lock")
@@ -635,17 +678,31 @@ impl Log {
         w.active_first_append_ms = None;
         {
             let mut book = self.seals.0.lock().expect("seal lock");
-            book.sealing.push(old.clone());
+            book.sealing.push(Rolled {
+                seg: old.clone(),
+                sealed: false,
+                snapshot,
+            });
             book.rolled_to = w.next_offset;
         }
-        let (seals, poisoned, dir) = (self.seals.clone(), self.poisoned.clone(), self.dir.clone());
-        let background = old.clone();
-        let spawned = std::thread::Builder::new()
-            .name("strata-seal".into())
-            .spawn(move || seal_rolled(background, &seals, &poisoned, &dir));
-        if spawned.is_err() {
-            // No thread to be had: seal here, slower but just as correct.
-            seal_rolled(old, &self.seals, &self.poisoned, &self.dir);
+        let sealer = Sealer {
+            seals: self.seals.clone(),
+            poisoned: self.poisoned.clone(),
+            dir: self.dir.clone(),
+            fs: self.fs.clone(),
+        };
+        if !config.seal_in_background {
+            sealer.seal(old);
+        } else {
+            let background = old.clone();
+            let s2 = sealer.clone();
+            let spawned = std::thread::Builder::new()
+                .name("strata-seal".into())
+                .spawn(move || s2.seal(background));
+            if spawned.is_err() {
+                // No thread to be had: seal here, slower but just as correct.
+                sealer.seal(old);
+            }
         }
         tracing::debug!(dir = %self.dir.display(), base = w.next_offset, "rolled segment");
         Ok(())
@@ -656,6 +713,7 @@ impl Log {
             return Ok(());
         }
         checkpoint::write_atomic(
+            &*self.fs,
             &self.dir,
             producers::SNAPSHOT_FILE,
             &w.producers.encode(w.next_offset),
@@ -704,7 +762,14 @@ impl Log {
             // sealed and the active one cover everything else up to `end`.
             let (segs, end) = {
                 let w = self.writer.lock().expect("writer lock");
-                let mut segs = self.seals.0.lock().expect("seal lock").sealing.clone();
+                let book = self.seals.0.lock().expect("seal lock");
+                let mut segs: Vec<Arc<Segment>> = book
+                    .sealing
+                    .iter()
+                    .filter(|r| !r.sealed)
+                    .map(|r| r.seg.clone())
+                    .collect();
+                drop(book);
                 segs.push(w.active.clone());
                 (segs, w.next_offset)
             };
@@ -892,7 +957,7 @@ impl Log {
             seg.delete()?;
         }
         target.truncate_at(pos, &self.config())?;
-        checkpoint::sync_dir(&self.dir)?;
+        checkpoint::sync_dir(&*self.fs, &self.dir)?;
         w.active = target;
         w.next_offset = offset;
         // Batches past the cut are gone: derive the producers again.
@@ -902,11 +967,21 @@ impl Log {
         let mut s = self.sync.lock().expect("sync lock");
         s.synced_offset = s.synced_offset.min(offset);
         self.high_watermark.store(offset, Ordering::Release);
-        if let checkpoint::Read::Value(rp) = checkpoint::read(&self.dir, Kind::RecoveryPoint)?
+        if let checkpoint::Read::Value(rp) =
+            checkpoint::read(&*self.fs, &self.dir, Kind::RecoveryPoint)?
             && rp > offset
         {
-            checkpoint::write(&self.dir, Kind::RecoveryPoint, w.active.base_offset())?;
+            checkpoint::write(
+                &*self.fs,
+                &self.dir,
+                Kind::RecoveryPoint,
+                w.active.base_offset(),
+            )?;
         }
+        // A snapshot past the cut would name batches that are gone once
+        // appends pass its offset again; the one derived above replaces it
+        // (everything it covers was just fsynced).
+        self.save_producers(&w)?;
         Ok(())
     }
 
@@ -934,7 +1009,7 @@ impl Log {
         let new_start = doomed.last().expect("non-empty").next_offset();
         // Persist the new start first: after a crash, the old segments may
         // still be there, but no reader will be served from them.
-        checkpoint::write(&self.dir, Kind::LogStart, new_start)?;
+        checkpoint::write(&*self.fs, &self.dir, Kind::LogStart, new_start)?;
         self.log_start.fetch_max(new_start, Ordering::AcqRel);
         self.segments
             .write()
@@ -943,7 +1018,7 @@ impl Log {
         for seg in &doomed {
             seg.delete()?;
         }
-        checkpoint::sync_dir(&self.dir)?;
+        checkpoint::sync_dir(&*self.fs, &self.dir)?;
         drop(w);
         Ok(doomed.len())
     }
@@ -1000,8 +1075,8 @@ impl Log {
             return Err(e);
         }
         self.save_producers(&w)?;
-        checkpoint::write(&self.dir, Kind::RecoveryPoint, w.next_offset)?;
-        checkpoint::write(&self.dir, Kind::CleanShutdown, w.next_offset)?;
+        checkpoint::write(&*self.fs, &self.dir, Kind::RecoveryPoint, w.next_offset)?;
+        checkpoint::write(&*self.fs, &self.dir, Kind::CleanShutdown, w.next_offset)?;
         Ok(())
     }
 }
@@ -1009,13 +1084,14 @@ impl Log {
 /// The producer state at open: the snapshot (if valid and not past the log
 /// end), then every batch header after its offset replayed over it.
 fn load_producers(
+    fs: &dyn vfs::Vfs,
     dir: &Path,
     segments: &[Arc<Segment>],
     log_end: u64,
     report: &mut RecoveryReport,
 ) -> Result<Producers> {
     let path = dir.join(producers::SNAPSHOT_FILE);
-    let (from, mut state) = match fs::read(&path) {
+    let (from, mut state) = match fs.read(&path) {
         Ok(bytes) => match Producers::decode(&bytes) {
             Ok((offset, state)) if offset <= log_end => (offset, state),
             // A snapshot past the end (a torn tail was cut): start over.
@@ -1050,43 +1126,70 @@ fn replay_producers(segments: &[Arc<Segment>], from: u64, state: &mut Producers)
     Ok(())
 }
 
-/// Seals a rolled segment (fsync, index trim), then advances the recovery
-/// point past every segment sealed so far. Runs on its own thread.
-fn seal_rolled(
-    seg: Arc<Segment>,
-    seals: &(Mutex<SealBook>, Condvar),
-    poisoned: &OnceLock<String>,
-    dir: &Path,
-) {
-    let result = seg.seal();
-    let (lock, cv) = seals;
-    let mut book = lock.lock().expect("seal lock");
-    match result {
-        Ok(()) => {
-            book.sealing.retain(|s| !Arc::ptr_eq(s, &seg));
-            let rp = book
-                .sealing
-                .first()
-                .map_or(book.rolled_to, |s| s.base_offset());
-            if rp > book.written_recovery_point {
-                // The recovery point only saves work at the next open; if it
-                // cannot be written, recovery scans more, and loses nothing.
-                match checkpoint::write(dir, Kind::RecoveryPoint, rp) {
-                    Ok(()) => book.written_recovery_point = rp,
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "could not advance the recovery point")
-                    }
+/// What sealing a rolled segment needs of its log.
+#[derive(Debug, Clone)]
+struct Sealer {
+    seals: Arc<(Mutex<SealBook>, Condvar)>,
+    poisoned: Arc<OnceLock<String>>,
+    dir: PathBuf,
+    fs: Fs,
+}
+
+impl Sealer {
+    /// Seals a rolled segment (fsync, index trim). Once it and every older
+    /// one are sealed, writes the newest producer snapshot among them and
+    /// advances the recovery point past them. Runs on its own thread,
+    /// unless the log seals in the foreground.
+    fn seal(&self, seg: Arc<Segment>) {
+        let result = seg.seal();
+        let (lock, cv) = &*self.seals;
+        let mut book = lock.lock().expect("seal lock");
+        match result {
+            Ok(()) => {
+                if let Some(r) = book.sealing.iter_mut().find(|r| Arc::ptr_eq(&r.seg, &seg)) {
+                    r.sealed = true;
                 }
+                let mut snapshot = None;
+                while book.sealing.first().is_some_and(|r| r.sealed) {
+                    let r = book.sealing.remove(0);
+                    snapshot = r.snapshot.or(snapshot);
+                }
+                self.advance(&mut book, snapshot);
+            }
+            Err(e) => {
+                // The segment stays in `sealing`, so the recovery point never
+                // passes it, and the log refuses writes from now on.
+                let _ = self.poisoned.set(e.to_string());
+                tracing::error!(dir = %self.dir.display(), error = %e, "sealing a segment failed: log poisoned");
             }
         }
-        Err(e) => {
-            // The segment stays in `sealing`, so the recovery point never
-            // passes it, and the log refuses writes from now on.
-            let _ = poisoned.set(e.to_string());
-            tracing::error!(dir = %dir.display(), error = %e, "sealing a segment failed: log poisoned");
+        cv.notify_all();
+    }
+
+    /// Writes what the sealed prefix allows: the producer snapshot, then
+    /// the recovery point. Both only save work at the next open; if one
+    /// cannot be written, recovery replays or scans more, and loses nothing.
+    fn advance(&self, book: &mut SealBook, snapshot: Option<Vec<u8>>) {
+        let warn = |what: &str, e: &StorageError| {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the {what}");
+        };
+        if let Some(bytes) = snapshot
+            && let Err(e) =
+                checkpoint::write_atomic(&*self.fs, &self.dir, producers::SNAPSHOT_FILE, &bytes)
+        {
+            warn("producer snapshot", &e);
+        }
+        let rp = book
+            .sealing
+            .first()
+            .map_or(book.rolled_to, |r| r.seg.base_offset());
+        if rp > book.written_recovery_point {
+            match checkpoint::write(&*self.fs, &self.dir, Kind::RecoveryPoint, rp) {
+                Ok(()) => book.written_recovery_point = rp,
+                Err(e) => warn("recovery point", &e),
+            }
         }
     }
-    cv.notify_all();
 }
 
 impl Drop for Log {
@@ -1114,14 +1217,22 @@ mod tests {
         b.finish().to_vec()
     }
 
+    fn sim_config(fs: &crate::storage::SimFs) -> LogConfig {
+        LogConfig {
+            fs: Arc::new(fs.clone()),
+            ..LogConfig::default()
+        }
+    }
+
     #[test]
     fn failed_fsync_poisons_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let fs = crate::storage::SimFs::new();
+        let dir = Path::new("/log");
+        let log = Log::open(dir, sim_config(&fs)).unwrap();
         log.append(&batch(2, 10)).unwrap();
-        checkpoint::fault::SYNC_FAILS.set(true);
+        fs.set_syncs_fail(true);
         let err = log.append(&batch(1, 20)).unwrap_err();
-        checkpoint::fault::SYNC_FAILS.set(false);
+        fs.set_syncs_fail(false);
         assert!(
             matches!(
                 err,
@@ -1141,7 +1252,29 @@ mod tests {
         let r = log.read(Offset(0), 1 << 20).unwrap();
         assert_eq!(r.high_watermark, Offset(2));
         drop(log);
-        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let fs = fs.restart_process();
+        let log = Log::open(dir, sim_config(&fs)).unwrap();
         assert!(log.append(&batch(1, 40)).is_ok());
+    }
+
+    #[test]
+    fn a_full_disk_refuses_writes_by_name_serves_reads_and_resumes() {
+        let fs = crate::storage::SimFs::new();
+        let dir = Path::new("/log");
+        let log = Log::open(dir, sim_config(&fs)).unwrap();
+        log.append(&batch(3, 10)).unwrap();
+        fs.set_space_bytes_max(Some(fs.used_bytes() + 10));
+        let err = log.append(&batch(3, 20)).unwrap_err();
+        assert!(matches!(err, StorageError::DiskFull { .. }), "{err}");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        let r = log.read(Offset(0), 1 << 20).unwrap();
+        assert_eq!(r.high_watermark, Offset(3));
+        fs.set_space_bytes_max(None);
+        let info = log.append(&batch(2, 30)).unwrap();
+        assert_eq!(info.base_offset, Offset(3));
+        assert_eq!(
+            log.read(Offset(3), 1 << 20).unwrap().high_watermark,
+            Offset(5)
+        );
     }
 }

@@ -4,13 +4,15 @@
 //! segment is a `.log` file of Kafka v2 record batches, exactly as producers
 //! sent them with the base offset stamped in, plus a sparse `.index`
 //! (offset to file position) and `.timeindex` (timestamp to offset), both
-//! memory-mapped. Small checkpoint files hold the recovery point, the log
+//! memory-mapped once sealed. Small checkpoint files hold the recovery point, the log
 //! start offset and the clean-shutdown marker. `docs/FORMAT.md` lays out
 //! every file byte by byte.
 //!
 //! Module map:
 //! - [`config`]: per-log settings and their limits, and the durability modes.
 //! - [`error`]: the one error type of the engine.
+//! - [`vfs`]: the one interface to the file system, and the real one.
+//! - [`sim`]: a simulated disk that loses power, for tests.
 //! - [`checkpoint`]: the small atomic files (and directory fsync).
 //! - [`index`]: the memory-mapped offset and time indexes.
 //! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
@@ -29,11 +31,15 @@ pub mod index;
 pub mod log;
 pub mod producers;
 pub mod segment;
+pub mod sim;
+pub mod vfs;
 
 pub use config::{Clock, Durability, LogConfig, SystemClock};
 pub use error::StorageError;
 pub use log::compact::{CompactOptions, CompactReport};
 pub use log::{AppendInfo, Log, ReadResult, RecoveryReport, Written};
+pub use sim::SimFs;
+pub use vfs::{Fs, Vfs};
 
 /// A record offset: its position in the partition, counting records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

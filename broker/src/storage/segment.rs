@@ -5,8 +5,6 @@
 //! only below the published size, so they never see a half-written batch
 //! and never take the writer's lock. Index updates take a short write lock.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -14,10 +12,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use strata_proto::batch::{self, BATCH_HEADER_LEN, BatchHeader};
 
-use super::checkpoint::sync_file;
 use super::config::LogConfig;
 use super::error::{Result, StorageError};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
+use super::vfs::{self, Fs, Open, VfsFile};
 
 /// Batches up to this size are copied into one buffer and written with one
 /// `pwrite`; larger ones are written in place with two.
@@ -51,9 +49,10 @@ impl Indexes {
     /// Fresh, empty, preallocated indexes (replacing any old files).
     fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
         let path = |ext| file_path(dir, base_offset, ext);
+        let (fs, max) = (&*config.fs, config.index_bytes_max);
         Ok(Self {
-            offset: IndexFile::create(&path("index"), base_offset, config.index_bytes_max)?,
-            time: IndexFile::create(&path("timeindex"), base_offset, config.index_bytes_max)?,
+            offset: IndexFile::create(fs, &path("index"), base_offset, max)?,
+            time: IndexFile::create(fs, &path("timeindex"), base_offset, max)?,
             bytes_since_entry: 0,
         })
     }
@@ -85,9 +84,10 @@ pub struct AppendFailure {
 /// One segment of a partition log.
 #[derive(Debug)]
 pub struct Segment {
+    fs: Fs,
     base_offset: u64,
     log_path: PathBuf,
-    file: File,
+    file: Box<dyn VfsFile>,
     /// Bytes of whole batches in the file; readers stay below it.
     size: AtomicU64,
     /// One past the last offset stored here (`base_offset` when empty).
@@ -98,21 +98,45 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates an empty segment's three files. The caller fsyncs the directory.
+    /// Creates an empty segment's three files. The caller fsyncs the
+    /// directory. If the indexes cannot be made, the `.log` is removed
+    /// again, so that a later roll to the same offset can succeed.
     pub fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
         let log_path = file_path(dir, base_offset, "log");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&log_path)
+        let file = config
+            .fs
+            .open(&log_path, Open::CreateNew)
             .map_err(StorageError::io(&log_path, "create segment"))?;
-        let indexes = Indexes::create(dir, base_offset, config)?;
-        Ok(Self::new(base_offset, log_path, file, 0, indexes))
+        let indexes = match Indexes::create(dir, base_offset, config) {
+            Ok(ix) => ix,
+            Err(e) => {
+                Self::remove_files(config, dir, base_offset);
+                return Err(e);
+            }
+        };
+        Ok(Self::new(config, base_offset, log_path, file, 0, indexes))
     }
 
-    fn new(base_offset: u64, log_path: PathBuf, file: File, size: u64, indexes: Indexes) -> Self {
+    /// Best-effort removal of a segment's files that were never used.
+    pub fn remove_files(config: &LogConfig, dir: &Path, base_offset: u64) {
+        for ext in ["log", "index", "timeindex"] {
+            let path = file_path(dir, base_offset, ext);
+            if let Err(e) = vfs::remove_if_present(&*config.fs, &path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an unused segment file");
+            }
+        }
+    }
+
+    fn new(
+        config: &LogConfig,
+        base_offset: u64,
+        log_path: PathBuf,
+        file: Box<dyn VfsFile>,
+        size: u64,
+        indexes: Indexes,
+    ) -> Self {
         Self {
+            fs: config.fs.clone(),
             base_offset,
             log_path,
             file,
@@ -123,17 +147,19 @@ impl Segment {
         }
     }
 
-    fn open_file(dir: &Path, base_offset: u64) -> Result<(PathBuf, File, u64)> {
+    fn open_file(
+        config: &LogConfig,
+        dir: &Path,
+        base_offset: u64,
+    ) -> Result<(PathBuf, Box<dyn VfsFile>, u64)> {
         let log_path = file_path(dir, base_offset, "log");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
+        let file = config
+            .fs
+            .open(&log_path, Open::Existing)
             .map_err(StorageError::io(&log_path, "open segment"))?;
         let size = file
-            .metadata()
-            .map_err(StorageError::io(&log_path, "stat segment"))?
-            .len();
+            .len()
+            .map_err(StorageError::io(&log_path, "stat segment"))?;
         Ok((log_path, file, size))
     }
 
@@ -142,9 +168,9 @@ impl Segment {
     /// first invalid batch; the caller decides whether that is a torn tail
     /// to truncate or corruption.
     pub fn open_scan(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<(Self, ScanEnd)> {
-        let (log_path, file, file_size) = Self::open_file(dir, base_offset)?;
+        let (log_path, file, file_size) = Self::open_file(config, dir, base_offset)?;
         let indexes = Indexes::create(dir, base_offset, config)?;
-        let seg = Self::new(base_offset, log_path, file, 0, indexes);
+        let seg = Self::new(config, base_offset, log_path, file, 0, indexes);
         let end = seg.scan(file_size, config)?;
         Ok((seg, end))
     }
@@ -155,12 +181,14 @@ impl Segment {
     /// returned flag says so). An index entry pointing past the log, or a
     /// log that does not end on a batch boundary, is corruption.
     pub fn open_trusted(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<(Self, bool)> {
-        let (log_path, file, size) = Self::open_file(dir, base_offset)?;
+        let (log_path, file, size) = Self::open_file(config, dir, base_offset)?;
         let offset = IndexFile::<OffsetEntry>::open_sealed(
+            &*config.fs,
             &file_path(dir, base_offset, "index"),
             base_offset,
         )?;
         let time = IndexFile::<TimeEntry>::open_sealed(
+            &*config.fs,
             &file_path(dir, base_offset, "timeindex"),
             base_offset,
         )?;
@@ -170,7 +198,7 @@ impl Segment {
                 time,
                 bytes_since_entry: 0,
             };
-            let seg = Self::new(base_offset, log_path, file, size, indexes);
+            let seg = Self::new(config, base_offset, log_path, file, size, indexes);
             if seg.check_trusted_indexes(size)? {
                 return Ok((seg, false));
             }
@@ -185,11 +213,11 @@ impl Segment {
         base_offset: u64,
         config: &LogConfig,
         log_path: PathBuf,
-        file: File,
+        file: Box<dyn VfsFile>,
         size: u64,
     ) -> Result<(Self, bool)> {
         let indexes = Indexes::create(dir, base_offset, config)?;
-        let seg = Self::new(base_offset, log_path, file, 0, indexes);
+        let seg = Self::new(config, base_offset, log_path, file, 0, indexes);
         match seg.scan(size, config)? {
             ScanEnd::Clean => {}
             ScanEnd::Bad { position, reason } => {
@@ -507,7 +535,9 @@ impl Segment {
 
     /// `fdatasync` of the `.log` file.
     pub fn sync(&self) -> Result<()> {
-        sync_file(&self.file).map_err(StorageError::io(&self.log_path, "fsync segment"))
+        self.file
+            .sync_data()
+            .map_err(StorageError::io(&self.log_path, "fsync segment"))
     }
 
     /// Makes the segment read-only on disk: a final time index entry with
@@ -721,10 +751,11 @@ impl Segment {
     /// Removes the segment's files. Readers that hold the segment keep
     /// reading: on Unix an open file outlives its name.
     pub fn delete(&self) -> Result<()> {
-        std::fs::remove_file(&self.log_path)
+        self.fs
+            .remove_file(&self.log_path)
             .map_err(StorageError::io(&self.log_path, "remove segment"))?;
         let ix = self.indexes.read().expect("index lock");
-        ix.offset.delete()?;
-        ix.time.delete()
+        ix.offset.delete(&*self.fs)?;
+        ix.time.delete(&*self.fs)
     }
 }

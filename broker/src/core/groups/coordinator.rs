@@ -186,7 +186,7 @@ impl Coordinator {
 
     fn open_in(broker: Arc<Broker>, settings: GroupSettings, dir: &Path) -> Result<Self> {
         let start = Instant::now();
-        let (store, groups) = Store::open(dir, 0)?;
+        let (store, groups) = Store::open(&broker.options().fs, dir, 0)?;
         Ok(Self {
             broker,
             settings,

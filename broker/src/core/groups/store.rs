@@ -21,7 +21,7 @@ use strata_proto::BatchBuilder;
 use super::assignor::{Assignor, Tp};
 use super::group::{Committed, Group, Member};
 use crate::core::error::{BrokerError, Result};
-use crate::storage::{Durability, Log, LogConfig, Offset};
+use crate::storage::{Durability, Fs, Log, LogConfig, Offset};
 
 /// The first byte of every key: the key layout's version.
 const KEY_VERSION: u8 = 1;
@@ -317,8 +317,9 @@ fn storage(e: crate::storage::StorageError) -> BrokerError {
 impl Store {
     /// Opens (or creates) the log in `dir` and replays it; `now_ms` is the
     /// coordinator's clock, for members' fresh sessions.
-    pub fn open(dir: &Path, now_ms: u64) -> Result<(Self, BTreeMap<String, Group>)> {
+    pub fn open(fs: &Fs, dir: &Path, now_ms: u64) -> Result<(Self, BTreeMap<String, Group>)> {
         let config = LogConfig {
+            fs: fs.clone(),
             durability: Durability::PageCache,
             segment_bytes_max: SEGMENT_BYTES,
             keys_required: true,
