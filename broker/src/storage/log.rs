@@ -126,6 +126,9 @@ struct SealBook {
     rolled_to: u64,
     /// The recovery point last written to disk.
     written_recovery_point: u64,
+    /// The offset of the producer snapshot on disk (0: none). Snapshots
+    /// only move forward, except when truncation rewrites one.
+    snapshot_offset: u64,
 }
 
 /// A rolled segment on its way to being sealed.
@@ -137,7 +140,7 @@ struct Rolled {
     /// is written only once this segment and every older one are sealed:
     /// a snapshot that reached the disk before the batches it covers would
     /// answer a retry of a batch a power loss took as "duplicate".
-    snapshot: Option<Vec<u8>>,
+    snapshot: Option<(u64, Vec<u8>)>,
 }
 
 #[derive(Debug)]
@@ -285,6 +288,22 @@ impl Log {
                     report.truncated_bytes = file_len - position;
                     report.truncated_at = Some((seg.log_path().to_owned(), position));
                     report.truncation_reason = Some(reason);
+                } else if let Some(&next) = bases.get(i + 1)
+                    && next > seg.next_offset()
+                    && !recovery_point_damaged
+                {
+                    // Segments roll at the log end, so only a lost tail
+                    // leaves a gap above the recovery point (compaction,
+                    // the other source of gaps, works below it). What
+                    // follows was never fsynced: an fsync covers every
+                    // older segment first. The log ends here, as at a torn
+                    // batch; otherwise readers at the gap would find nothing
+                    // below the high watermark.
+                    cut_after = Some(i);
+                    report.truncation_reason = Some(format!(
+                        "segment ends at offset {} but the next one starts at {next}",
+                        seg.next_offset()
+                    ));
                 }
                 seg
             };
@@ -355,7 +374,8 @@ impl Log {
         let log_start = log_start_floor.max(segments[0].base_offset());
         let log_end = active.next_offset().max(active.base_offset());
         let log_end_base = active.base_offset();
-        let producers = load_producers(&*fs, &dir, &segments, log_end, &mut report)?;
+        let (producers, snapshot_offset) =
+            load_producers(&*fs, &dir, &segments, log_end, &mut report)?;
         report.log_start = Offset(log_start);
         report.log_end = Offset(log_end);
 
@@ -383,6 +403,7 @@ impl Log {
                     sealing: Vec::new(),
                     rolled_to: log_end_base,
                     written_recovery_point: recovery_point,
+                    snapshot_offset,
                 }),
                 Condvar::new(),
             )),
@@ -660,7 +681,8 @@ impl Log {
     fn roll(&self, w: &mut Writer, config: &LogConfig) -> Result<()> {
         // The producer state up to here, so the next open replays at most
         // the segments after this one; written once the segment is sealed.
-        let snapshot = (!w.producers.is_empty()).then(|| w.producers.encode(w.next_offset));
+        let snapshot =
+            (!w.producers.is_empty()).then(|| (w.next_offset, w.producers.encode(w.next_offset)));
         let seg = Arc::new(Segment::create(&self.dir, w.next_offset, config)?);
         if let Err(e) = checkpoint::sync_dir(&*self.fs, &self.dir) {
             // Whether the new name would survive a power loss is unknown:
@@ -708,6 +730,8 @@ impl Log {
         Ok(())
     }
 
+    /// Writes the producer snapshot at the log end. Everything below it
+    /// must already be durable (the callers fsynced it).
     fn save_producers(&self, w: &Writer) -> Result<()> {
         if w.producers.is_empty() {
             return Ok(());
@@ -717,7 +741,29 @@ impl Log {
             &self.dir,
             producers::SNAPSHOT_FILE,
             &w.producers.encode(w.next_offset),
-        )
+        )?;
+        self.seals.0.lock().expect("seal lock").snapshot_offset = w.next_offset;
+        Ok(())
+    }
+
+    /// Called by retention with the writer lock held: makes sure a producer
+    /// snapshot at or past `new_start` is on disk, fsyncing what it covers.
+    fn snapshot_before_deleting(&self, w: &Writer, new_start: u64) -> Result<()> {
+        let unsealed: Vec<Arc<Segment>> = {
+            let book = self.seals.0.lock().expect("seal lock");
+            if w.producers.is_empty() || book.snapshot_offset >= new_start {
+                return Ok(());
+            }
+            let rolled = book.sealing.iter().filter(|r| !r.sealed);
+            rolled.map(|r| r.seg.clone()).collect()
+        };
+        for seg in unsealed.iter().chain([&w.active]) {
+            if let Err(e) = seg.sync() {
+                self.poison(&e);
+                return Err(e);
+            }
+        }
+        self.save_producers(w)
     }
 
     /// Waits until every rolled segment is sealed (or a seal failed).
@@ -1006,7 +1052,17 @@ impl Log {
         if doomed.is_empty() {
             return Ok(0);
         }
-        let new_start = doomed.last().expect("non-empty").next_offset();
+        // Never below the current start: segments whose removal a power
+        // loss undid may still be listed below it.
+        let new_start = doomed
+            .last()
+            .expect("non-empty")
+            .next_offset()
+            .max(self.log_start.load(Ordering::Acquire));
+        // The producer state of the doomed segments' batches must outlive
+        // them: if no snapshot on disk covers the new start (after a
+        // recovery replayed them, or while a seal is behind), write one now.
+        self.snapshot_before_deleting(&w, new_start)?;
         // Persist the new start first: after a crash, the old segments may
         // still be there, but no reader will be served from them.
         checkpoint::write(&*self.fs, &self.dir, Kind::LogStart, new_start)?;
@@ -1082,14 +1138,15 @@ impl Log {
 }
 
 /// The producer state at open: the snapshot (if valid and not past the log
-/// end), then every batch header after its offset replayed over it.
+/// end), then every batch header after its offset replayed over it; and
+/// the snapshot's offset (0 without one).
 fn load_producers(
     fs: &dyn vfs::Vfs,
     dir: &Path,
     segments: &[Arc<Segment>],
     log_end: u64,
     report: &mut RecoveryReport,
-) -> Result<Producers> {
+) -> Result<(Producers, u64)> {
     let path = dir.join(producers::SNAPSHOT_FILE);
     let (from, mut state) = match fs.read(&path) {
         Ok(bytes) => match Producers::decode(&bytes) {
@@ -1105,7 +1162,7 @@ fn load_producers(
         Err(e) => return Err(StorageError::io(path, "read producer snapshot")(e)),
     };
     replay_producers(segments, from, &mut state)?;
-    Ok(state)
+    Ok((state, from))
 }
 
 /// Replays the producer fields of every batch from offset `from` on.
@@ -1169,15 +1226,17 @@ impl Sealer {
     /// Writes what the sealed prefix allows: the producer snapshot, then
     /// the recovery point. Both only save work at the next open; if one
     /// cannot be written, recovery replays or scans more, and loses nothing.
-    fn advance(&self, book: &mut SealBook, snapshot: Option<Vec<u8>>) {
+    fn advance(&self, book: &mut SealBook, snapshot: Option<(u64, Vec<u8>)>) {
         let warn = |what: &str, e: &StorageError| {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the {what}");
         };
-        if let Some(bytes) = snapshot
-            && let Err(e) =
-                checkpoint::write_atomic(&*self.fs, &self.dir, producers::SNAPSHOT_FILE, &bytes)
+        if let Some((offset, bytes)) = snapshot
+            && offset > book.snapshot_offset
         {
-            warn("producer snapshot", &e);
+            match checkpoint::write_atomic(&*self.fs, &self.dir, producers::SNAPSHOT_FILE, &bytes) {
+                Ok(()) => book.snapshot_offset = offset,
+                Err(e) => warn("producer snapshot", &e),
+            }
         }
         let rp = book
             .sealing
