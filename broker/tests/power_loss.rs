@@ -12,7 +12,7 @@
 //! Every failure names its seed; rerun one with `STRATA_PROP_SEED=N cargo
 //! test -p strata-broker --test power_loss` (add `STRATA_TRACE=1` to see
 //! each producer append and each reopen). `STRATA_PROP_CASES` sets how
-//! many seeds a run tries (default 150, about 1,500 power losses); the run
+//! many seeds a run tries (default 250, about 3,000 power losses); the run
 //! prints how many power losses it simulated.
 
 mod common;
@@ -428,6 +428,6 @@ fn run(seed: u64) {
 
 #[test]
 fn acknowledged_records_survive_every_power_loss() {
-    run_seeds(150, run);
+    run_seeds(250, run);
     println!("simulated {} power losses", LOSSES.load(Ordering::Relaxed));
 }

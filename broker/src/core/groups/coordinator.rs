@@ -168,6 +168,20 @@ fn group_entry(g: &Group) -> Entry {
     (Key::Group(g.id.clone()), value)
 }
 
+/// Applies commits that are in the log, unless a newer one of the same
+/// partition is applied already (a durable commit is applied after its
+/// fsync, possibly after a later commit that did not wait).
+fn apply_commits(g: &mut Group, commits: Vec<(Tp, Committed)>) {
+    for (tp, c) in commits {
+        if g.offsets
+            .get(&tp)
+            .is_none_or(|old| old.log_offset <= c.log_offset)
+        {
+            g.offsets.insert(tp, c);
+        }
+    }
+}
+
 fn check_group_name(group: &str) -> Result<()> {
     if group.is_empty() || group.len() > 249 {
         return Err(BrokerError::InvalidArgument(format!(
@@ -400,7 +414,10 @@ impl Coordinator {
         if offsets.is_empty() {
             return Ok(());
         }
-        let target = {
+        // Decide, write, then apply: memory never runs ahead of the log.
+        // A failed write changes nothing; a durable commit becomes visible
+        // to fetches only once it is fsynced.
+        let (target, commits) = {
             let mut groups = self.groups.lock().expect("groups lock");
             if !groups.contains_key(group) {
                 self.check_groups_max(groups.len(), group)?;
@@ -408,46 +425,69 @@ impl Coordinator {
             let g = groups
                 .entry(group.to_string())
                 .or_insert_with(|| Group::new(group, Assignor::default()));
-            if let Err(e) = g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0)) {
-                if g.members.is_empty() && g.offsets.is_empty() {
-                    groups.remove(group);
-                }
-                return Err(e.into());
-            }
             let first = g.offsets.is_empty() && g.members.is_empty();
+            let checked = g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0));
             let ts = wall_ms();
             let mut entries: Vec<Entry> = Vec::with_capacity(offsets.len() + 1);
+            let mut commits = Vec::with_capacity(offsets.len());
             for (tp, offset, metadata) in offsets {
                 let value = OffsetValue {
                     offset,
                     metadata: metadata.clone(),
                     timestamp_ms: ts,
                 };
-                entries.push((
-                    Key::Offset {
-                        group: group.into(),
-                        tp: tp.clone(),
-                    },
-                    Some(value.encode_to_vec()),
-                ));
-                g.offsets.insert(
-                    tp,
-                    Committed {
-                        offset,
-                        metadata,
-                        timestamp_ms: ts,
-                    },
-                );
+                let key = Key::Offset {
+                    group: group.into(),
+                    tp: tp.clone(),
+                };
+                entries.push((key, Some(value.encode_to_vec())));
+                commits.push((tp, offset, metadata));
             }
             if first {
                 // A group that exists only for its offsets still has a
                 // membership record, so a restart lists it.
-                entries.push(group_entry(g));
+                let value = GroupValue::of(g).encode_to_vec();
+                entries.push((Key::Group(group.into()), Some(value)));
             }
-            self.write(&entries)?
+            let written = checked
+                .map_err(BrokerError::from)
+                .and_then(|()| self.write(&entries));
+            let target = match written {
+                Ok(t) => t.expect("entries are not empty"),
+                Err(e) => {
+                    if g.members.is_empty() && g.offsets.is_empty() {
+                        groups.remove(group);
+                    }
+                    return Err(e);
+                }
+            };
+            // Entry i of the batch is record `base + i` of the log.
+            let base = target - entries.len() as u64;
+            let commits: Vec<(Tp, Committed)> = commits
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tp, offset, metadata))| {
+                    let c = Committed {
+                        offset,
+                        metadata,
+                        timestamp_ms: ts,
+                        log_offset: base + i as u64,
+                    };
+                    (tp, c)
+                })
+                .collect();
+            if !durable {
+                apply_commits(g, commits);
+                return Ok(());
+            }
+            (target, commits)
         };
-        if durable {
-            self.sync(target)?;
+        self.sync(Some(target))?;
+        let mut groups = self.groups.lock().expect("groups lock");
+        // A group deleted meanwhile stays deleted: its tombstones follow
+        // this commit in the log.
+        if let Some(g) = groups.get_mut(group) {
+            apply_commits(g, commits);
         }
         Ok(())
     }

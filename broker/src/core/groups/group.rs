@@ -162,6 +162,9 @@ pub struct Committed {
     pub metadata: String,
     /// When it was committed (wall clock, ms).
     pub timestamp_ms: i64,
+    /// Offset of its record in the groups log: a commit applied late
+    /// (after its fsync) never replaces a newer one.
+    pub log_offset: u64,
 }
 
 /// One group.

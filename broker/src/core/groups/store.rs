@@ -337,7 +337,8 @@ impl Store {
                 );
                 return Ok(());
             };
-            apply(&mut groups, key, rec.value.as_deref(), now_ms).map_err(|reason| {
+            let at = rec.offset as u64;
+            apply(&mut groups, key, rec.value.as_deref(), at, now_ms).map_err(|reason| {
                 crate::storage::StorageError::corrupt(log.dir(), rec.offset as u64, reason)
             })
         })
@@ -414,6 +415,7 @@ fn apply(
     groups: &mut BTreeMap<String, Group>,
     key: Key,
     value: Option<&[u8]>,
+    log_offset: u64,
     now_ms: u64,
 ) -> std::result::Result<(), String> {
     let bad = |e: prost::DecodeError| format!("undecodable groups record value: {e}");
@@ -431,6 +433,7 @@ fn apply(
                             offset: v.offset,
                             metadata: v.metadata,
                             timestamp_ms: v.timestamp_ms,
+                            log_offset,
                         },
                     );
                 }
