@@ -249,21 +249,31 @@ async fn a_sequence_gap_fails_that_batch_and_the_next_starts_a_new_epoch() {
     let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
     let client = Client::connect(b.url()).await.unwrap();
     client.admin().create_topic("gap", 1, &[]).await.unwrap();
-    // Producer ids are handed out in order: the producer's will be the
-    // next one. Put ten of "its" records in the log first, so the broker
-    // expects sequence 10 where the producer starts at 0: a real gap.
-    let mut rec = b.records().await;
-    let mine = rec
-        .init_producer(strata_proto::v1::InitProducerRequest {})
+    let producer = client.producer(config());
+    let m = producer
+        .send_and_wait(ProducerRecord::new("gap").value(value(0)))
         .await
+        .unwrap();
+    assert_eq!(m.offset, 0);
+    // Learn the producer's id from what it stored, then put ten records
+    // under that id in the log, as if sent by it: the broker now expects
+    // sequence 11 where the producer goes on at 1, a real gap. (Only an id
+    // the broker issued is accepted.)
+    let mut rec = b.records().await;
+    let first = support::only(
+        rec.fetch(support::fetch_one("gap", 0, 0, false))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let mine = strata_proto::BatchHeader::parse(&first.batches)
         .unwrap()
-        .into_inner()
         .producer_id;
     let mut planted = strata_proto::BatchBuilder::new();
     for i in 0..10 {
         planted.push(i, None, Some(b"planted"), &[]);
     }
-    planted.producer(mine + 1, 0, 0);
+    planted.producer(mine, 0, 1);
     let r = rec
         .produce(support::produce_batch(
             "gap",
@@ -276,20 +286,19 @@ async fn a_sequence_gap_fails_that_batch_and_the_next_starts_a_new_epoch() {
         .into_inner();
     assert!(r.topics[0].partitions[0].error.is_none());
 
-    let producer = client.producer(config());
     let err = producer
-        .send_and_wait(ProducerRecord::new("gap").value(value(0)))
+        .send_and_wait(ProducerRecord::new("gap").value(value(1)))
         .await
         .unwrap_err();
     assert_eq!(err.reason(), ErrorReason::OutOfOrderSequence, "{err}");
     // The next batch starts over under the next epoch, same producer id.
     let m = producer
-        .send_and_wait(ProducerRecord::new("gap").value(value(1)))
+        .send_and_wait(ProducerRecord::new("gap").value(value(2)))
         .await
         .unwrap();
-    assert_eq!(m.offset, 10);
+    assert_eq!(m.offset, 11);
     let fetched = support::only(
-        rec.fetch(support::fetch_one("gap", 0, 10, false))
+        rec.fetch(support::fetch_one("gap", 0, 11, false))
             .await
             .unwrap()
             .into_inner(),
@@ -297,8 +306,54 @@ async fn a_sequence_gap_fails_that_batch_and_the_next_starts_a_new_epoch() {
     let h = strata_proto::BatchHeader::parse(&fetched.batches).unwrap();
     assert_eq!(
         (h.producer_id, h.producer_epoch, h.base_sequence),
-        (mine + 1, 1, 0)
+        (mine, 1, 0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_id_the_broker_never_issued_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    let client = Client::connect(b.url()).await.unwrap();
+    client.admin().create_topic("ids", 1, &[]).await.unwrap();
+    let mut rec = b.records().await;
+    let issued = rec
+        .init_producer(strata_proto::v1::InitProducerRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .producer_id;
+    let mut forged = strata_proto::BatchBuilder::new();
+    forged.push(0, None, Some(b"forged"), &[]);
+    forged.producer(issued + 1, 0, 0);
+    let r = rec
+        .produce(support::produce_batch(
+            "ids",
+            0,
+            forged.finish(),
+            strata_proto::v1::Acks::Durable,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = r.topics[0].partitions[0].error.clone().expect("refused");
+    assert_eq!(e.code, tonic::Code::InvalidArgument as i32, "{e:?}");
+    assert!(e.message.contains("never issued"), "{e:?}");
+    // The issued one is accepted.
+    let mut ok = strata_proto::BatchBuilder::new();
+    ok.push(0, None, Some(b"mine"), &[]);
+    ok.producer(issued, 0, 0);
+    let r = rec
+        .produce(support::produce_batch(
+            "ids",
+            0,
+            ok.finish(),
+            strata_proto::v1::Acks::Durable,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.topics[0].partitions[0].error.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,9 +236,17 @@ impl BatchHeader {
         self.batch_length as usize + LOG_OVERHEAD
     }
 
-    /// Offset of the last record.
+    /// Offset of the last record. Saturating: a client may send any base
+    /// offset (the broker replaces it), and this runs before validation.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+
+    /// Sequence number of the last record (idempotent producers), wrapping
+    /// at `i32::MAX` (see [`crate::sequence`]).
+    pub fn last_sequence(&self) -> i32 {
+        crate::sequence::add(self.base_sequence, i64::from(self.last_offset_delta))
     }
 }
 

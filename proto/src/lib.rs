@@ -16,6 +16,7 @@ pub mod batch;
 pub mod error;
 pub mod partitions;
 pub mod record;
+pub mod sequence;
 pub mod varint;
 
 pub use batch::{Attributes, Batch, BatchHeader, Compression, TimestampType};

@@ -19,8 +19,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Sized from appends_in_flight_max, so appends waiting on fsyncs leave
+    // threads for reads, heartbeats and retention.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(args.broker_options().limits.blocking_threads_max())
         .build()?;
     runtime.block_on(async {
         // Install the handlers now, before recovery, so that a signal that

@@ -546,6 +546,24 @@ impl Broker {
         Ok(topic)
     }
 
+    /// Refuses a batch of an idempotent producer whose id this broker never
+    /// handed out: accepting one would let a client collide with (or
+    /// fence) a producer that gets that id later. Malformed batches pass
+    /// here; validation names their fault.
+    pub fn check_producer_id(&self, batch: &[u8]) -> Result<()> {
+        let Ok(h) = strata_proto::BatchHeader::parse(batch) else {
+            return Ok(());
+        };
+        let issued_below = self.producer_ids.lock().expect("producer id lock").0;
+        if h.producer_id >= issued_below {
+            return Err(BrokerError::InvalidArgument(format!(
+                "producer id {} was never issued by this broker (it has issued ids below {issued_below}); get one from InitProducerId",
+                h.producer_id
+            )));
+        }
+        Ok(())
+    }
+
     /// Hands out a new idempotent producer id (epoch 0).
     pub fn init_producer(&self) -> Result<(i64, i16)> {
         let mut ids = self.producer_ids.lock().expect("producer id lock");

@@ -138,10 +138,24 @@ pub struct Limits {
     /// past it the subscription waits, so memory stays bounded.
     pub subscription_buffer_messages: u32,
     /// Appends running or queued on blocking threads at once; further
-    /// produce requests wait for a slot.
+    /// produce requests wait for a slot. The broker's blocking pool has
+    /// this many threads plus [`BLOCKING_THREADS_RESERVED`], so appends
+    /// stuck in slow fsyncs can never take the threads reads, heartbeats
+    /// and retention run on.
     pub appends_in_flight_max: u32,
     /// Bytes of key map one compaction pass may hold.
     pub compaction_map_bytes_max: u64,
+}
+
+/// Blocking threads kept for everything but appends (reads, group
+/// heartbeats and commits, retention, compaction, admin operations).
+pub const BLOCKING_THREADS_RESERVED: u32 = 128;
+
+impl Limits {
+    /// The size of the broker runtime's blocking pool.
+    pub fn blocking_threads_max(&self) -> usize {
+        (self.appends_in_flight_max + BLOCKING_THREADS_RESERVED) as usize
+    }
 }
 
 impl Default for Limits {
@@ -154,7 +168,7 @@ impl Default for Limits {
             subscriptions_max: 1024,
             subscription_partitions_max: 10_000,
             subscription_buffer_messages: 4,
-            appends_in_flight_max: 1024,
+            appends_in_flight_max: 384,
             compaction_map_bytes_max: 64 << 20,
         }
     }

@@ -150,6 +150,7 @@ fn prepare(broker: &Broker, req: v1::ProduceRequest) -> Result<Prepared, BrokerE
                         )));
                     }
                 };
+                broker.check_producer_id(&bytes)?;
                 Ok((part, bytes))
             });
             targets.push(Target {

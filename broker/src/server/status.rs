@@ -74,7 +74,9 @@ fn storage_code(e: &StorageError) -> Code {
         StorageError::OutOfOrderSequence { .. } => Code::Aborted,
         StorageError::Corrupt { .. } => Code::DataLoss,
         StorageError::Closed(_) => Code::Unavailable,
-        StorageError::DiskFull { .. } => Code::ResourceExhausted,
+        StorageError::DiskFull { .. } | StorageError::ProducersFull { .. } => {
+            Code::ResourceExhausted
+        }
         StorageError::Poisoned { .. } | StorageError::Io { .. } => Code::Internal,
     }
 }
@@ -94,6 +96,7 @@ fn storage_reason(e: &StorageError) -> ErrorReason {
         StorageError::Closed(_) => R::LogClosed,
         StorageError::Poisoned { .. } => R::LogPoisoned,
         StorageError::DiskFull { .. } => R::DiskFull,
+        StorageError::ProducersFull { .. } => R::Busy,
         StorageError::Io { .. } => R::Io,
     }
 }

@@ -42,6 +42,7 @@ use strata_proto::batch::{self, BATCH_HEADER_LEN, BatchHeader, Filtered};
 
 use super::Log;
 use crate::storage::checkpoint::{self, Kind, sync_dir};
+use crate::storage::config::LogConfig;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::segment::{self, Segment};
 use crate::storage::vfs::{self, Vfs};
@@ -200,6 +201,18 @@ pub(super) fn recover(fs: &dyn Vfs, dir: &Path) -> Result<usize> {
         sync_dir(fs, dir)?;
     }
     Ok(finished)
+}
+
+/// Index entries a rewrite of `bytes` of log can need: one offset entry
+/// per `index_interval_bytes`, and a time entry beside each, plus the first
+/// and the seal's.
+fn index_entries_bound(bytes: u64, config: &LogConfig) -> u64 {
+    bytes / u64::from(config.index_interval_bytes.max(1)) + 2
+}
+
+/// Entries the smaller of a segment's two indexes holds.
+fn index_capacity(config: &LogConfig) -> u64 {
+    (u64::from(config.index_bytes_max) - crate::storage::index::HEADER_LEN as u64) / 12
 }
 
 /// Calls `f` with every batch of `seg` whose last offset is at or after
@@ -391,19 +404,24 @@ impl Log {
         // built, `building` the new segment.
         let mut group: Vec<Arc<Segment>> = Vec::new();
         let mut building: Option<Segment> = None;
+        // Index entries the open group's rewrite may need, at most.
+        let mut planned_entries = 0u64;
         let mut scratch = Vec::new();
         for seg in &todo {
-            let fits = building
-                .as_ref()
-                .is_none_or(|b| b.size() == 0 || b.size() + seg.size() <= config.segment_bytes_max)
-                && group.first().is_none_or(|g| {
+            let needed = index_entries_bound(seg.size(), &config);
+            let fits =
+                building.as_ref().is_none_or(|b| {
+                    b.size() == 0 || b.size() + seg.size() <= config.segment_bytes_max
+                }) && group.first().is_none_or(|g| {
                     seg.next_offset().saturating_sub(g.base_offset()) <= u64::from(u32::MAX)
-                });
+                }) && (group.is_empty() || planned_entries + needed <= index_capacity(&config));
             if !fits {
                 let done = building.take().expect("a group is open");
                 self.commit_group(&group, done, &mut report)?;
                 group.clear();
+                planned_entries = 0;
             }
+            planned_entries += needed;
             if building.is_none() {
                 building = Some(Segment::create(&cleaning, seg.base_offset(), &config)?);
             }
@@ -439,6 +457,19 @@ impl Log {
                     (nh.base_offset, nh.last_offset()),
                     (h.base_offset, h.last_offset())
                 );
+                // The plan above keeps merges inside the indexes; an old
+                // segment that alone overflows them (index_bytes_max was
+                // lowered since) fails the pass instead of a push panicking.
+                if out.size() > 0
+                    && out.is_full_for(bytes.len() as u64, nh.last_offset() as u64, &config)
+                {
+                    return Err(StorageError::Config(format!(
+                        "compacting {}: the segment at {} would overflow its index (index_bytes_max {})",
+                        self.dir.display(),
+                        seg.base_offset(),
+                        config.index_bytes_max
+                    )));
+                }
                 out.append(
                     &bytes[..BATCH_HEADER_LEN],
                     &bytes[BATCH_HEADER_LEN..],
@@ -851,5 +882,40 @@ mod tests {
         assert_eq!(decode_swap(&bad), None);
         assert_eq!(decode_swap(&b[..b.len() - 1]), None);
         assert_eq!(decode_swap(b""), None);
+    }
+
+    #[test]
+    fn merges_stay_inside_the_indexes_of_the_merged_segment() {
+        // Segments roll on index room (84 time entries, one per batch),
+        // long before their bytes: merging them by bytes alone would
+        // overflow the merged segment's time index (the push asserts).
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let cfg = LogConfig {
+            segment_bytes_max: 1 << 20,
+            index_interval_bytes: 1,
+            ..config(&clock)
+        };
+        let log = Log::open(dir.path(), cfg.clone()).unwrap();
+        for i in 0..400u64 {
+            // Unique keys: compaction removes nothing and merges everything
+            // it may.
+            let mut b = BatchBuilder::new();
+            b.push(i as i64, Some(&i.to_be_bytes()), Some(b"v"), &[]);
+            log.append(&b.finish()).unwrap();
+        }
+        let before = log.segment_count();
+        assert!(before > 4, "{before} segments");
+        log.close().unwrap();
+        drop(log);
+        let log = Log::open(dir.path(), cfg).unwrap();
+        let r = log.compact(&OPTS).unwrap();
+        assert!(r.segments_rewritten > 0, "{r:?}");
+        assert!(
+            log.segment_count() >= before / 2,
+            "merged past the index room"
+        );
+        let offsets: Vec<u64> = read_all(&log).iter().map(|r| r.0).collect();
+        assert_eq!(offsets, (0..400).collect::<Vec<u64>>());
     }
 }

@@ -110,6 +110,17 @@ pub enum StorageError {
         /// The record's index in its batch.
         index: usize,
     },
+    /// A new idempotent producer, and the partition already remembers
+    /// `limit` producers none of which has expired.
+    #[error(
+        "{dir} remembers {limit} idempotent producers (PRODUCERS_MAX), none idle long enough to forget; retry later"
+    )]
+    ProducersFull {
+        /// The log's directory.
+        dir: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
     /// A setting is out of its allowed range.
     #[error("invalid log config: {0}")]
     Config(String),

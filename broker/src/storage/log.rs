@@ -374,8 +374,14 @@ impl Log {
         let log_start = log_start_floor.max(segments[0].base_offset());
         let log_end = active.next_offset().max(active.base_offset());
         let log_end_base = active.base_offset();
-        let (producers, snapshot_offset) =
-            load_producers(&*fs, &dir, &segments, log_end, &mut report)?;
+        let (producers, snapshot_offset) = load_producers(
+            &*fs,
+            &dir,
+            &segments,
+            log_end,
+            &mut report,
+            config.clock.now_ms(),
+        )?;
         report.log_start = Offset(log_start);
         report.log_end = Offset(log_end);
 
@@ -541,11 +547,17 @@ impl Log {
         let records = u64::from(valid.record_count);
         let h = valid.header;
         let idempotent = h.producer_id >= 0;
-        let last_seq = h.base_sequence.wrapping_add(h.last_offset_delta);
+        let last_seq = h.last_sequence();
 
         let (base, last, duplicate) = {
             let mut w = self.writer.lock().expect("writer lock");
             self.check_writable(&w)?;
+            if idempotent && !w.producers.has_room_for(h.producer_id, now) {
+                return Err(StorageError::ProducersFull {
+                    dir: self.dir.clone(),
+                    limit: producers::PRODUCERS_MAX,
+                });
+            }
             if idempotent {
                 // Checked and recorded under the writer's lock, so two
                 // copies of one batch racing each other append once.
@@ -624,7 +636,8 @@ impl Log {
                     base_offset: base,
                     last_offset: last,
                 };
-                w.producers.record(h.producer_id, h.producer_epoch, meta);
+                w.producers
+                    .record(h.producer_id, h.producer_epoch, meta, now);
             }
             if config.durability != Durability::Fsync {
                 self.high_watermark.store(w.next_offset, Ordering::Release);
@@ -1009,7 +1022,7 @@ impl Log {
         // Batches past the cut are gone: derive the producers again.
         w.producers = Producers::default();
         // (The segment list's write lock is still held: use that guard.)
-        replay_producers(&segs, 0, &mut w.producers)?;
+        replay_producers(&segs, 0, &mut w.producers, self.config().clock.now_ms())?;
         let mut s = self.sync.lock().expect("sync lock");
         s.synced_offset = s.synced_offset.min(offset);
         self.high_watermark.store(offset, Ordering::Release);
@@ -1146,6 +1159,7 @@ fn load_producers(
     segments: &[Arc<Segment>],
     log_end: u64,
     report: &mut RecoveryReport,
+    now_ms: i64,
 ) -> Result<(Producers, u64)> {
     let path = dir.join(producers::SNAPSHOT_FILE);
     let (from, mut state) = match fs.read(&path) {
@@ -1161,22 +1175,29 @@ fn load_producers(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, Producers::default()),
         Err(e) => return Err(StorageError::io(path, "read producer snapshot")(e)),
     };
-    replay_producers(segments, from, &mut state)?;
+    // Loaded producers count as active from now: the snapshot keeps no times.
+    state.touch_all(now_ms);
+    replay_producers(segments, from, &mut state, now_ms)?;
     Ok((state, from))
 }
 
 /// Replays the producer fields of every batch from offset `from` on.
-fn replay_producers(segments: &[Arc<Segment>], from: u64, state: &mut Producers) -> Result<()> {
+fn replay_producers(
+    segments: &[Arc<Segment>],
+    from: u64,
+    state: &mut Producers,
+    now_ms: i64,
+) -> Result<()> {
     for seg in segments.iter().filter(|s| s.next_offset() > from) {
         seg.walk_headers(from, |h| {
             if h.producer_id >= 0 {
                 let meta = BatchMeta {
                     first_seq: h.base_sequence,
-                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    last_seq: h.last_sequence(),
                     base_offset: h.base_offset as u64,
                     last_offset: h.last_offset() as u64,
                 };
-                state.record(h.producer_id, h.producer_epoch, meta);
+                state.record(h.producer_id, h.producer_epoch, meta, now_ms);
             }
         })?;
     }
@@ -1335,5 +1356,33 @@ mod tests {
             log.read(Offset(3), 1 << 20).unwrap().high_watermark,
             Offset(5)
         );
+    }
+
+    #[test]
+    fn a_producer_batch_that_straddles_the_sequence_wrap_is_followed_in_order() {
+        let fs = crate::storage::SimFs::new();
+        let log = Log::open(Path::new("/log"), sim_config(&fs)).unwrap();
+        let producer = |n, seq| {
+            let mut b = batch(n, 10);
+            batch::set_producer(&mut b, 7, 0, seq);
+            b
+        };
+        // Sequences MAX-1, MAX, 0: the next batch starts at 1.
+        let first = producer(3, i32::MAX - 1);
+        log.append(&first).unwrap();
+        let second = log.append(&producer(2, 1)).unwrap();
+        assert!(!second.duplicate);
+        assert_eq!(second.base_offset, Offset(3));
+        assert!(log.append(&first).unwrap().duplicate, "a retry is known");
+        let err = log.append(&producer(1, 0)).unwrap_err();
+        assert!(
+            matches!(err, StorageError::OutOfOrderSequence { expected: 3, .. }),
+            "{err}"
+        );
+        // The same after a restart, from the replayed headers.
+        drop(log);
+        let fs = fs.restart_process();
+        let log = Log::open(Path::new("/log"), sim_config(&fs)).unwrap();
+        assert_eq!(log.append(&producer(1, 3)).unwrap().base_offset, Offset(5));
     }
 }

@@ -19,9 +19,17 @@ use std::collections::{HashMap, VecDeque};
 /// Batches remembered per producer: a producer with up to this many batches
 /// in flight can have any of them retried and deduplicated (as Kafka).
 pub const BATCHES_PER_PRODUCER: usize = 5;
-/// Producer ids remembered per partition; past it the one idle longest is
-/// forgotten (its next batch is then accepted as from a new producer).
+/// Producer ids remembered per partition. A new producer past it is
+/// refused (`StorageError::ProducersFull`, retriable) unless some known one
+/// has been idle for [`PRODUCER_EXPIRY_MS`]: a live producer is never
+/// forgotten to make room, since its retry would then be appended twice.
 pub const PRODUCERS_MAX: usize = 100_000;
+/// A producer that appended nothing for this long may be forgotten when
+/// room is needed (Kafka's `producer.id.expiration.ms` default: a day).
+pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
+/// How often a full partition looks for expired producers: the scan is
+/// linear, and it runs under the log's writer lock.
+const EXPIRY_SCAN_INTERVAL_MS: i64 = 1000;
 /// File name of the snapshot.
 pub const SNAPSHOT_FILE: &str = "producer-state.snapshot";
 const MAGIC: [u8; 4] = *b"STPS";
@@ -44,6 +52,8 @@ pub struct BatchMeta {
 struct Entry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    /// The log's clock at its last batch (at open, for loaded ones).
+    last_ms: i64,
 }
 
 /// What to do with an incoming batch.
@@ -71,13 +81,22 @@ pub enum Refusal {
 }
 
 /// All producers of one partition.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Producers {
     map: HashMap<i64, Entry>,
+    /// [`PRODUCERS_MAX`], smaller in tests.
+    max: usize,
+    last_scan_ms: i64,
+}
+
+impl Default for Producers {
+    fn default() -> Self {
+        Self::with_max(PRODUCERS_MAX)
+    }
 }
 
 fn next_seq(s: i32) -> i32 {
-    if s == i32::MAX { 0 } else { s + 1 }
+    strata_proto::sequence::next(s)
 }
 
 impl Producers {
@@ -118,26 +137,68 @@ impl Producers {
         }
     }
 
-    /// Records an appended batch.
-    pub fn record(&mut self, pid: i64, epoch: i16, meta: BatchMeta) {
-        if !self.map.contains_key(&pid) && self.map.len() >= PRODUCERS_MAX {
-            // Forget the producer whose last batch is oldest.
-            if let Some((&old, _)) = self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.batches.back().map_or(0, |b| b.last_offset))
-            {
-                self.map.remove(&old);
-            }
+    /// An empty state remembering at most `max` producers.
+    pub fn with_max(max: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            max,
+            last_scan_ms: i64::MIN,
+        }
+    }
+
+    /// Whether a batch of `pid` may be recorded at `now_ms`: a known
+    /// producer always; a new one if there is room, made by forgetting
+    /// producers idle for [`PRODUCER_EXPIRY_MS`] (looked for at most once
+    /// per [`EXPIRY_SCAN_INTERVAL_MS`]).
+    pub fn has_room_for(&mut self, pid: i64, now_ms: i64) -> bool {
+        if self.map.len() < self.max || self.map.contains_key(&pid) {
+            return true;
+        }
+        if now_ms.saturating_sub(self.last_scan_ms) >= EXPIRY_SCAN_INTERVAL_MS {
+            self.last_scan_ms = now_ms;
+            self.map
+                .retain(|_, e| now_ms.saturating_sub(e.last_ms) < PRODUCER_EXPIRY_MS);
+        }
+        self.map.len() < self.max
+    }
+
+    /// Marks every known producer as active at `now_ms` (after a load: the
+    /// snapshot does not keep times).
+    pub fn touch_all(&mut self, now_ms: i64) {
+        for e in self.map.values_mut() {
+            e.last_ms = now_ms;
+        }
+    }
+
+    /// Records an appended batch. Appends check [`Producers::has_room_for`]
+    /// first; a replay at open cannot refuse, so when full it forgets the
+    /// hundredth of producers whose last batch is oldest, in one pass.
+    pub fn record(&mut self, pid: i64, epoch: i16, meta: BatchMeta, now_ms: i64) {
+        if !self.map.contains_key(&pid) && self.map.len() >= self.max {
+            self.evict_oldest((self.max / 100).max(1));
         }
         let e = self.map.entry(pid).or_default();
         if epoch != e.epoch {
             e.epoch = epoch;
             e.batches.clear();
         }
+        e.last_ms = now_ms;
         e.batches.push_back(meta);
         while e.batches.len() > BATCHES_PER_PRODUCER {
             e.batches.pop_front();
+        }
+    }
+
+    fn evict_oldest(&mut self, n: usize) {
+        let mut by_age: Vec<(u64, i64)> = self
+            .map
+            .iter()
+            .map(|(&pid, e)| (e.batches.back().map_or(0, |b| b.last_offset), pid))
+            .collect();
+        let n = n.min(by_age.len());
+        by_age.select_nth_unstable(n - 1);
+        for &(_, pid) in &by_age[..n] {
+            self.map.remove(&pid);
         }
     }
 
@@ -208,9 +269,19 @@ impl Producers {
                     last_offset: u64::from_be_bytes(take(8)?.try_into().expect("8")),
                 });
             }
-            map.insert(pid, Entry { epoch, batches });
+            let last_ms = 0;
+            map.insert(
+                pid,
+                Entry {
+                    epoch,
+                    batches,
+                    last_ms,
+                },
+            );
         }
-        Ok((offset, Self { map }))
+        let mut state = Self::default();
+        state.map = map;
+        Ok((offset, state))
     }
 }
 
@@ -231,21 +302,21 @@ mod tests {
     fn sequences_dedupe_and_refuse_gaps() {
         let mut p = Producers::default();
         assert_eq!(p.check(7, 0, 0, 2), Ok(Check::Append));
-        p.record(7, 0, meta(0, 3, 100));
+        p.record(7, 0, meta(0, 3, 100), 0);
         assert_eq!(p.check(7, 0, 0, 2), Ok(Check::Duplicate(meta(0, 3, 100))));
         assert_eq!(
             p.check(7, 0, 5, 6),
             Err(Refusal::OutOfOrder { expected: 3 })
         );
         assert_eq!(p.check(7, 0, 3, 3), Ok(Check::Append));
-        p.record(7, 1, meta(0, 1, 200));
+        p.record(7, 1, meta(0, 1, 200), 0);
         assert_eq!(p.check(7, 0, 1, 1), Err(Refusal::Fenced { current: 1 }));
         assert_eq!(
             p.check(7, 2, 4, 4),
             Err(Refusal::OutOfOrder { expected: 0 })
         );
         for i in 0..10 {
-            p.record(9, 0, meta(i, 1, 300 + i as u64));
+            p.record(9, 0, meta(i, 1, 300 + i as u64), 0);
         }
         // Only the last five batches are remembered.
         assert_eq!(
@@ -258,8 +329,8 @@ mod tests {
     #[test]
     fn snapshots_round_trip_and_detect_damage() {
         let mut p = Producers::default();
-        p.record(1, 0, meta(0, 2, 10));
-        p.record(2, 3, meta(5, 1, 12));
+        p.record(1, 0, meta(0, 2, 10), 0);
+        p.record(2, 3, meta(5, 1, 12), 0);
         let b = p.encode(13);
         let (off, q) = Producers::decode(&b).unwrap();
         assert_eq!(off, 13);
@@ -270,5 +341,34 @@ mod tests {
             bad[i] ^= 1;
             assert!(Producers::decode(&bad).is_err(), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn a_full_partition_refuses_new_producers_until_one_expires() {
+        let mut p = Producers::with_max(3);
+        for pid in 0..3 {
+            assert!(p.has_room_for(pid, 1_000));
+            p.record(pid, 0, meta(0, 1, pid as u64), 1_000 + pid);
+        }
+        // Known ones keep appending; a new one waits: nobody expired.
+        assert!(p.has_room_for(1, 2_000));
+        assert!(!p.has_room_for(9, 2_000));
+        // Producer 1 keeps going, 0 and 2 fall silent for a day.
+        p.record(1, 0, meta(1, 1, 10), 5_000);
+        let later = 1_002 + PRODUCER_EXPIRY_MS;
+        assert!(p.has_room_for(9, later));
+        assert_eq!(p.len(), 1, "the two idle ones went, the live one stayed");
+        assert_eq!(p.check(1, 0, 2, 2), Ok(Check::Append));
+    }
+
+    #[test]
+    fn a_replay_past_the_limit_forgets_the_oldest_in_one_pass() {
+        let mut p = Producers::with_max(200);
+        for pid in 0..201 {
+            p.record(pid, 0, meta(0, 1, pid as u64), 0);
+        }
+        assert_eq!(p.len(), 199, "one hundredth (2) forgotten to make room");
+        assert_eq!(p.check(0, 0, 1, 1), Ok(Check::Append), "0 was forgotten");
+        assert!(matches!(p.check(5, 0, 0, 0), Ok(Check::Duplicate(_))));
     }
 }

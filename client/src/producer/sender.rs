@@ -134,8 +134,7 @@ fn never_appended(e: &Error) -> bool {
 }
 
 fn next_seq(seq: i32, records: u32) -> i32 {
-    // Sequences wrap at i32::MAX, as Kafka's do.
-    ((i64::from(seq) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
+    strata_proto::sequence::add(seq, i64::from(records))
 }
 
 impl Sequence {
