@@ -279,9 +279,13 @@ impl Producers {
                 },
             );
         }
-        let mut state = Self::default();
-        state.map = map;
-        Ok((offset, state))
+        Ok((
+            offset,
+            Self {
+                map,
+                ..Self::default()
+            },
+        ))
     }
 }
 
