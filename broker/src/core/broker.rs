@@ -148,6 +148,49 @@ fn topics_dir(data: &Path) -> PathBuf {
     data.join("topics")
 }
 
+/// One partition to open at startup.
+#[derive(Debug)]
+struct PartitionPlan {
+    topic: Arc<str>,
+    id: u32,
+    dir: PathBuf,
+    config: crate::storage::LogConfig,
+    /// Why it cannot be opened, found before trying.
+    missing: Option<String>,
+}
+
+impl PartitionPlan {
+    fn open(&self) -> Partition {
+        match &self.missing {
+            Some(reason) => Partition::failed(self.topic.clone(), self.id, reason.clone()),
+            None => Partition::open(self.topic.clone(), self.id, &self.dir, self.config.clone()),
+        }
+    }
+}
+
+/// Opens every planned partition on up to `threads` threads; the result
+/// is in the order of `plans`. A partition that fails keeps its reason
+/// (`Partition::failed`), so one bad partition never stops the others.
+fn open_partitions(plans: Vec<PartitionPlan>, threads: usize) -> Vec<Partition> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<std::sync::OnceLock<Partition>> =
+        plans.iter().map(|_| std::sync::OnceLock::new()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(plans.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(plan) = plans.get(i) else { break };
+                    let _ = done[i].set(plan.open());
+                }
+            });
+        }
+    });
+    done.into_iter()
+        .map(|p| p.into_inner().expect("every planned partition was opened"))
+        .collect()
+}
+
 fn sync_dir(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     Ok(checkpoint::sync_dir(fs, dir)?)
 }
@@ -202,7 +245,6 @@ impl Broker {
         remove_children(fs, &data.join("staging"))?;
         remove_children(fs, &data.join("trash"))?;
 
-        let mut topics = BTreeMap::new();
         let dir = topics_dir(data);
         let names: Vec<String> = fs
             .list(&dir)
@@ -211,9 +253,28 @@ impl Broker {
             .filter(|e| e.is_dir)
             .map(|e| e.name)
             .collect();
+        // Every topic's metadata first, then every partition of every
+        // topic recovered side by side: recovery waits on the disk.
+        let mut planned = Vec::with_capacity(names.len());
         for name in names {
-            let topic = Self::load_topic(&options, &name)?;
-            topics.insert(name, Arc::new(topic));
+            planned.push(Self::load_topic(&options, &name)?);
+        }
+        let plans: Vec<PartitionPlan> = planned
+            .iter_mut()
+            .flat_map(|(_, plans)| std::mem::take(plans))
+            .collect();
+        let threads = options.limits.recovery_threads.max(1) as usize;
+        let mut opened = open_partitions(plans, threads).into_iter();
+        let mut topics = BTreeMap::new();
+        for (topic, count) in planned.into_iter().map(|(t, _)| {
+            let n = t.state.lock().expect("topic lock").meta.partitions;
+            let n = if t.damaged.is_some() { 0 } else { n };
+            (t, n)
+        }) {
+            let parts: Vec<Arc<Partition>> =
+                opened.by_ref().take(count as usize).map(Arc::new).collect();
+            *topic.partitions.write().expect("partitions lock") = parts;
+            topics.insert(topic.name.to_string(), Arc::new(topic));
         }
         let next_id = match checkpoint::read(fs, data, checkpoint::Kind::ProducerIdBlock)? {
             checkpoint::Read::Value(v) => v as i64,
@@ -240,7 +301,10 @@ impl Broker {
         })
     }
 
-    fn load_topic(options: &BrokerOptions, name: &str) -> Result<Topic> {
+    /// Reads a topic's metadata and plans the opening of its partitions
+    /// (removing those of an interrupted grow); the topic comes back with
+    /// no partitions yet.
+    fn load_topic(options: &BrokerOptions, name: &str) -> Result<(Topic, Vec<PartitionPlan>)> {
         let dir = topics_dir(&options.data_dir).join(name);
         let name: Arc<str> = name.into();
         let fs = &*options.fs;
@@ -265,7 +329,7 @@ impl Broker {
                 )
             }
         };
-        let mut partitions = Vec::new();
+        let mut plans = Vec::new();
         if damaged.is_none() {
             // Partition directories past the count are an interrupted grow.
             for e in fs
@@ -281,26 +345,25 @@ impl Broker {
                 }
             }
             for id in 0..meta.partitions {
-                let pdir = dir.join(id.to_string());
-                let partition = if fs.is_dir(&pdir) {
-                    Partition::open(name.clone(), id, &pdir, config.log_config(&options.fs))
-                } else {
-                    Partition::failed(
-                        name.clone(),
-                        id,
-                        format!("directory {} is missing", pdir.display()),
-                    )
-                };
-                partitions.push(Arc::new(partition));
+                let dir = dir.join(id.to_string());
+                let present = fs.is_dir(&dir);
+                plans.push(PartitionPlan {
+                    topic: name.clone(),
+                    id,
+                    config: config.log_config(&options.fs),
+                    missing: (!present).then(|| format!("directory {} is missing", dir.display())),
+                    dir,
+                });
             }
         }
-        Ok(Topic {
+        let topic = Topic {
             name,
             dir,
             state: Mutex::new(TopicState { meta, config }),
-            partitions: RwLock::new(partitions),
+            partitions: RwLock::new(Vec::new()),
             damaged,
-        })
+        };
+        Ok((topic, plans))
     }
 
     /// The options the broker runs with.

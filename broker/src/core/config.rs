@@ -145,6 +145,12 @@ pub struct Limits {
     pub appends_in_flight_max: u32,
     /// Bytes of key map one compaction pass may hold.
     pub compaction_map_bytes_max: u64,
+    /// Partitions one fetch may name (each costs a read per long-poll round).
+    pub fetch_partitions_max: u32,
+    /// Threads that open (and recover) partitions at startup, as Kafka's
+    /// `num.recovery.threads.per.data.dir`: recovery is mostly waiting on
+    /// the disk, so partitions recover side by side.
+    pub recovery_threads: u32,
 }
 
 /// Blocking threads kept for everything but appends (reads, group
@@ -170,6 +176,8 @@ impl Default for Limits {
             subscription_buffer_messages: 4,
             appends_in_flight_max: 384,
             compaction_map_bytes_max: 64 << 20,
+            recovery_threads: 8,
+            fetch_partitions_max: 10_000,
         }
     }
 }

@@ -153,6 +153,12 @@ pub struct Args {
     /// Appends running or waiting for a blocking thread at once.
     #[arg(long, env = "STRATA_APPENDS_IN_FLIGHT_MAX", default_value_t = Limits::default().appends_in_flight_max)]
     pub appends_in_flight_max: u32,
+    /// Partitions one fetch may name.
+    #[arg(long, env = "STRATA_FETCH_PARTITIONS_MAX", default_value_t = Limits::default().fetch_partitions_max)]
+    pub fetch_partitions_max: u32,
+    /// Threads that open and recover partitions at startup.
+    #[arg(long, env = "STRATA_RECOVERY_THREADS", default_value_t = Limits::default().recovery_threads)]
+    pub recovery_threads: u32,
     /// Topics on the broker.
     #[arg(long, env = "STRATA_TOPICS_MAX", default_value_t = Limits::default().topics_max)]
     pub topics_max: u32,
@@ -321,6 +327,8 @@ impl Args {
                 subscription_buffer_messages: self.subscription_buffer_messages.max(1),
                 appends_in_flight_max: self.appends_in_flight_max.max(1),
                 compaction_map_bytes_max: self.compaction_map_bytes_max.max(1024),
+                recovery_threads: self.recovery_threads.clamp(1, 256),
+                fetch_partitions_max: self.fetch_partitions_max.max(1),
             },
             fs: crate::storage::vfs::real(),
         }

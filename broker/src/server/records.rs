@@ -57,6 +57,43 @@ impl RecordsService {
     }
 }
 
+/// Refuses a fetch that names more partitions than `fetch_partitions_max`,
+/// or one partition twice: each listed partition costs a read per round of
+/// the long-poll, so the list's length is the request's real size.
+fn check_fetch_targets(req: &v1::FetchRequest, max: u32) -> Result<(), BrokerError> {
+    let count: usize = req.topics.iter().map(|t| t.partitions.len()).sum();
+    if count as u64 > u64::from(max) {
+        return Err(BrokerError::LimitExceeded {
+            limit: "fetch_partitions_max",
+            max: max.into(),
+            what: format!("{count} partitions in one fetch"),
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    for t in &req.topics {
+        for p in &t.partitions {
+            if !seen.insert((t.topic.as_str(), p.partition)) {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "{}/{} is listed twice in one fetch",
+                    t.topic, p.partition
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`consumed`] on a blocking thread: decoding a large answer into records
+/// is CPU work that must not hold up the async workers.
+async fn consumed_blocking(
+    batches: Bytes,
+    from: u64,
+) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
+    tokio::task::spawn_blocking(move || consumed(&batches, from))
+        .await
+        .map_err(|e| BrokerError::Internal(format!("decode task: {e}")))?
+}
+
 fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
     let mut out = Vec::new();
     for batch in Batch::decode_all(batches.clone())
@@ -177,8 +214,11 @@ impl Records for RecordsService {
             0 => limits.fetch_bytes_max,
             n => n.min(limits.fetch_bytes_max),
         } as usize;
+        // Never wait for more than the answer may hold.
+        let min_bytes = (req.min_bytes as usize).min(max_bytes);
         let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(limits.fetch_wait_ms_max)));
         let deadline = tokio::time::Instant::now() + wait;
+        check_fetch_targets(&req, limits.fetch_partitions_max).map_err(to_status)?;
         // Each target's partition, or the error to answer for it on every
         // round of the long-poll (already in its wire form, so cloneable).
         let targets: Vec<(
@@ -251,7 +291,7 @@ impl Records for RecordsService {
                             batches.clone(),
                         ));
                         if req.decode {
-                            match consumed(&batches, fp.offset as u64) {
+                            match consumed_blocking(batches, fp.offset as u64).await {
                                 Ok(records) => out.records = records,
                                 Err(e) => out.error = Some(to_error(&e)),
                             }
@@ -266,9 +306,7 @@ impl Records for RecordsService {
                 }
                 results.push((topic.clone(), out));
             }
-            let done = failed
-                || total >= req.min_bytes as usize
-                || tokio::time::Instant::now() >= deadline;
+            let done = failed || total >= min_bytes || tokio::time::Instant::now() >= deadline;
             if done || self.shutdown.is_cancelled() {
                 for (topic, bytes, from, batches) in sent {
                     let records = span(&batches, from).map_or(0, |(_, n)| n);
@@ -447,7 +485,7 @@ async fn stream_partitions(
                 ..Default::default()
             };
             if decode {
-                match consumed(&r.batches, *offset) {
+                match consumed_blocking(r.batches, *offset).await {
                     Ok(records) => msg.records = records,
                     Err(e) => {
                         let _ = tx.send(Err(to_status(e))).await;

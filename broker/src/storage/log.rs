@@ -365,7 +365,12 @@ impl Log {
                 seg.seal()?;
             }
         }
-        active.sync()?;
+        // (An empty active segment holds nothing to sync: a truncation to
+        // zero synced itself. This is what keeps a restart after a crash
+        // of thousands of empty partitions fast.)
+        if active.size() > 0 {
+            active.sync()?;
+        }
         let mut recovery_point = recovery_point;
         if active.base_offset() > recovery_point {
             checkpoint::write(&*fs, &dir, Kind::RecoveryPoint, active.base_offset())?;
