@@ -1,4 +1,4 @@
-//! The group coordinator's store on the simulated disk: the broker, its
+//! The group coordinator on the simulated disk: the broker, its
 //! topics and the groups log all live on a `SimFs`.
 //!
 //! - A commit the log refuses changes nothing that `fetch_offsets` sees.
@@ -173,4 +173,26 @@ fn check(groups: &Coordinator, history: &mut BTreeMap<(String, u32), History>, c
 fn durable_commits_survive_every_power_loss() {
     run_seeds(60, run);
     println!("simulated {} power losses", LOSSES.load(Ordering::Relaxed));
+}
+
+#[test]
+fn a_member_subscribing_past_member_topics_max_is_refused_by_name() {
+    use strata_broker::core::groups::HeartbeatRequest;
+    let fs = SimFs::new();
+    let settings = GroupSettings {
+        member_topics_max: 2,
+        ..GroupSettings::default()
+    };
+    let (broker, groups) = open(&fs, &settings);
+    for t in ["a", "b", "c"] {
+        broker.create_topic(t, 1, BTreeMap::new()).unwrap();
+    }
+    let join = |topics: &[&str]| HeartbeatRequest {
+        group: "g".into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        ..HeartbeatRequest::default()
+    };
+    let err = groups.heartbeat(join(&["a", "b", "c"])).unwrap_err();
+    assert!(err.to_string().contains("member_topics_max"), "{err}");
+    assert!(groups.heartbeat(join(&["a", "b"])).is_ok());
 }

@@ -218,6 +218,9 @@ pub struct Args {
     /// Bytes of metadata in one committed offset.
     #[arg(long, env = "STRATA_COMMIT_METADATA_BYTES_MAX", default_value_t = GroupSettings::default().commit_metadata_bytes_max)]
     pub commit_metadata_bytes_max: u32,
+    /// Topics one group member may subscribe to.
+    #[arg(long, env = "STRATA_MEMBER_TOPICS_MAX", default_value_t = GroupSettings::default().member_topics_max)]
+    pub member_topics_max: u32,
     /// Milliseconds between checks for members whose session ran out.
     #[arg(long, env = "STRATA_GROUP_CHECK_INTERVAL_MS", default_value_t = 100)]
     pub group_check_interval_ms: u64,
@@ -345,6 +348,7 @@ impl Args {
             groups_max: self.groups_max,
             group_members_max: self.group_members_max,
             commit_metadata_bytes_max: self.commit_metadata_bytes_max,
+            member_topics_max: self.member_topics_max.max(1),
         }
     }
 

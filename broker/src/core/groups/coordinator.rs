@@ -45,6 +45,9 @@ pub struct GroupSettings {
     pub group_members_max: u32,
     /// Bytes of metadata in one committed offset.
     pub commit_metadata_bytes_max: u32,
+    /// Topics one member may subscribe to: the coordinator's periodic
+    /// check walks every member's subscription under the groups lock.
+    pub member_topics_max: u32,
 }
 
 impl Default for GroupSettings {
@@ -58,6 +61,7 @@ impl Default for GroupSettings {
             groups_max: 10_000,
             group_members_max: 1_000,
             commit_metadata_bytes_max: 4_096,
+            member_topics_max: 1_000,
         }
     }
 }
@@ -273,6 +277,17 @@ impl Coordinator {
         } else {
             req.rebalance_timeout_ms
         };
+        if req.topics.len() > self.settings.member_topics_max as usize {
+            return Err(BrokerError::LimitExceeded {
+                limit: "member_topics_max",
+                max: self.settings.member_topics_max.into(),
+                what: format!(
+                    "a member of group {:?} subscribing to {} topics",
+                    req.group,
+                    req.topics.len()
+                ),
+            });
+        }
         let topics: BTreeSet<String> = req.topics.iter().cloned().collect();
         if req.epoch >= JOIN_EPOCH && topics.is_empty() {
             return Err(BrokerError::InvalidArgument(format!(
