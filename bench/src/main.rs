@@ -21,6 +21,7 @@ mod progress;
 mod publish;
 mod report;
 mod shape;
+mod soak;
 mod spawn;
 mod stats;
 mod workload;
@@ -53,13 +54,16 @@ enum Command {
     Log(log_append::Args),
     /// Produce pre-encoded batches to a broker over gRPC.
     GrpcProduce(grpc_produce::Args),
+    /// Crash soak: kill -9 the broker again and again under durable load,
+    /// then check every acknowledged record and committed offset.
+    Soak(soak::Args),
 }
 
 /// A client workload's plan, its arguments checked; `Err` for bad ones.
 fn plan(command: Command) -> anyhow::Result<Result<workload::Plan, Command>> {
     use workload::{Kind, Plan};
     Ok(Ok(match command {
-        c @ (Command::Log(_) | Command::GrpcProduce(_)) => return Ok(Err(c)),
+        c @ (Command::Log(_) | Command::GrpcProduce(_) | Command::Soak(_)) => return Ok(Err(c)),
         Command::Produce(a) => {
             a.check()?;
             Plan {
@@ -99,6 +103,9 @@ fn main() -> anyhow::Result<()> {
         Ok(plan) => plan,
         Err(Command::Log(args)) => return log_append::run(args),
         Err(Command::GrpcProduce(args)) => return grpc_produce::run(args),
+        Err(Command::Soak(args)) => {
+            return tokio::runtime::Runtime::new()?.block_on(soak::run(args));
+        }
         Err(_) => unreachable!("client workloads have plans"),
     };
     let report = workload::run(plan)?;

@@ -26,25 +26,30 @@ impl Drop for Spawned {
 /// Starts `strata-broker` from beside this executable on a temporary data
 /// directory in `dir`; returns it and its URL.
 pub fn spawn_broker(dir: &std::path::Path) -> anyhow::Result<(Spawned, String)> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?.with_file_name("strata-broker");
-    if !exe.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p strata-broker)",
-            exe.display()
-        );
-    }
+    let exe = broker_exe()?;
     let tmp = tempfile::Builder::new()
         .prefix("strata-bench-broker-")
         .tempdir_in(dir)?;
+    let (child, url) = start_broker(&exe, tmp.path(), "127.0.0.1:0")?;
+    Ok((Spawned { child, _dir: tmp }, url))
+}
+
+/// Starts the broker `exe` on `data_dir`, listening on `listen`, and waits
+/// until it says where it listens; returns the child and its URL.
+pub fn start_broker(
+    exe: &std::path::Path,
+    data_dir: &std::path::Path,
+    listen: &str,
+) -> anyhow::Result<(Child, String)> {
+    use std::io::BufRead;
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(&exe)
+    let mut child = Command::new(exe)
         // Its own process group: a Ctrl-C at the terminal stops the bench
         // (which then reports), not the broker under it.
         .process_group(0)
         .arg("--data-dir")
-        .arg(tmp.path())
-        .args(["--listen", "127.0.0.1:0", "--no-metrics"])
+        .arg(data_dir)
+        .args(["--listen", listen, "--no-metrics"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -58,9 +63,21 @@ pub fn spawn_broker(dir: &std::path::Path) -> anyhow::Result<(Spawned, String)> 
                     break a.to_string();
                 }
             }
-            _ => bail!("the spawned broker exited before listening"),
+            _ => bail!("the broker exited before listening"),
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok((Spawned { child, _dir: tmp }, format!("http://{addr}")))
+    Ok((child, format!("http://{addr}")))
+}
+
+/// `strata-broker` beside this executable.
+pub fn broker_exe() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name("strata-broker");
+    if !exe.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p strata-broker)",
+            exe.display()
+        );
+    }
+    Ok(exe)
 }

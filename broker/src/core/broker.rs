@@ -517,6 +517,14 @@ impl Broker {
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let _admin = self.admin.lock().expect("admin lock");
         let topic = self.topic(name)?;
+        // Threads may still hold this topic's logs (appends in flight,
+        // subscriptions, background seals): make them write nothing more,
+        // or they would write into a new topic of the same name.
+        for p in topic.partitions() {
+            if let Ok(log) = p.log() {
+                log.retire();
+            }
+        }
         let data = &self.options.data_dir;
         let fs = &*self.options.fs;
         let nanos = std::time::SystemTime::now()
@@ -774,5 +782,36 @@ mod tests {
         assert!(matches!(err, BrokerError::PartitionFailed { .. }), "{err}");
         assert!(err.to_string().contains("topic.meta"), "{err}");
         assert!(b.partition("b", 0).is_ok());
+    }
+
+    #[test]
+    fn a_deleted_topics_log_writes_nothing_into_a_new_topic_of_its_name() {
+        let fs = crate::storage::SimFs::new();
+        let options = BrokerOptions {
+            fs: Arc::new(fs.clone()),
+            ..options(Path::new("/data"))
+        };
+        let b = Broker::open(options).unwrap();
+        b.create_topic("t", 1, BTreeMap::new()).unwrap();
+        // A thread that still holds the old partition's log.
+        let old = b.partition("t", 0).unwrap().log().unwrap().clone();
+        let mut builder = strata_proto::BatchBuilder::new();
+        builder.push(0, None, Some(b"v"), &[]);
+        let batch = builder.finish().to_vec();
+        old.append(&batch).unwrap();
+        b.delete_topic("t").unwrap();
+        b.create_topic("t", 1, BTreeMap::new()).unwrap();
+        let err = old.append(&batch).unwrap_err();
+        assert!(matches!(err, StorageError::Closed(_)), "{err}");
+        assert!(old.close().is_err(), "a retired log writes no checkpoints");
+        let new = b.partition("t", 0).unwrap();
+        assert_eq!(new.log().unwrap().log_end().0, 0, "the new topic is empty");
+        let files = fs.list(Path::new("/data/topics/t/0")).unwrap();
+        assert!(
+            files
+                .iter()
+                .all(|f| !f.name.starts_with("producer") && !f.name.contains("clean")),
+            "{files:?}"
+        );
     }
 }

@@ -1137,6 +1137,22 @@ impl Log {
         }
     }
 
+    /// Retires a log whose directory is about to go (its topic is being
+    /// deleted): from now on nothing writes through this `Log`. Appends,
+    /// rolls, retention, compaction and closes are refused as on a closed
+    /// log, and a background seal still running is waited for, so no
+    /// segment, snapshot or checkpoint of the old log can land in a
+    /// directory a new topic of the same name gets. Readers go on reading
+    /// their open files.
+    pub fn retire(&self) {
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
+        let mut w = self.writer.lock().expect("writer lock");
+        w.closed = true;
+        drop(w);
+        // A failed seal poisons and ends the wait: nothing more is written.
+        let _ = self.wait_for_seals();
+    }
+
     /// Closes the log cleanly: fsyncs, trims the active segment's indexes,
     /// and writes the clean-shutdown marker, so the next open need not scan.
     pub fn close(&self) -> Result<()> {

@@ -300,6 +300,17 @@ impl Sim {
         }
     }
 
+    /// The directory holding `path`, its name there, and what it names.
+    fn entry(&self, path: &Path) -> io::Result<(u64, String, u64)> {
+        let (dir, name) = self.parent(path)?;
+        let id = *self
+            .dir(dir)
+            .entries
+            .get(&name)
+            .ok_or(io::ErrorKind::NotFound)?;
+        Ok((dir, name, id))
+    }
+
     fn add(&mut self, node: Node) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -496,6 +507,21 @@ impl SimFs {
         }
     }
 
+    /// Removes a file (`dir` false) or a directory and all in it.
+    fn remove(&self, path: &Path, dir: bool) -> io::Result<()> {
+        let mut s = self.lock_sim();
+        s.tick()?;
+        let (parent, name, id) = s.entry(path)?;
+        match (matches!(s.nodes[&id], Node::Dir(_)), dir) {
+            (true, false) => Err(io::ErrorKind::IsADirectory.into()),
+            (false, true) => Err(io::ErrorKind::NotADirectory.into()),
+            _ => {
+                s.remove_entry(parent, &name);
+                Ok(())
+            }
+        }
+    }
+
     fn lock_sim(&self) -> MutexGuard<'_, Sim> {
         // A panicking test thread must not hide the disk from the others.
         self.sim.lock().unwrap_or_else(|p| p.into_inner())
@@ -684,12 +710,7 @@ impl Vfs for SimFs {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock_sim();
         s.tick()?;
-        let (fdir, fname) = s.parent(from)?;
-        let id = *s
-            .dir(fdir)
-            .entries
-            .get(&fname)
-            .ok_or(io::ErrorKind::NotFound)?;
+        let (fdir, fname, id) = s.entry(from)?;
         let (tdir, tname) = s.parent(to)?;
         if let Some(&old) = s.dir(tdir).entries.get(&tname) {
             if matches!(s.nodes[&old], Node::Dir(_)) {
@@ -708,19 +729,7 @@ impl Vfs for SimFs {
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut s = self.lock_sim();
-        s.tick()?;
-        let (dir, name) = s.parent(path)?;
-        let id = *s
-            .dir(dir)
-            .entries
-            .get(&name)
-            .ok_or(io::ErrorKind::NotFound)?;
-        if matches!(s.nodes[&id], Node::Dir(_)) {
-            return Err(io::ErrorKind::IsADirectory.into());
-        }
-        s.remove_entry(dir, &name);
-        Ok(())
+        self.remove(path, false)
     }
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock_sim();
@@ -735,19 +744,7 @@ impl Vfs for SimFs {
         Ok(())
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        let mut s = self.lock_sim();
-        s.tick()?;
-        let (dir, name) = s.parent(path)?;
-        let id = *s
-            .dir(dir)
-            .entries
-            .get(&name)
-            .ok_or(io::ErrorKind::NotFound)?;
-        if !matches!(s.nodes[&id], Node::Dir(_)) {
-            return Err(io::ErrorKind::NotADirectory.into());
-        }
-        s.remove_entry(dir, &name);
-        Ok(())
+        self.remove(path, true)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
         let s = self.lock_sim();
