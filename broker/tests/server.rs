@@ -862,7 +862,8 @@ async fn acknowledged_durable_records_survive_kill_9() {
 async fn a_corrupt_partition_is_data_loss_and_the_others_keep_serving() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut b = BrokerProcess::start_in(&data, &[]);
+    // Small segments (below the default floor) so that the log has several.
+    let mut b = BrokerProcess::start_in(&data, &["--segment-bytes-min", "1024"]);
     let mut admin = b.admin().await;
     create_topic(&mut admin, "c", 2, &[("segment.bytes", "16384")]).await;
     let mut rec = b.records().await;
@@ -1019,7 +1020,7 @@ async fn settings_come_from_flags_then_environment_then_the_toml_file() {
     let file = dir.path().join("strata.toml");
     std::fs::write(
         &file,
-        "default-partitions = 3\nsegment_bytes = 4096\nretention-ms = 1000\n",
+        "default-partitions = 3\nsegment_bytes = 4096\nsegment-bytes-min = 1024\nretention-ms = 1000\n",
     )
     .unwrap();
     // The file sets three; the environment overrides one; a flag another.

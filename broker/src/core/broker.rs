@@ -309,7 +309,7 @@ impl Broker {
         let name: Arc<str> = name.into();
         let fs = &*options.fs;
         let (meta, config, damaged) = match TopicMeta::read(fs, &dir)? {
-            Ok(meta) => match TopicConfig::resolve(&options.defaults, &meta.overrides) {
+            Ok(meta) => match TopicConfig::resolve_stored(&options.defaults, &meta.overrides) {
                 Ok(config) => (meta, config, None),
                 Err(e) => {
                     let config = TopicConfig::from_defaults(&options.defaults);
@@ -559,15 +559,20 @@ impl Broker {
         let _admin = self.admin.lock().expect("admin lock");
         let topic = self.topic(name)?;
         let mut meta = topic.state.lock().expect("topic lock").meta.clone();
+        let mut set_now = BTreeMap::new();
         for (k, v) in changes {
             if v.is_empty() {
                 super::config::check_key(&k)?;
                 meta.overrides.remove(&k);
             } else {
+                set_now.insert(k.clone(), v.clone());
                 meta.overrides.insert(k, v);
             }
         }
-        let config = TopicConfig::resolve(&self.options.defaults, &meta.overrides)?;
+        // The new values meet today's floors; the ones kept are read as
+        // at startup (a floor raised since does not block other changes).
+        TopicConfig::resolve(&self.options.defaults, &set_now)?;
+        let config = TopicConfig::resolve_stored(&self.options.defaults, &meta.overrides)?;
         meta.write(&*self.options.fs, &topic.dir)?;
         for p in topic.partitions() {
             p.set_config(config.log_config(&self.options.fs))?;

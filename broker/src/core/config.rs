@@ -108,14 +108,37 @@ impl DurabilityKind {
     }
 }
 
+/// The default floor of `segment.bytes` (Kafka 4.0's): smaller segments
+/// multiply files, descriptors and mappings for nothing.
+pub const SEGMENT_BYTES_MIN: u64 = 1 << 20;
+/// The default floor of `segment.ms`: a partition rolls at most once a
+/// minute on age alone.
+pub const SEGMENT_MS_MIN: u64 = 60_000;
+
 /// The broker-wide defaults: the partition count of a topic created
-/// without one, and the value of every config key a topic does not set.
-#[derive(Debug, Clone, Default)]
+/// without one, the value of every config key a topic does not set, and
+/// the floors under the segment keys.
+#[derive(Debug, Clone)]
 pub struct TopicDefaults {
     /// Partitions of a topic created without a count.
     pub partitions: u32,
     /// Every config key's default.
     pub config: TopicConfig,
+    /// The smallest `segment.bytes` a topic (or the default) may have.
+    pub segment_bytes_min: u64,
+    /// The smallest `segment.ms` a topic (or the default) may have.
+    pub segment_ms_min: u64,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Self {
+            partitions: 0,
+            config: TopicConfig::default(),
+            segment_bytes_min: SEGMENT_BYTES_MIN,
+            segment_ms_min: SEGMENT_MS_MIN,
+        }
+    }
 }
 
 /// The broker's bounds on requests and resources. Each name appears in the
@@ -307,25 +330,75 @@ impl TopicConfig {
     /// Resolves `overrides` over `defaults`, checking every key and value.
     pub fn resolve(defaults: &TopicDefaults, overrides: &BTreeMap<String, String>) -> Result<Self> {
         let mut c = Self::from_defaults(defaults);
+        // The defaults themselves stand on the floors too.
+        c.set("segment.bytes", &c.segment_bytes.to_string(), defaults)?;
+        c.set("segment.ms", &c.segment_ms.to_string(), defaults)?;
         for (k, v) in overrides {
-            c.set(k, v)?;
+            c.set(k, v, defaults)?;
         }
         Ok(c)
     }
 
-    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+    /// Resolves a topic's stored overrides at startup. A stored segment
+    /// value below the floor (the floor was raised since) is raised to it
+    /// with a warning rather than making the topic unavailable: bigger
+    /// segments than asked for lose nothing.
+    pub fn resolve_stored(
+        defaults: &TopicDefaults,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let lenient = TopicDefaults {
+            segment_bytes_min: 0,
+            segment_ms_min: 0,
+            ..defaults.clone()
+        };
+        let mut c = Self::resolve(&lenient, overrides)?;
+        if c.segment_bytes < defaults.segment_bytes_min || c.segment_ms < defaults.segment_ms_min {
+            tracing::warn!(
+                segment_bytes = c.segment_bytes,
+                segment_ms = c.segment_ms,
+                segment_bytes_min = defaults.segment_bytes_min,
+                segment_ms_min = defaults.segment_ms_min,
+                "a topic's stored segment setting is below the broker's floor; the floor applies"
+            );
+            c.segment_bytes = c.segment_bytes.max(defaults.segment_bytes_min);
+            c.segment_ms = c.segment_ms.max(defaults.segment_ms_min);
+        }
+        Ok(c)
+    }
+
+    fn set(&mut self, key: &str, value: &str, d: &TopicDefaults) -> Result<()> {
+        let floor = |v: u64, min: u64, name: &str, flag: &str| {
+            if v < min {
+                return Err(invalid(
+                    key,
+                    value,
+                    format!("is below {name} ({min}), the broker's floor (set with {flag})"),
+                ));
+            }
+            Ok(v)
+        };
         match key {
             "retention.ms" => self.retention_ms = int(key, value, -1, i64::MAX)?,
             "retention.bytes" => self.retention_bytes = int(key, value, -1, i64::MAX)?,
             "segment.bytes" => {
-                self.segment_bytes = int(
+                let v = int(
                     key,
                     value,
                     1024,
                     crate::storage::config::SEGMENT_BYTES_CEILING,
-                )?
+                )?;
+                self.segment_bytes = floor(
+                    v,
+                    d.segment_bytes_min,
+                    "segment_bytes_min",
+                    "--segment-bytes-min",
+                )?;
             }
-            "segment.ms" => self.segment_ms = int(key, value, 1, u64::MAX / 2)?,
+            "segment.ms" => {
+                let v = int(key, value, 1, u64::MAX / 2)?;
+                self.segment_ms = floor(v, d.segment_ms_min, "segment_ms_min", "--segment-ms-min")?;
+            }
             "max.message.bytes" => self.max_message_bytes = int(key, value, 1024, 1 << 30)?,
             "message.timestamp.type" => {
                 self.timestamp_type = match value {
@@ -363,7 +436,7 @@ impl TopicConfig {
 
     /// Checks one override without applying it (for requests).
     pub fn check_override(key: &str, value: &str) -> Result<()> {
-        Self::default().set(key, value)
+        Self::default().set(key, value, &TopicDefaults::default())
     }
 
     /// Every key with its effective value.
@@ -437,6 +510,21 @@ mod tests {
         assert!(err.to_string().contains("retention.ms"), "{err}");
         let err = TopicConfig::check_override("segment.bytes", "10").unwrap_err();
         assert!(err.to_string().contains("between 1024"), "{err}");
+        let err = TopicConfig::check_override("segment.bytes", "4096").unwrap_err();
+        assert!(err.to_string().contains("segment_bytes_min"), "{err}");
+        let err = TopicConfig::check_override("segment.ms", "1").unwrap_err();
+        assert!(err.to_string().contains("segment_ms_min"), "{err}");
+        let low = TopicDefaults {
+            segment_bytes_min: 1024,
+            ..TopicDefaults::default()
+        };
+        let mut o = BTreeMap::new();
+        o.insert("segment.bytes".to_string(), "4096".to_string());
+        assert_eq!(TopicConfig::resolve(&low, &o).unwrap().segment_bytes, 4096);
+        // Stored before the floor was raised: the topic stays available,
+        // at the floor.
+        let stored = TopicConfig::resolve_stored(&TopicDefaults::default(), &o).unwrap();
+        assert_eq!(stored.segment_bytes, SEGMENT_BYTES_MIN);
         let err = TopicConfig::check_override("colour", "blue").unwrap_err();
         assert!(err.to_string().contains("known keys"), "{err}");
         o.insert("max.message.bytes".into(), "1".into());

@@ -90,6 +90,12 @@ pub struct Args {
     /// Default segment.ms.
     #[arg(long, env = "STRATA_SEGMENT_MS", default_value_t = TopicConfig::default().segment_ms)]
     pub segment_ms: u64,
+    /// The smallest segment.bytes a topic may set.
+    #[arg(long, env = "STRATA_SEGMENT_BYTES_MIN", default_value_t = crate::core::config::SEGMENT_BYTES_MIN)]
+    pub segment_bytes_min: u64,
+    /// The smallest segment.ms a topic may set.
+    #[arg(long, env = "STRATA_SEGMENT_MS_MIN", default_value_t = crate::core::config::SEGMENT_MS_MIN)]
+    pub segment_ms_min: u64,
     /// Default max.message.bytes: the largest record batch accepted.
     #[arg(long, env = "STRATA_MAX_MESSAGE_BYTES", default_value_t = TopicConfig::default().max_message_bytes)]
     pub max_message_bytes: u32,
@@ -319,6 +325,8 @@ impl Args {
                     delete_retention_ms: self.delete_retention_ms,
                     min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
                 },
+                segment_bytes_min: self.segment_bytes_min,
+                segment_ms_min: self.segment_ms_min,
             },
             limits: Limits {
                 topics_max: self.topics_max,
