@@ -132,6 +132,9 @@ fn encode_records(list: v1::RecordList) -> Result<Bytes, BrokerError> {
     Ok(b.finish())
 }
 
+/// A topic and partition of a request.
+type PartitionKey = (String, u32);
+
 fn prepare(broker: &Broker, req: v1::ProduceRequest) -> Result<Prepared, BrokerError> {
     let acks = parse_acks(req.acks)?;
     let mut shape = Vec::with_capacity(req.topics.len());
@@ -267,20 +270,37 @@ impl Producing {
             targets,
         } = prepare(&self.broker, req).map_err(to_status)?;
         let slots = self.broker.append_slots();
-        let appends = targets.into_iter().map(|t| async move {
-            let result = match t.batch {
-                Err(e) => Err(e),
-                Ok((part, batch)) => {
-                    let r = part.append(batch.clone(), acks, slots).await;
-                    if let Ok(info) = &r {
-                        count_produced(&t.topic, &batch, info);
+        // Batches for one partition are appended one after another, in
+        // request order (so they get offsets in that order); different
+        // partitions at once.
+        let mut by_partition: Vec<(PartitionKey, Vec<(usize, Target)>)> = Vec::new();
+        for (i, t) in targets.into_iter().enumerate() {
+            let key = (t.topic.clone(), t.partition);
+            match by_partition.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, list)) => list.push((i, t)),
+                None => by_partition.push((key, vec![(i, t)])),
+            }
+        }
+        let groups = by_partition.into_iter().map(|(_, list)| async move {
+            let mut out = Vec::with_capacity(list.len());
+            for (i, t) in list {
+                let result = match t.batch {
+                    Err(e) => Err(e),
+                    Ok((part, batch)) => {
+                        let r = part.append(batch.clone(), acks, slots).await;
+                        if let Ok(info) = &r {
+                            count_produced(&t.topic, &batch, info);
+                        }
+                        r
                     }
-                    r
-                }
-            };
-            (t.partition, result)
+                };
+                out.push((i, (t.partition, result)));
+            }
+            out
         });
-        let results = join_all(appends).await;
+        let mut indexed: Vec<_> = join_all(groups).await.into_iter().flatten().collect();
+        indexed.sort_by_key(|(i, _)| *i);
+        let results = indexed.into_iter().map(|(_, r)| r).collect();
         if self.lose.hit() {
             return Err(LoseHook::lost());
         }
