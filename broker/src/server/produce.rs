@@ -273,15 +273,19 @@ impl Producing {
         // Batches for one partition are appended one after another, in
         // request order (so they get offsets in that order); different
         // partitions at once.
-        let mut by_partition: Vec<(PartitionKey, Vec<(usize, Target)>)> = Vec::new();
+        // (A map, not a scan: a request may name thousands of partitions.)
+        let mut group_of: std::collections::HashMap<PartitionKey, usize> =
+            std::collections::HashMap::new();
+        let mut by_partition: Vec<Vec<(usize, Target)>> = Vec::new();
         for (i, t) in targets.into_iter().enumerate() {
             let key = (t.topic.clone(), t.partition);
-            match by_partition.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, list)) => list.push((i, t)),
-                None => by_partition.push((key, vec![(i, t)])),
-            }
+            let g = *group_of.entry(key).or_insert_with(|| {
+                by_partition.push(Vec::new());
+                by_partition.len() - 1
+            });
+            by_partition[g].push((i, t));
         }
-        let groups = by_partition.into_iter().map(|(_, list)| async move {
+        let groups = by_partition.into_iter().map(|list| async move {
             let mut out = Vec::with_capacity(list.len());
             for (i, t) in list {
                 let result = match t.batch {
