@@ -1,12 +1,16 @@
 //! The group coordinator on the simulated disk: the broker, its
 //! topics and the groups log all live on a `SimFs`.
 //!
-//! - A commit the log refuses changes nothing that `fetch_offsets` sees.
+//! - A commit, heartbeat or expiry the log refuses changes nothing in
+//!   memory.
 //! - A seeded model test: durable and non-durable commits of several
 //!   groups, with power losses at random operations; after each, a fresh
 //!   broker and coordinator open what survived, and every partition's
 //!   committed offset is one that was committed, never older than the last
 //!   commit acknowledged as durable.
+//!
+//!
+//! Membership under power loss is `membership_power_loss.rs`.
 //!
 //! Rerun a failing seed with `STRATA_PROP_SEED=N cargo test -p
 //! strata-broker --test groups_power_loss`; `STRATA_PROP_CASES` sets how

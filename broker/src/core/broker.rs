@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Semaphore;
@@ -134,6 +135,10 @@ pub struct Broker {
     /// Serialises admin operations (create, delete, alter, grow); they are
     /// rare, and one at a time keeps their crash reasoning simple.
     admin: Mutex<()>,
+    /// Moves whenever a topic is created, deleted or grown: readers of
+    /// partition counts (the groups) reread them only when it moved.
+    /// Starts at 1, so state restored with generation 0 rereads at once.
+    topology_generation: AtomicU64,
     appends: Arc<Semaphore>,
     /// Producer ids: the next to hand out, and the end of the block whose
     /// end is persisted (so ids are never reused across restarts, at the
@@ -296,6 +301,7 @@ impl Broker {
             )),
             options,
             topics: RwLock::new(topics),
+            topology_generation: AtomicU64::new(1),
             admin: Mutex::new(()),
             _lock: lock,
         })
@@ -423,6 +429,15 @@ impl Broker {
         Ok(())
     }
 
+    /// The topology generation (see the field).
+    pub fn topology_generation(&self) -> u64 {
+        self.topology_generation.load(Ordering::Acquire)
+    }
+
+    fn topology_changed(&self) {
+        self.topology_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Creates a topic (`partitions` 0 means the default count).
     pub fn create_topic(
         &self,
@@ -509,6 +524,7 @@ impl Broker {
             .write()
             .expect("topics lock")
             .insert(name.into(), topic.clone());
+        self.topology_changed();
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -542,6 +558,7 @@ impl Broker {
             .map_err(BrokerError::io(&topic.dir, "move topic to trash"))?;
         sync_dir(fs, &topics_dir(data))?;
         self.topics.write().expect("topics lock").remove(name);
+        self.topology_changed();
         // Requests in flight keep their open files; they finish on unlinked
         // data and nothing new can find the topic.
         fs.remove_dir_all(&trash)
@@ -618,6 +635,7 @@ impl Broker {
             .write()
             .expect("partitions lock")
             .extend(added);
+        self.topology_changed();
         tracing::info!(topic = name, from = old, to = count, "added partitions");
         Ok(topic)
     }

@@ -131,27 +131,26 @@ impl Groups for GroupsService {
         let name = req.into_inner().group;
         let (g, infos) = blocking(&self.coordinator, move |c| c.describe(&name)).await?;
         let members = g
-            .members
-            .values()
+            .members()
             .map(|m| v1::MemberDescription {
-                member_id: m.id.clone(),
-                instance_id: m.instance_id.clone().unwrap_or_default(),
-                client_id: m.client_id.clone(),
-                host: m.host.clone(),
-                member_epoch: m.epoch,
-                topics: m.topics.iter().cloned().collect(),
-                assignment: by_topic(&m.assigned),
-                revoking: by_topic(&m.revoking),
-                target: g.target.get(&m.id).map(by_topic).unwrap_or_default(),
-                session_timeout_ms: m.session_timeout_ms,
+                member_id: m.id().to_string(),
+                instance_id: m.instance_id().unwrap_or_default().to_string(),
+                client_id: m.client_id().to_string(),
+                host: m.host().to_string(),
+                member_epoch: m.epoch(),
+                topics: m.topics().iter().cloned().collect(),
+                assignment: by_topic(m.assigned()),
+                revoking: by_topic(m.revoking()),
+                target: g.target_of(m.id()).map(by_topic).unwrap_or_default(),
+                session_timeout_ms: m.session_timeout_ms(),
             })
             .collect();
         Ok(Response::new(v1::DescribeGroupResponse {
             group: Some(v1::GroupDescription {
-                group: g.id.clone(),
+                group: g.id().to_string(),
                 state: g.state().into(),
-                epoch: g.epoch,
-                assignor: g.assignor.as_str().into(),
+                epoch: g.epoch(),
+                assignor: g.assignor().as_str().into(),
                 members,
                 offsets: infos.iter().map(offset).collect(),
             }),

@@ -1,29 +1,43 @@
 //! The group coordinator: every group's state in memory behind one lock,
 //! written through to the internal log (`super::store`) on every change.
 //!
-//! A call validates its input, takes the lock, lets the group state
-//! machine (`super::group`) decide, appends what changed to the page cache
-//! while still holding the lock (so the log's order is the decisions'
-//! order), releases the lock, and only then waits for the fsync, which
-//! concurrent calls share. A heartbeat that changed membership answers only
-//! once the change is durable, so a broker that restarts (even after
-//! `kill -9`) tells members what it told them before.
+//! Every change is **decide → records → apply**. A call validates its
+//! input, takes the lock, lets the group state machine (`super::group`)
+//! decide on a copy of the group, appends the records of what changed to
+//! the page cache while still holding the lock (so the log's order is the
+//! decisions' order), and only once the append succeeded swaps the copy
+//! in; then it releases the lock and waits for the fsync, which concurrent
+//! calls share. A refused write (a full disk, a batch over its limit)
+//! changes nothing in memory.
+//!
+//! **Invariant:** nothing a caller is told depends on a record that is not
+//! durable. A heartbeat that changed membership answers only once its
+//! record is fsynced, so a broker that restarts (even after a power loss)
+//! tells members what it told them before; a heartbeat that changed nothing
+//! repeats what its member was told already. Membership is applied before
+//! its fsync (the next decision must see it) but offsets of a durable
+//! commit only after (`fetch_offsets` answers callers directly).
+//!
+//! A panic under the lock cannot leave a half-changed group behind (the
+//! map only ever takes whole, written groups), so the lock's poison is
+//! ignored rather than failing every later call.
 //!
 //! Synchronous, like the storage engine under it: the server calls it from
 //! blocking tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use prost::Message;
 
 use super::assignor::{Assignor, Tp};
 use super::group::{self, Committed, Group, JOIN_EPOCH};
-use super::store::{Entry, GroupValue, Key, OffsetValue, Store};
+use super::store::{Entry, Key, OffsetValue, Store};
 use crate::core::Broker;
 use crate::core::error::{BrokerError, Result};
+use crate::storage::Clock;
 
 /// Bounds and defaults of groups, set by the broker's flags.
 #[derive(Debug, Clone)]
@@ -45,8 +59,8 @@ pub struct GroupSettings {
     pub group_members_max: u32,
     /// Bytes of metadata in one committed offset.
     pub commit_metadata_bytes_max: u32,
-    /// Topics one member may subscribe to: the coordinator's periodic
-    /// check walks every member's subscription under the groups lock.
+    /// Topics one member may subscribe to: a change of subscription walks
+    /// every member's topics under the groups lock.
     pub member_topics_max: u32,
 }
 
@@ -150,8 +164,16 @@ pub struct Coordinator {
     settings: GroupSettings,
     groups: Mutex<BTreeMap<String, Group>>,
     store: Store,
-    /// The clock of sessions: monotonic, from the coordinator's start.
-    start: Instant,
+    clock: SessionClock,
+}
+
+/// The clock of sessions, in ms from the coordinator's start.
+#[derive(Debug)]
+enum SessionClock {
+    /// The real one: monotonic, so a wall-clock step expires nobody.
+    Monotonic(Instant),
+    /// A clock a test drives (from its reading at the start).
+    Given(Arc<dyn Clock>, i64),
 }
 
 fn wall_ms() -> i64 {
@@ -167,22 +189,17 @@ fn new_member_id() -> String {
 /// The persisted form of a group's membership; a tombstone once the group
 /// has neither members nor offsets.
 fn group_entry(g: &Group) -> Entry {
-    let value =
-        (!g.members.is_empty() || !g.offsets.is_empty()).then(|| GroupValue::of(g).encode_to_vec());
-    (Key::Group(g.id.clone()), value)
+    let value = (!g.is_empty()).then(|| g.persisted().encode_to_vec());
+    (Key::Group(g.id().to_string()), value)
 }
 
-/// Applies commits that are in the log, unless a newer one of the same
-/// partition is applied already (a durable commit is applied after its
-/// fsync, possibly after a later commit that did not wait).
-fn apply_commits(g: &mut Group, commits: Vec<(Tp, Committed)>) {
-    for (tp, c) in commits {
-        if g.offsets
-            .get(&tp)
-            .is_none_or(|old| old.log_offset <= c.log_offset)
-        {
-            g.offsets.insert(tp, c);
-        }
+/// Puts a decided (and written) group in place, or drops it if it holds
+/// nothing any more.
+fn apply(groups: &mut BTreeMap<String, Group>, next: Group) {
+    if next.is_empty() {
+        groups.remove(next.id());
+    } else {
+        groups.insert(next.id().to_string(), next);
     }
 }
 
@@ -199,18 +216,39 @@ impl Coordinator {
     /// Opens the groups log under `data_dir/groups/log` and loads every group.
     pub fn open(broker: Arc<Broker>, settings: GroupSettings) -> Result<Self> {
         let dir = broker.options().data_dir.join("groups").join("log");
-        Self::open_in(broker, settings, &dir)
+        Self::open_in(
+            broker,
+            settings,
+            &dir,
+            SessionClock::Monotonic(Instant::now()),
+        )
     }
 
-    fn open_in(broker: Arc<Broker>, settings: GroupSettings, dir: &Path) -> Result<Self> {
-        let start = Instant::now();
+    /// Opens the groups with sessions timed by `clock` instead of the
+    /// monotonic clock: for tests that expire members without waiting.
+    pub fn open_with_clock(
+        broker: Arc<Broker>,
+        settings: GroupSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let start = clock.now_ms();
+        let dir = broker.options().data_dir.join("groups").join("log");
+        Self::open_in(broker, settings, &dir, SessionClock::Given(clock, start))
+    }
+
+    fn open_in(
+        broker: Arc<Broker>,
+        settings: GroupSettings,
+        dir: &Path,
+        clock: SessionClock,
+    ) -> Result<Self> {
         let (store, groups) = Store::open(&broker.options().fs, dir, 0)?;
         Ok(Self {
             broker,
             settings,
             groups: Mutex::new(groups),
             store,
-            start,
+            clock,
         })
     }
 
@@ -219,8 +257,16 @@ impl Coordinator {
         &self.settings
     }
 
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
+        // See the module doc: the map is whole even after a panic.
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        match &self.clock {
+            SessionClock::Monotonic(start) => start.elapsed().as_millis() as u64,
+            SessionClock::Given(clock, start) => (clock.now_ms() - start).max(0) as u64,
+        }
     }
 
     /// Partition counts of the existing, readable topics among `topics`.
@@ -313,62 +359,45 @@ impl Coordinator {
             owned: (req.epoch != JOIN_EPOCH).then_some(req.owned),
         };
         let now = self.now_ms();
+        // Read before any count, so a topic change racing with this call
+        // makes the next heartbeat read the counts again.
+        let generation = self.broker.topology_generation();
         let (reply, target) = {
-            let mut groups = self.groups.lock().expect("groups lock");
-            if !groups.contains_key(&req.group) {
-                if req.epoch != JOIN_EPOCH {
-                    return Err(group::Fenced::UnknownMember {
-                        group: req.group.clone(),
-                        member: hb.member_id,
-                    }
-                    .into());
+            let mut groups = self.lock();
+            let steady = groups
+                .get_mut(&req.group)
+                .and_then(|g| g.steady_heartbeat(&hb, now, generation));
+            match steady {
+                Some(reply) => (reply, None),
+                None => {
+                    let mut next = match groups.get(&req.group) {
+                        Some(g) => g.clone(),
+                        None if req.epoch != JOIN_EPOCH => {
+                            return Err(group::Fenced::UnknownMember {
+                                group: req.group.clone(),
+                                member: hb.member_id,
+                            }
+                            .into());
+                        }
+                        None => {
+                            self.check_groups_max(groups.len(), &req.group)?;
+                            Group::new(&req.group, assignor)
+                        }
+                    };
+                    next.set_assignor(assignor);
+                    self.check_members_max(&next, &hb)?;
+                    let counts = |t: &BTreeSet<String>| self.counts(t);
+                    let (reply, changed) =
+                        next.heartbeat(hb, now, generation, counts, new_member_id)?;
+                    let target = if changed {
+                        self.write(&[group_entry(&next)])?
+                    } else {
+                        None
+                    };
+                    apply(&mut groups, next);
+                    (reply, target)
                 }
-                self.check_groups_max(groups.len(), &req.group)?;
             }
-            let g = groups
-                .entry(req.group.clone())
-                .or_insert_with(|| Group::new(&req.group, assignor));
-            if g.members.is_empty() {
-                g.assignor = assignor;
-            }
-            let max = self.settings.group_members_max as usize;
-            if hb.epoch == JOIN_EPOCH
-                && g.members.len() >= max
-                && !g
-                    .members
-                    .values()
-                    .any(|m| hb.instance_id.is_some() && m.instance_id == hb.instance_id)
-            {
-                let err = BrokerError::LimitExceeded {
-                    limit: "group_members_max",
-                    max: max as u64,
-                    what: format!("joining group {:?}", req.group),
-                };
-                if g.members.is_empty() && g.offsets.is_empty() {
-                    groups.remove(&req.group);
-                }
-                return Err(err);
-            }
-            let result = g.heartbeat(hb, now, |t| self.counts(t), new_member_id);
-            let (reply, changed) = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    if g.members.is_empty() && g.offsets.is_empty() {
-                        groups.remove(&req.group);
-                    }
-                    return Err(e.into());
-                }
-            };
-            let target = if changed {
-                let entry = group_entry(g);
-                if entry.1.is_none() {
-                    groups.remove(&req.group);
-                }
-                self.write(&[entry])?
-            } else {
-                None
-            };
-            (reply, target)
         };
         self.sync(target)?;
         Ok(HeartbeatAnswer {
@@ -382,6 +411,19 @@ impl Coordinator {
             assigned: reply.assigned,
             pending: reply.pending as u32,
         })
+    }
+
+    fn check_members_max(&self, g: &Group, hb: &group::Heartbeat) -> Result<()> {
+        let max = self.settings.group_members_max as usize;
+        let returning = hb.instance_id.as_deref().is_some_and(|i| g.has_instance(i));
+        if hb.epoch == JOIN_EPOCH && g.members().len() >= max && !returning {
+            return Err(BrokerError::LimitExceeded {
+                limit: "group_members_max",
+                max: max as u64,
+                what: format!("joining group {:?}", g.id()),
+            });
+        }
+        Ok(())
     }
 
     fn check_groups_max(&self, count: usize, group: &str) -> Result<()> {
@@ -433,21 +475,22 @@ impl Coordinator {
         // A failed write changes nothing; a durable commit becomes visible
         // to fetches only once it is fsynced.
         let (target, commits) = {
-            let mut groups = self.groups.lock().expect("groups lock");
-            if !groups.contains_key(group) {
-                self.check_groups_max(groups.len(), group)?;
-            }
-            let g = groups
-                .entry(group.to_string())
-                .or_insert_with(|| Group::new(group, Assignor::default()));
-            let first = g.offsets.is_empty() && g.members.is_empty();
-            let checked = g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0));
+            let mut groups = self.lock();
+            let fresh;
+            let g = match groups.get(group) {
+                Some(g) => g,
+                None => {
+                    self.check_groups_max(groups.len(), group)?;
+                    fresh = Group::new(group, Assignor::default());
+                    &fresh
+                }
+            };
+            g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0))?;
             let ts = wall_ms();
             let mut entries: Vec<Entry> = Vec::with_capacity(offsets.len() + 1);
-            let mut commits = Vec::with_capacity(offsets.len());
-            for (tp, offset, metadata) in offsets {
+            for (tp, offset, metadata) in &offsets {
                 let value = OffsetValue {
-                    offset,
+                    offset: *offset,
                     metadata: metadata.clone(),
                     timestamp_ms: ts,
                 };
@@ -456,29 +499,17 @@ impl Coordinator {
                     tp: tp.clone(),
                 };
                 entries.push((key, Some(value.encode_to_vec())));
-                commits.push((tp, offset, metadata));
             }
-            if first {
+            if g.is_empty() {
                 // A group that exists only for its offsets still has a
                 // membership record, so a restart lists it.
-                let value = GroupValue::of(g).encode_to_vec();
+                let value = g.persisted().encode_to_vec();
                 entries.push((Key::Group(group.into()), Some(value)));
             }
-            let written = checked
-                .map_err(BrokerError::from)
-                .and_then(|()| self.write(&entries));
-            let target = match written {
-                Ok(t) => t.expect("entries are not empty"),
-                Err(e) => {
-                    if g.members.is_empty() && g.offsets.is_empty() {
-                        groups.remove(group);
-                    }
-                    return Err(e);
-                }
-            };
+            let target = self.write(&entries)?.expect("entries are not empty");
             // Entry i of the batch is record `base + i` of the log.
             let base = target - entries.len() as u64;
-            let commits: Vec<(Tp, Committed)> = commits
+            let commits: Vec<(Tp, Committed)> = offsets
                 .into_iter()
                 .enumerate()
                 .map(|(i, (tp, offset, metadata))| {
@@ -491,18 +522,25 @@ impl Coordinator {
                     (tp, c)
                 })
                 .collect();
+            let g = groups
+                .entry(group.to_string())
+                .or_insert_with(|| Group::new(group, Assignor::default()));
             if !durable {
-                apply_commits(g, commits);
+                commits
+                    .into_iter()
+                    .for_each(|(tp, c)| g.apply_commit(tp, c));
                 return Ok(());
             }
             (target, commits)
         };
         self.sync(Some(target))?;
-        let mut groups = self.groups.lock().expect("groups lock");
+        let mut groups = self.lock();
         // A group deleted meanwhile stays deleted: its tombstones follow
         // this commit in the log.
         if let Some(g) = groups.get_mut(group) {
-            apply_commits(g, commits);
+            commits
+                .into_iter()
+                .for_each(|(tp, c)| g.apply_commit(tp, c));
         }
         Ok(())
     }
@@ -527,11 +565,11 @@ impl Coordinator {
     pub fn fetch_offsets(&self, group: &str, tps: Vec<Tp>) -> Result<Vec<OffsetInfo>> {
         check_group_name(group)?;
         let found: Vec<(Tp, Option<Committed>)> = {
-            let groups = self.groups.lock().expect("groups lock");
+            let groups = self.lock();
             let g = groups.get(group);
             if tps.is_empty() {
                 g.map(|g| {
-                    g.offsets
+                    g.offsets()
                         .iter()
                         .map(|(tp, c)| (tp.clone(), Some(c.clone())))
                         .collect()
@@ -540,7 +578,7 @@ impl Coordinator {
             } else {
                 tps.into_iter()
                     .map(|tp| {
-                        let c = g.and_then(|g| g.offsets.get(&tp).cloned());
+                        let c = g.and_then(|g| g.offsets().get(&tp).cloned());
                         (tp, c)
                     })
                     .collect()
@@ -551,25 +589,21 @@ impl Coordinator {
 
     /// Every group: name, state and member count.
     pub fn list(&self) -> Vec<(String, &'static str, usize)> {
-        self.groups
-            .lock()
-            .expect("groups lock")
+        self.lock()
             .values()
-            .map(|g| (g.id.clone(), g.state(), g.members.len()))
+            .map(|g| (g.id().to_string(), g.state(), g.members().len()))
             .collect()
     }
 
     /// A group's state and offsets.
     pub fn describe(&self, group: &str) -> Result<(Group, Vec<OffsetInfo>)> {
         let g = self
-            .groups
             .lock()
-            .expect("groups lock")
             .get(group)
             .cloned()
             .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
         let offsets = g
-            .offsets
+            .offsets()
             .iter()
             .map(|(tp, c)| (tp.clone(), Some(c.clone())))
             .collect();
@@ -578,12 +612,12 @@ impl Coordinator {
     }
 
     fn refuse_if_active(g: &Group, what: &str) -> Result<()> {
-        if g.members.is_empty() {
+        if g.members().len() == 0 {
             return Ok(());
         }
         Err(BrokerError::GroupNotEmpty {
-            group: g.id.clone(),
-            members: g.members.len(),
+            group: g.id().to_string(),
+            members: g.members().len(),
             what: what.into(),
         })
     }
@@ -624,7 +658,7 @@ impl Coordinator {
             offsets.push(((topic.to_string(), p), offset, String::new()));
         }
         {
-            let groups = self.groups.lock().expect("groups lock");
+            let groups = self.lock();
             if let Some(g) = groups.get(group) {
                 Self::refuse_if_active(g, "reset its offsets")?;
             }
@@ -648,13 +682,13 @@ impl Coordinator {
     /// Deletes a group and its offsets; refused while it has members.
     pub fn delete(&self, group: &str) -> Result<()> {
         let target = {
-            let mut groups = self.groups.lock().expect("groups lock");
+            let mut groups = self.lock();
             let g = groups
                 .get(group)
                 .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
             Self::refuse_if_active(g, "delete it")?;
             let mut entries: Vec<Entry> = g
-                .offsets
+                .offsets()
                 .keys()
                 .map(|tp| {
                     (
@@ -676,36 +710,43 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Removes members whose session or revocation time ran out, and
-    /// retargets groups whose topics changed partition counts. Called on a
-    /// timer.
+    /// Removes members whose session or revocation time ran out. Called
+    /// on a timer: a group is looked at only once one of its deadlines can
+    /// have passed, and each group's change is decided, written and
+    /// applied on its own, so one refused write holds back no other group.
+    /// (Partition counts are followed by the members' heartbeats.)
     pub fn tick(&self) -> Result<()> {
         let now = self.now_ms();
-        let target = {
-            let mut groups = self.groups.lock().expect("groups lock");
-            let mut entries = Vec::new();
-            for g in groups.values_mut() {
-                if g.members.is_empty() {
-                    continue;
-                }
-                let gone = g.expire(now, &|t: &BTreeSet<String>| self.counts(t));
-                for (member, why) in &gone {
-                    tracing::info!(group = %g.id, %member, reason = why, "member removed");
-                }
-                let all = g.subscribed_topics();
-                let retargeted = g.refresh_counts(self.counts(&all));
-                if !gone.is_empty() || retargeted {
-                    entries.push(group_entry(g));
+        let mut target = None;
+        let mut first_error = None;
+        {
+            let mut groups = self.lock();
+            let due: Vec<String> = groups
+                .values_mut()
+                .filter_map(|g| g.due_to_expire(now).then(|| g.id().to_string()))
+                .collect();
+            for name in due {
+                let mut next = groups[&name].clone();
+                let decided = next
+                    .expire(now, &|t: &BTreeSet<String>| self.counts(t))
+                    .and_then(|gone| Ok((self.write(&[group_entry(&next)])?, gone)));
+                match decided {
+                    Ok((written, gone)) => {
+                        for (member, why) in &gone {
+                            tracing::info!(group = %name, %member, reason = why, "member removed");
+                        }
+                        target = target.max(written);
+                        apply(&mut groups, next);
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %name, error = %e, "expiring members failed");
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
-            for (key, value) in &entries {
-                if let (Key::Group(id), None) = (key, value) {
-                    groups.remove(id);
-                }
-            }
-            self.write(&entries)?
-        };
-        self.sync(target)
+        }
+        self.sync(target)?;
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Compacts the groups log if it is due (see `Store::compact_if_due`).

@@ -5,13 +5,15 @@
 //!   (sticky, range, round-robin).
 //! - [`group`]: one group's membership state machine (KIP-848 style):
 //!   epochs, reconciliation that revokes before it assigns, fencing.
+//! - [`fenced`]: why a member is refused, and how it recovers.
 //! - [`store`]: the internal log the groups are written through to, and
 //!   its replay at startup.
-//! - [`coordinator`]: all groups behind one lock; validates, decides,
-//!   persists, and answers the server.
+//! - [`coordinator`]: all groups behind one lock; validates, decides on a
+//!   copy, persists, applies, and answers the server.
 
 pub mod assignor;
 pub mod coordinator;
+pub mod fenced;
 pub mod group;
 pub mod store;
 

@@ -19,7 +19,7 @@ use prost::Message;
 use strata_proto::BatchBuilder;
 
 use super::assignor::{Assignor, Tp};
-use super::group::{Committed, Group, Member};
+use super::group::{Committed, Group};
 use crate::core::error::{BrokerError, Result};
 use crate::storage::{Durability, Fs, Log, LogConfig, Offset};
 
@@ -206,7 +206,8 @@ pub struct GroupValue {
     pub counts: BTreeMap<String, u32>,
 }
 
-fn tps(set: &BTreeSet<Tp>) -> Vec<TpValue> {
+/// The persisted form of a set of partitions.
+pub(super) fn tps(set: &BTreeSet<Tp>) -> Vec<TpValue> {
     set.iter()
         .map(|(topic, partition)| TpValue {
             topic: topic.clone(),
@@ -215,84 +216,9 @@ fn tps(set: &BTreeSet<Tp>) -> Vec<TpValue> {
         .collect()
 }
 
-fn from_tps(v: Vec<TpValue>) -> BTreeSet<Tp> {
+/// A set of partitions from its persisted form.
+pub(super) fn from_tps(v: Vec<TpValue>) -> BTreeSet<Tp> {
     v.into_iter().map(|t| (t.topic, t.partition)).collect()
-}
-
-impl GroupValue {
-    /// The persisted part of `g`.
-    pub fn of(g: &Group) -> Self {
-        Self {
-            epoch: g.epoch,
-            assignor: g.assignor.as_str().into(),
-            members: g
-                .members
-                .values()
-                .map(|m| MemberValue {
-                    id: m.id.clone(),
-                    instance_id: m.instance_id.clone().unwrap_or_default(),
-                    client_id: m.client_id.clone(),
-                    host: m.host.clone(),
-                    topics: m.topics.iter().cloned().collect(),
-                    session_timeout_ms: m.session_timeout_ms,
-                    rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    epoch: m.epoch,
-                    previous_epoch: m.previous_epoch,
-                    assigned: tps(&m.assigned),
-                    revoking: tps(&m.revoking),
-                    away: m.away,
-                })
-                .collect(),
-            target: g
-                .target
-                .iter()
-                .map(|(m, set)| TargetValue {
-                    member: m.clone(),
-                    partitions: tps(set),
-                })
-                .collect(),
-            counts: g.counts.clone(),
-        }
-    }
-
-    /// Restores the membership into `g`. Every member gets a fresh session
-    /// (and revocation window) from `now_ms`: its clock stopped with the
-    /// broker.
-    pub fn restore(self, g: &mut Group, now_ms: u64) {
-        g.epoch = self.epoch;
-        g.assignor = Assignor::parse(&self.assignor).unwrap_or_default();
-        g.counts = self.counts;
-        g.target = self
-            .target
-            .into_iter()
-            .map(|t| (t.member, from_tps(t.partitions)))
-            .collect();
-        g.members = self
-            .members
-            .into_iter()
-            .map(|m| {
-                let revoking = from_tps(m.revoking);
-                let member = Member {
-                    id: m.id.clone(),
-                    instance_id: (!m.instance_id.is_empty()).then_some(m.instance_id),
-                    client_id: m.client_id,
-                    host: m.host,
-                    topics: m.topics.into_iter().collect(),
-                    session_timeout_ms: m.session_timeout_ms,
-                    rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    epoch: m.epoch,
-                    previous_epoch: m.previous_epoch,
-                    assigned: from_tps(m.assigned),
-                    revoke_deadline_ms: (!revoking.is_empty())
-                        .then(|| now_ms + u64::from(m.rebalance_timeout_ms)),
-                    revoking,
-                    away: m.away,
-                    session_deadline_ms: now_ms + u64::from(m.session_timeout_ms),
-                };
-                (m.id, member)
-            })
-            .collect();
-    }
 }
 
 /// A record to append: key and value (`None`: tombstone).
@@ -343,7 +269,7 @@ impl Store {
             })
         })
         .map_err(storage)?;
-        groups.retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
+        groups.retain(|_, g| !g.is_empty());
         tracing::info!(
             groups = groups.len(),
             records,
@@ -419,42 +345,26 @@ fn apply(
     now_ms: u64,
 ) -> std::result::Result<(), String> {
     let bad = |e: prost::DecodeError| format!("undecodable groups record value: {e}");
-    match key {
-        Key::Offset { group, tp } => {
-            let g = groups
-                .entry(group.clone())
-                .or_insert_with(|| Group::new(&group, Assignor::default()));
-            match value {
-                Some(v) => {
-                    let v = OffsetValue::decode(v).map_err(bad)?;
-                    g.offsets.insert(
-                        tp,
-                        Committed {
-                            offset: v.offset,
-                            metadata: v.metadata,
-                            timestamp_ms: v.timestamp_ms,
-                            log_offset,
-                        },
-                    );
-                }
-                None => {
-                    g.offsets.remove(&tp);
-                }
-            }
+    let name = match &key {
+        Key::Offset { group, .. } | Key::Group(group) => group.clone(),
+    };
+    let g = groups
+        .entry(name.clone())
+        .or_insert_with(|| Group::new(&name, Assignor::default()));
+    match (key, value) {
+        (Key::Offset { tp, .. }, Some(v)) => {
+            let v = OffsetValue::decode(v).map_err(bad)?;
+            let c = Committed {
+                offset: v.offset,
+                metadata: v.metadata,
+                timestamp_ms: v.timestamp_ms,
+                log_offset,
+            };
+            g.apply_commit(tp, c);
         }
-        Key::Group(group) => {
-            let g = groups
-                .entry(group.clone())
-                .or_insert_with(|| Group::new(&group, Assignor::default()));
-            match value {
-                Some(v) => GroupValue::decode(v).map_err(bad)?.restore(g, now_ms),
-                None => {
-                    let offsets = std::mem::take(&mut g.offsets);
-                    *g = Group::new(&group, Assignor::default());
-                    g.offsets = offsets;
-                }
-            }
-        }
+        (Key::Offset { tp, .. }, None) => g.remove_offset(&tp),
+        (Key::Group(_), Some(v)) => g.restore(Some(GroupValue::decode(v).map_err(bad)?), now_ms),
+        (Key::Group(_), None) => g.restore(None, now_ms),
     }
     Ok(())
 }
