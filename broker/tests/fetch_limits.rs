@@ -1,7 +1,9 @@
 //! A fetch's size is what it names: each listed partition costs a read per
 //! round of its long-poll. The broker bounds the list (`fetch_partitions_max`),
 //! refuses a partition listed twice, and never waits for more bytes than
-//! the answer may hold.
+//! the answer may hold. Answers and queued subscription messages together
+//! hold at most `response_bytes_max`: a fetch that cannot get memory before
+//! its deadline answers offsets only, and the memory comes back.
 
 mod support;
 
@@ -78,4 +80,97 @@ async fn min_bytes_above_max_bytes_does_not_wait_for_what_cannot_come() {
         "waited {:?} for bytes a 100-byte answer cannot hold",
         started.elapsed()
     );
+}
+
+/// A batch of one record with a value of `bytes` bytes.
+fn big_batch(bytes: usize) -> bytes::Bytes {
+    let mut b = strata_proto::BatchBuilder::new();
+    b.push(1_700_000_000_000, None, Some(&vec![7u8; bytes]), &[]);
+    b.finish()
+}
+
+fn held_bytes(b: &BrokerProcess) -> u64 {
+    let (_, body) = b.http_get("/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix("strata_response_bytes_held "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[tokio::test]
+async fn response_memory_is_bounded_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(
+        &dir.path().join("data"),
+        &[
+            "--fetch-bytes-max",
+            "1048576",
+            "--response-bytes-max",
+            "2097152",
+        ],
+    );
+    let mut admin = b.admin().await;
+    create_topic(&mut admin, "r", 1, &[]).await;
+    let mut rec = b.records().await;
+    for _ in 0..8 {
+        rec.produce(produce_batch(
+            "r",
+            0,
+            big_batch(900 << 10),
+            v1::Acks::Written,
+        ))
+        .await
+        .unwrap();
+    }
+    // A subscriber that never reads: its queued messages hold part of the
+    // budget (how much depends on what the transport has taken).
+    let idle = rec
+        .subscribe(v1::SubscribeRequest {
+            partitions: vec![v1::SubscribePartition {
+                topic: "r".into(),
+                partition: 0,
+                start: Some(v1::subscribe_partition::Start::Earliest(true)),
+            }],
+            max_bytes: 1 << 20,
+            decode: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Fetches still answer, within their wait, with the right offsets.
+    for _ in 0..5 {
+        let mut req = fetch_one("r", 0, 0, false);
+        req.max_wait_ms = 100;
+        let got = tokio::time::timeout(Duration::from_secs(20), rec.fetch(req))
+            .await
+            .expect("a fetch answers within its wait even when memory is short")
+            .unwrap()
+            .into_inner();
+        let p = only(got);
+        assert_eq!(p.high_watermark, 8);
+        assert!(p.error.is_none(), "{:?}", p.error);
+    }
+    drop(idle);
+    // Every byte comes back once the subscriber is gone (the server sees
+    // the stream reset on its own time: wait for it, with a bound).
+    let until = Instant::now() + Duration::from_secs(20);
+    while held_bytes(&b) != 0 {
+        assert!(
+            Instant::now() < until,
+            "{} bytes still held",
+            held_bytes(&b)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And nothing leaks: fetch after fetch gets its memory and its data.
+    for i in 0..40 {
+        let got = rec
+            .fetch(fetch_one("r", 0, i % 8, false))
+            .await
+            .unwrap()
+            .into_inner();
+        let p = only(got);
+        assert!(!p.batches.is_empty(), "fetch {i} got no data");
+    }
+    assert_eq!(held_bytes(&b), 0);
 }

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Semaphore;
 
+use super::budget::ResponseBudget;
 use super::config::{DurabilityKind, Limits, TopicConfig, TopicDefaults};
 use super::error::{BrokerError, Result};
 use super::partition::Partition;
@@ -140,6 +141,8 @@ pub struct Broker {
     /// Starts at 1, so state restored with generation 0 rereads at once.
     topology_generation: AtomicU64,
     appends: Arc<Semaphore>,
+    /// What fetch answers and queued subscription messages may hold.
+    response_budget: ResponseBudget,
     /// Producer ids: the next to hand out, and the end of the block whose
     /// end is persisted (so ids are never reused across restarts, at the
     /// cost of one fsync per `PRODUCER_ID_BLOCK` ids).
@@ -299,6 +302,7 @@ impl Broker {
             appends: Arc::new(Semaphore::new(
                 options.limits.appends_in_flight_max as usize,
             )),
+            response_budget: ResponseBudget::new(options.limits.response_bytes_max),
             options,
             topics: RwLock::new(topics),
             topology_generation: AtomicU64::new(1),
@@ -427,6 +431,11 @@ impl Broker {
             });
         }
         Ok(())
+    }
+
+    /// The budget of response memory (see `super::budget`).
+    pub fn response_budget(&self) -> &ResponseBudget {
+        &self.response_budget
     }
 
     /// The topology generation (see the field).

@@ -170,6 +170,10 @@ pub struct Limits {
     pub compaction_map_bytes_max: u64,
     /// Partitions one fetch may name (each costs a read per long-poll round).
     pub fetch_partitions_max: u32,
+    /// Bytes that fetch answers and queued subscription messages may hold
+    /// at once, across the broker; past it reads wait for memory to come
+    /// back (see `server::budget`).
+    pub response_bytes_max: u64,
     /// Threads that open (and recover) partitions at startup, as Kafka's
     /// `num.recovery.threads.per.data.dir`: recovery is mostly waiting on
     /// the disk, so partitions recover side by side.
@@ -201,6 +205,7 @@ impl Default for Limits {
             compaction_map_bytes_max: 64 << 20,
             recovery_threads: 8,
             fetch_partitions_max: 10_000,
+            response_bytes_max: 1 << 30,
         }
     }
 }

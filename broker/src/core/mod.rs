@@ -10,8 +10,10 @@
 //! - [`broker`]: the set of topics on disk: create, delete, alter, grow,
 //!   recover at startup, close at shutdown.
 //! - [`groups`]: consumer groups: membership, assignment, committed offsets.
+//! - [`budget`]: the broker-wide budget of response memory.
 
 pub mod broker;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod groups;

@@ -162,6 +162,10 @@ pub struct Args {
     /// Partitions one fetch may name.
     #[arg(long, env = "STRATA_FETCH_PARTITIONS_MAX", default_value_t = Limits::default().fetch_partitions_max)]
     pub fetch_partitions_max: u32,
+    /// Bytes all fetch answers and queued subscription messages may hold at
+    /// once; past it reads wait. At least --fetch-bytes-max.
+    #[arg(long, env = "STRATA_RESPONSE_BYTES_MAX", default_value_t = Limits::default().response_bytes_max)]
+    pub response_bytes_max: u64,
     /// Threads that open and recover partitions at startup.
     #[arg(long, env = "STRATA_RECOVERY_THREADS", default_value_t = Limits::default().recovery_threads)]
     pub recovery_threads: u32,
@@ -340,6 +344,7 @@ impl Args {
                 compaction_map_bytes_max: self.compaction_map_bytes_max.max(1024),
                 recovery_threads: self.recovery_threads.clamp(1, 256),
                 fetch_partitions_max: self.fetch_partitions_max.max(1),
+                response_bytes_max: self.response_bytes_max,
             },
             fs: crate::storage::vfs::real(),
         }
@@ -374,6 +379,13 @@ impl Args {
         {
             bail!(
                 "--group-session-timeout-ms must lie between --group-session-timeout-ms-min and --group-session-timeout-ms-max"
+            );
+        }
+        if self.response_bytes_max < u64::from(self.fetch_bytes_max) {
+            bail!(
+                "--response-bytes-max ({}) must be at least --fetch-bytes-max ({})",
+                self.response_bytes_max,
+                self.fetch_bytes_max
             );
         }
         if crate::core::config::CleanupPolicy::parse(&self.cleanup_policy).is_none() {

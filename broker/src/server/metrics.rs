@@ -177,6 +177,7 @@ async fn readyz(State(s): State<Arc<Scrape>>) -> (StatusCode, &'static str) {
 
 /// Sets the state gauges: per partition and per group.
 fn collect(broker: &Broker, coordinator: &Coordinator) {
+    gauge!("strata_response_bytes_held").set(broker.response_budget().held_bytes() as f64);
     for t in broker.topics() {
         for p in t.partitions() {
             let labels = [

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 use super::metrics;
 use super::produce::{LoseHook, ProduceStream, Producing};
 use super::status::{to_error, to_status};
+use crate::core::budget::{Held, ResponseBudget};
 use crate::core::{Broker, BrokerError, Partition};
 
 /// Bytes per subscription message when the request does not say.
@@ -36,12 +37,15 @@ pub struct RecordsService {
     subscriptions: Arc<AtomicU32>,
     /// Produce, unary and streamed.
     producing: Producing,
+    /// What fetch answers and queued subscription messages may hold.
+    budget: ResponseBudget,
 }
 
 impl RecordsService {
     /// A service over `broker`.
     pub fn new(broker: Arc<Broker>, shutdown: CancellationToken, lose_every: u64) -> Self {
         Self {
+            budget: broker.response_budget().clone(),
             producing: Producing::new(broker.clone(), shutdown.clone(), LoseHook::new(lose_every)),
             broker,
             shutdown,
@@ -248,6 +252,9 @@ impl Records for RecordsService {
                 .map(|p| p.watch())
                 .collect();
             let mut total = 0usize;
+            // This round's reads against the response budget: dropped with
+            // the round's results, or kept until the answer is built.
+            let mut held = Held::default();
             let mut failed = false;
             let mut results = Vec::with_capacity(targets.len());
             // What this round read, counted only if it is the answer.
@@ -273,11 +280,25 @@ impl Records for RecordsService {
                         .stats()
                         .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
                         .map_err(|e| to_error(&e)),
-                    Ok(p) => p
-                        .read(fp.offset as u64, part_max.max(1))
-                        .await
-                        .map(|r| (r.high_watermark.0, r.log_start.0, r.batches))
-                        .map_err(|e| to_error(&e)),
+                    Ok(p) => 'read: {
+                        // Memory for the answer, or (the broker's response
+                        // budget being spent until the deadline) offsets only.
+                        let reserve = self.budget.reserve(part_max.max(1));
+                        let Ok(mut h) = tokio::time::timeout_at(deadline, reserve).await else {
+                            break 'read p
+                                .stats()
+                                .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
+                                .map_err(|e| to_error(&e));
+                        };
+                        let r = p
+                            .read(fp.offset as u64, part_max.max(1))
+                            .await
+                            .map(|r| (r.high_watermark.0, r.log_start.0, r.batches))
+                            .map_err(|e| to_error(&e));
+                        h.shrink_to(r.as_ref().map_or(0, |r| r.2.len()));
+                        held.merge(h);
+                        r
+                    }
                 };
                 match read {
                     Ok((hwm, start, batches)) => {
@@ -322,8 +343,13 @@ impl Records for RecordsService {
                         }),
                     }
                 }
-                return Ok(Response::new(v1::FetchResponse { topics }));
+                let answer = Response::new(v1::FetchResponse { topics });
+                drop(held);
+                return Ok(answer);
             }
+            // Nothing of this round is answered: give its memory back
+            // before waiting.
+            drop((results, sent, held));
             tokio::select! {
                 _ = any_changed(&mut watches) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
@@ -394,16 +420,24 @@ impl Records for RecordsService {
         } as usize;
         // The bound on what a slow subscriber can make us hold: this many
         // messages of max_bytes, plus what HTTP/2 flow control lets out.
+        // Each message holds its bytes against the response budget until
+        // the stream hands it to the transport.
         let (tx, rx) = mpsc::channel(limits.subscription_buffer_messages as usize);
+        let out = Out {
+            tx,
+            budget: self.budget.clone(),
+        };
         let shutdown = self.shutdown.clone();
         let count = self.subscriptions.clone();
         let decode = req.decode;
         metrics::subscriptions(1.0);
         tokio::spawn(async move {
             let _open = CountGuard(count);
-            stream_partitions(positions, max_bytes, decode, tx, shutdown).await;
+            stream_partitions(positions, max_bytes, decode, out, shutdown).await;
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let stream =
+            tokio_stream::StreamExt::map(ReceiverStream::new(rx), |(item, _held): (_, Held)| item);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_offsets(
@@ -451,6 +485,29 @@ impl Drop for CountGuard {
     }
 }
 
+type Message = Result<v1::SubscribeResponse, Status>;
+
+/// A subscription's side of its channel, and the budget its messages
+/// hold bytes against while queued.
+struct Out {
+    tx: mpsc::Sender<(Message, Held)>,
+    budget: ResponseBudget,
+}
+
+impl Out {
+    /// Ends the subscription with `e`.
+    async fn fail(&self, e: BrokerError) {
+        let _ = self.tx.send((Err(to_status(e)), Held::default())).await;
+    }
+
+    /// Ends the subscription because the broker shuts down.
+    fn shutting_down(&self) {
+        let _ = self
+            .tx
+            .try_send((Err(to_status(BrokerError::ShuttingDown)), Held::default()));
+    }
+}
+
 /// Sends each partition's new batches, round robin, until the client goes
 /// away, an error occurs, or the broker shuts down. `tx.send` waits while
 /// the client is slow: that wait is the flow control.
@@ -458,20 +515,19 @@ async fn stream_partitions(
     mut positions: Vec<(String, Arc<Partition>, u64)>,
     max_bytes: usize,
     decode: bool,
-    tx: mpsc::Sender<Result<v1::SubscribeResponse, Status>>,
+    out: Out,
     shutdown: CancellationToken,
 ) {
     loop {
         let mut watches: Vec<_> = positions.iter().map(|(_, p, _)| p.watch()).collect();
         let mut sent = false;
         for (topic, partition, offset) in positions.iter_mut() {
+            let mut held = out.budget.reserve(max_bytes).await;
             let r = match partition.read(*offset, max_bytes).await {
                 Ok(r) => r,
-                Err(e) => {
-                    let _ = tx.send(Err(to_status(e))).await;
-                    return;
-                }
+                Err(e) => return out.fail(e).await,
             };
+            held.shrink_to(r.batches.len());
             let Some((next, records)) = span(&r.batches, *offset) else {
                 continue;
             };
@@ -487,20 +543,14 @@ async fn stream_partitions(
             if decode {
                 match consumed_blocking(r.batches, *offset).await {
                     Ok(records) => msg.records = records,
-                    Err(e) => {
-                        let _ = tx.send(Err(to_status(e))).await;
-                        return;
-                    }
+                    Err(e) => return out.fail(e).await,
                 }
             } else {
                 msg.batches = r.batches;
             }
             tokio::select! {
-                sent_ok = tx.send(Ok(msg)) => if sent_ok.is_err() { return },
-                _ = shutdown.cancelled() => {
-                    let _ = tx.try_send(Err(to_status(BrokerError::ShuttingDown)));
-                    return;
-                }
+                sent_ok = out.tx.send((Ok(msg), held)) => if sent_ok.is_err() { return },
+                _ = shutdown.cancelled() => return out.shutting_down(),
             }
             *offset = next;
             sent = true;
@@ -508,11 +558,8 @@ async fn stream_partitions(
         if !sent {
             tokio::select! {
                 _ = any_changed(&mut watches) => {}
-                _ = tx.closed() => return,
-                _ = shutdown.cancelled() => {
-                    let _ = tx.try_send(Err(to_status(BrokerError::ShuttingDown)));
-                    return;
-                }
+                _ = out.tx.closed() => return,
+                _ = shutdown.cancelled() => return out.shutting_down(),
             }
         }
     }
