@@ -112,6 +112,9 @@ fn run(seed: u64, mut disk: Disk) {
         },
         keys_required: true,
         clock: clock.clone(),
+        // Few open sealed segments: passes and reads close and reopen
+        // segment files all the time.
+        open_segments: strata_broker::storage::open_segments::OpenSegments::new(rng.usize(1..4)),
         seal_in_background: !sim,
         ..LogConfig::default()
     };

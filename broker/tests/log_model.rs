@@ -52,6 +52,8 @@ fn config(rng: &mut fastrand::Rng) -> LogConfig {
         index_bytes_max: rng.u32(1024..4096),
         batch_bytes_max: 1024.min(segment_bytes_max as u32),
         durability,
+        // Few open sealed segments: reads close and reopen files all the time.
+        open_segments: strata_broker::storage::open_segments::OpenSegments::new(rng.usize(1..4)),
         ..LogConfig::default()
     }
 }

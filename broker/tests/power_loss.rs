@@ -91,6 +91,9 @@ fn config(rng: &mut fastrand::Rng, fs: &SimFs) -> LogConfig {
         durability,
         fs: Arc::new(fs.clone()),
         seal_in_background: false,
+        // Few open sealed segments: reads, seals and recovery close and
+        // reopen segment files all the time.
+        open_segments: strata_broker::storage::open_segments::OpenSegments::new(rng.usize(1..4)),
         ..LogConfig::default()
     }
 }

@@ -28,6 +28,7 @@ use super::error::{BrokerError, Result};
 use super::partition::Partition;
 use super::topic::{self, TopicMeta};
 use crate::storage::checkpoint;
+use crate::storage::open_segments::OpenSegments;
 use crate::storage::vfs::{self, Fs, LockGuard, Vfs};
 use crate::storage::{Log, StorageError};
 
@@ -143,6 +144,8 @@ pub struct Broker {
     appends: Arc<Semaphore>,
     /// What fetch answers and queued subscription messages may hold.
     response_budget: ResponseBudget,
+    /// Which sealed segments of all partitions keep their files open.
+    open_segments: Arc<OpenSegments>,
     /// Producer ids: the next to hand out, and the end of the block whose
     /// end is persisted (so ids are never reused across restarts, at the
     /// cost of one fsync per `PRODUCER_ID_BLOCK` ids).
@@ -263,9 +266,11 @@ impl Broker {
             .collect();
         // Every topic's metadata first, then every partition of every
         // topic recovered side by side: recovery waits on the disk.
+        let open_segments =
+            OpenSegments::new(options.limits.sealed_segments_open_max.max(1) as usize);
         let mut planned = Vec::with_capacity(names.len());
         for name in names {
-            planned.push(Self::load_topic(&options, &name)?);
+            planned.push(Self::load_topic(&options, &open_segments, &name)?);
         }
         let plans: Vec<PartitionPlan> = planned
             .iter_mut()
@@ -303,6 +308,7 @@ impl Broker {
                 options.limits.appends_in_flight_max as usize,
             )),
             response_budget: ResponseBudget::new(options.limits.response_bytes_max),
+            open_segments,
             options,
             topics: RwLock::new(topics),
             topology_generation: AtomicU64::new(1),
@@ -314,7 +320,11 @@ impl Broker {
     /// Reads a topic's metadata and plans the opening of its partitions
     /// (removing those of an interrupted grow); the topic comes back with
     /// no partitions yet.
-    fn load_topic(options: &BrokerOptions, name: &str) -> Result<(Topic, Vec<PartitionPlan>)> {
+    fn load_topic(
+        options: &BrokerOptions,
+        open_segments: &Arc<OpenSegments>,
+        name: &str,
+    ) -> Result<(Topic, Vec<PartitionPlan>)> {
         let dir = topics_dir(&options.data_dir).join(name);
         let name: Arc<str> = name.into();
         let fs = &*options.fs;
@@ -360,7 +370,7 @@ impl Broker {
                 plans.push(PartitionPlan {
                     topic: name.clone(),
                     id,
-                    config: config.log_config(&options.fs),
+                    config: config.log_config(&options.fs, open_segments),
                     missing: (!present).then(|| format!("directory {} is missing", dir.display())),
                     dir,
                 });
@@ -433,6 +443,17 @@ impl Broker {
         Ok(())
     }
 
+    /// A topic's storage settings, on this broker's disk and registry of
+    /// open segments.
+    fn log_config(&self, config: &TopicConfig) -> crate::storage::LogConfig {
+        config.log_config(&self.options.fs, &self.open_segments)
+    }
+
+    /// The registry of open sealed segments.
+    pub fn open_segments(&self) -> &Arc<OpenSegments> {
+        &self.open_segments
+    }
+
     /// The budget of response memory (see `super::budget`).
     pub fn response_budget(&self) -> &ResponseBudget {
         &self.response_budget
@@ -476,7 +497,7 @@ impl Broker {
         }
         let data = &self.options.data_dir;
         let fs = &*self.options.fs;
-        let log_config = config.log_config(&self.options.fs);
+        let log_config = self.log_config(&config);
         let staging = data.join("staging").join(name);
         let fin = topics_dir(data).join(name);
         if fs.is_dir(&staging) {
@@ -601,7 +622,7 @@ impl Broker {
         let config = TopicConfig::resolve_stored(&self.options.defaults, &meta.overrides)?;
         meta.write(&*self.options.fs, &topic.dir)?;
         for p in topic.partitions() {
-            p.set_config(config.log_config(&self.options.fs))?;
+            p.set_config(self.log_config(&config))?;
         }
         *topic.state.lock().expect("topic lock") = TopicState { meta, config };
         tracing::info!(topic = name, "altered topic config");
@@ -627,7 +648,7 @@ impl Broker {
         let mut added = Vec::new();
         for id in old..count {
             let dir = topic.dir.join(id.to_string());
-            let log_config = config.log_config(&self.options.fs);
+            let log_config = self.log_config(&config);
             let p = Partition::open(topic.name.clone(), id, &dir, log_config);
             p.log()?;
             added.push(Arc::new(p));

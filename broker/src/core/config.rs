@@ -12,6 +12,7 @@ use std::sync::Arc;
 use strata_proto::TimestampType;
 
 use super::error::{BrokerError, Result};
+use crate::storage::open_segments::{OpenSegments, SEALED_SEGMENTS_OPEN_MAX};
 use crate::storage::{Durability, Fs, LogConfig, SystemClock};
 
 /// Every topic config key, with what it means.
@@ -172,8 +173,12 @@ pub struct Limits {
     pub fetch_partitions_max: u32,
     /// Bytes that fetch answers and queued subscription messages may hold
     /// at once, across the broker; past it reads wait for memory to come
-    /// back (see `server::budget`).
+    /// back (see `core::budget`).
     pub response_bytes_max: u64,
+    /// Sealed segments whose files (three descriptors, two mappings each)
+    /// stay open at once, across the broker; past it the least recently
+    /// used close (see `storage::open_segments`).
+    pub sealed_segments_open_max: u32,
     /// Threads that open (and recover) partitions at startup, as Kafka's
     /// `num.recovery.threads.per.data.dir`: recovery is mostly waiting on
     /// the disk, so partitions recover side by side.
@@ -206,6 +211,7 @@ impl Default for Limits {
             recovery_threads: 8,
             fetch_partitions_max: 10_000,
             response_bytes_max: 1 << 30,
+            sealed_segments_open_max: SEALED_SEGMENTS_OPEN_MAX as u32,
         }
     }
 }
@@ -473,8 +479,11 @@ impl TopicConfig {
     }
 
     /// The storage engine's settings for a partition of this topic.
-    pub fn log_config(&self, fs: &Fs) -> LogConfig {
+    /// The storage settings of a partition of this topic, on `fs`, with
+    /// the broker's registry of open segments.
+    pub fn log_config(&self, fs: &Fs, open_segments: &Arc<OpenSegments>) -> LogConfig {
         LogConfig {
+            open_segments: open_segments.clone(),
             segment_bytes_max: self.segment_bytes,
             segment_ms_max: self.segment_ms,
             batch_bytes_max: self.max_message_bytes,

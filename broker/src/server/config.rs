@@ -166,6 +166,10 @@ pub struct Args {
     /// once; past it reads wait. At least --fetch-bytes-max.
     #[arg(long, env = "STRATA_RESPONSE_BYTES_MAX", default_value_t = Limits::default().response_bytes_max)]
     pub response_bytes_max: u64,
+    /// Sealed segments whose files stay open at once, across all
+    /// partitions (three descriptors each); the least recently used close.
+    #[arg(long, env = "STRATA_SEALED_SEGMENTS_OPEN_MAX", default_value_t = Limits::default().sealed_segments_open_max)]
+    pub sealed_segments_open_max: u32,
     /// Threads that open and recover partitions at startup.
     #[arg(long, env = "STRATA_RECOVERY_THREADS", default_value_t = Limits::default().recovery_threads)]
     pub recovery_threads: u32,
@@ -345,6 +349,7 @@ impl Args {
                 recovery_threads: self.recovery_threads.clamp(1, 256),
                 fetch_partitions_max: self.fetch_partitions_max.max(1),
                 response_bytes_max: self.response_bytes_max,
+                sealed_segments_open_max: self.sealed_segments_open_max.max(1),
             },
             fs: crate::storage::vfs::real(),
         }

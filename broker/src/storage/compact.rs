@@ -523,6 +523,11 @@ impl Log {
         drop(new);
         step("before the swap marker")?;
         let bases: Vec<u64> = old.iter().map(|s| s.base_offset()).collect();
+        // Readers holding an old segment must keep its file, not reopen
+        // the new one that takes its name.
+        for s in old {
+            s.pin_open()?;
+        }
         checkpoint::write_atomic(&*self.fs, &self.dir, &swap_name(base), &encode_swap(&bases))?;
         step("after the swap marker")?;
         finish_swap(&*self.fs, &self.dir, &bases)?;

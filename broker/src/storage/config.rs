@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use strata_proto::TimestampType;
 
 use super::error::{Result, StorageError};
+use super::open_segments::{OpenSegments, SEALED_SEGMENTS_OPEN_MAX};
 use super::vfs::{self, Fs};
 
 /// When appended data is forced to disk. Every mode fsyncs when a segment
@@ -103,6 +104,9 @@ pub struct LogConfig {
     /// Every record must have a key (the log is compacted by key): an
     /// append with a keyless record is refused.
     pub keys_required: bool,
+    /// The registry that bounds open sealed segments; the broker shares one
+    /// among all its logs (`sealed_segments_open_max`).
+    pub open_segments: Arc<OpenSegments>,
 }
 
 impl Default for LogConfig {
@@ -119,6 +123,7 @@ impl Default for LogConfig {
             fs: vfs::real(),
             seal_in_background: true,
             keys_required: false,
+            open_segments: OpenSegments::new(SEALED_SEGMENTS_OPEN_MAX),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::error::{Result, StorageError};
-use super::vfs::{self, Open, Vfs, VfsFile};
+use super::vfs::{Open, Vfs, VfsFile};
 
 /// Bytes of the header at the start of every index file.
 pub const HEADER_LEN: usize = 16;
@@ -291,13 +291,6 @@ impl<E: Entry> IndexFile<E> {
         }
         self.capacity = capacity::<E>(bytes_max).max(self.entries);
         Ok(())
-    }
-
-    /// Removes the file.
-    pub fn delete(&self, fs: &dyn Vfs) -> Result<()> {
-        vfs::remove_if_present(fs, &self.path)
-            .map(drop)
-            .map_err(StorageError::io(&self.path, "remove index"))
     }
 }
 

@@ -441,8 +441,10 @@ impl Log {
     /// this call use the new ones; existing segments stay as they are.
     pub fn set_config(&self, mut config: LogConfig) -> Result<()> {
         config.validate()?;
-        // The log stays on the disk it was opened on.
+        // The log stays on the disk it was opened on, counted in the same
+        // registry of open segments.
         config.fs = self.fs.clone();
+        config.open_segments = self.config().open_segments.clone();
         *self.config.write().expect("config lock") = Arc::new(config);
         Ok(())
     }

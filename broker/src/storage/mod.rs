@@ -16,6 +16,7 @@
 //! - [`checkpoint`]: the small atomic files (and directory fsync).
 //! - [`index`]: the memory-mapped offset and time indexes.
 //! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
+//! - [`open_segments`]: the broker-wide bound on open sealed segments.
 //! - [`log`]: the segment list, appends with group commit, reads, recovery.
 //! - [`producers`]: idempotent producers' sequence state, and its snapshot.
 //! - [`log::compact`]: compaction: keep the newest record per key, swap
@@ -29,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod open_segments;
 pub mod producers;
 pub mod segment;
 pub mod sim;

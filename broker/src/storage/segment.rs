@@ -4,24 +4,35 @@
 //! at the published size and then publishes the new size; readers `pread`
 //! only below the published size, so they never see a half-written batch
 //! and never take the writer's lock. Index updates take a short write lock.
+//!
+//! A sealed segment's files are opened on first use and may be closed
+//! again to keep `sealed_segments_open_max` (see [`super::open_segments`]);
+//! the active segment's stay open. Every operation takes the handles it
+//! needs (an `Arc` of the file, so an fsync or a read never holds a lock),
+//! reopening them if they were closed. Opening and recovery checks live in
+//! [`recovery`].
 
+mod recovery;
+
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use bytes::{Bytes, BytesMut};
-use strata_proto::batch::{self, BATCH_HEADER_LEN, BatchHeader};
+use strata_proto::batch::{BATCH_HEADER_LEN, BatchHeader};
+
+pub use recovery::ScanEnd;
 
 use super::config::LogConfig;
 use super::error::{Result, StorageError};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
+use super::open_segments::{Closable, OpenSegments};
 use super::vfs::{self, Fs, Open, VfsFile};
 
 /// Batches up to this size are copied into one buffer and written with one
 /// `pwrite`; larger ones are written in place with two.
 const SMALL_BATCH_BYTES: usize = 64 * 1024;
-/// Bytes read at a time when scanning a segment during recovery.
-const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
 /// `{base_offset:020}.{ext}` inside `dir`.
 pub fn file_path(dir: &Path, base_offset: u64, ext: &str) -> PathBuf {
@@ -58,18 +69,63 @@ impl Indexes {
     }
 }
 
-/// How a scan of a segment ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanEnd {
-    /// Every byte belongs to a valid batch.
-    Clean,
-    /// The bytes from `position` on are not a valid batch.
-    Bad {
-        /// Where the first invalid batch starts.
-        position: u64,
-        /// Why it is invalid.
-        reason: String,
-    },
+/// A segment's open files.
+#[derive(Debug)]
+struct Handles {
+    file: Arc<dyn VfsFile>,
+    ix: Indexes,
+}
+
+/// The handles and what decides whether they may be closed; shared (weakly)
+/// with the registry of open segments.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    handles: RwLock<Option<Handles>>,
+    /// Sealed, and not the active segment: the handles may be closed.
+    closable: AtomicBool,
+    last_used: AtomicU64,
+}
+
+impl Closable for Slot {
+    fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) -> bool {
+        let mut h = self.handles.write().expect("handles lock");
+        if !self.closable.load(Ordering::Acquire) {
+            return false;
+        }
+        *h = None;
+        true
+    }
+}
+
+/// Open handles, read side.
+struct Held<'a>(RwLockReadGuard<'a, Option<Handles>>);
+
+impl Deref for Held<'_> {
+    type Target = Handles;
+    fn deref(&self) -> &Handles {
+        self.0.as_ref().expect("held handles are open")
+    }
+}
+
+/// Open handles, write side.
+struct HeldMut<'a>(RwLockWriteGuard<'a, Option<Handles>>);
+
+impl Deref for HeldMut<'_> {
+    type Target = Handles;
+    fn deref(&self) -> &Handles {
+        self.0.as_ref().expect("held handles are open")
+    }
+}
+
+impl DerefMut for HeldMut<'_> {
+    fn deref_mut(&mut self) -> &mut Handles {
+        self.0.as_mut().expect("held handles are open")
+    }
 }
 
 /// A failed append: the error, and whether the partial write was removed.
@@ -87,14 +143,20 @@ pub struct Segment {
     fs: Fs,
     base_offset: u64,
     log_path: PathBuf,
-    file: Box<dyn VfsFile>,
     /// Bytes of whole batches in the file; readers stay below it.
     size: AtomicU64,
     /// One past the last offset stored here (`base_offset` when empty).
     next_offset: AtomicU64,
     /// Largest record timestamp stored here; `i64::MIN` when empty.
     max_timestamp: AtomicI64,
-    indexes: RwLock<Indexes>,
+    slot: Arc<Slot>,
+    open_segments: Arc<OpenSegments>,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.open_segments.unregister(self.slot.id);
+    }
 }
 
 impl Segment {
@@ -133,279 +195,228 @@ impl Segment {
         log_path: PathBuf,
         file: Box<dyn VfsFile>,
         size: u64,
-        indexes: Indexes,
+        ix: Indexes,
     ) -> Self {
+        let seg = Self::with_file(config, base_offset, log_path, Arc::from(file), ix);
+        seg.size.store(size, Ordering::Release);
+        seg
+    }
+
+    fn with_file(
+        config: &LogConfig,
+        base_offset: u64,
+        log_path: PathBuf,
+        file: Arc<dyn VfsFile>,
+        ix: Indexes,
+    ) -> Self {
+        let slot = Slot {
+            id: config.open_segments.id(),
+            handles: RwLock::new(Some(Handles { file, ix })),
+            closable: AtomicBool::new(false),
+            last_used: AtomicU64::new(config.open_segments.stamp()),
+        };
         Self {
             fs: config.fs.clone(),
             base_offset,
             log_path,
-            file,
-            size: AtomicU64::new(size),
+            size: AtomicU64::new(0),
             next_offset: AtomicU64::new(base_offset),
             max_timestamp: AtomicI64::new(i64::MIN),
-            indexes: RwLock::new(indexes),
+            slot: Arc::new(slot),
+            open_segments: config.open_segments.clone(),
         }
     }
 
-    fn open_file(
-        config: &LogConfig,
-        dir: &Path,
-        base_offset: u64,
-    ) -> Result<(PathBuf, Box<dyn VfsFile>, u64)> {
-        let log_path = file_path(dir, base_offset, "log");
-        let file = config
-            .fs
-            .open(&log_path, Open::Existing)
-            .map_err(StorageError::io(&log_path, "open segment"))?;
-        let size = file
-            .len()
-            .map_err(StorageError::io(&log_path, "stat segment"))?;
-        Ok((log_path, file, size))
+    /// Stamps a use, for the LRU; the active segment is never closed, so
+    /// its appends and reads skip the shared counter.
+    fn touch(&self) {
+        if self.slot.closable.load(Ordering::Relaxed) {
+            let now = self.open_segments.stamp();
+            self.slot.last_used.store(now, Ordering::Relaxed);
+        }
     }
 
-    /// Opens a segment and rebuilds its indexes by scanning and validating
-    /// every batch (recovery past the recovery point). The scan stops at the
-    /// first invalid batch; the caller decides whether that is a torn tail
-    /// to truncate or corruption.
-    pub fn open_scan(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<(Self, ScanEnd)> {
-        let (log_path, file, file_size) = Self::open_file(config, dir, base_offset)?;
-        let indexes = Indexes::create(dir, base_offset, config)?;
-        let seg = Self::new(config, base_offset, log_path, file, 0, indexes);
-        let end = seg.scan(file_size, config)?;
-        Ok((seg, end))
+    /// The handles, opened again if they were closed.
+    fn held(&self) -> Result<Held<'_>> {
+        self.touch();
+        loop {
+            let g = self.slot.handles.read().expect("handles lock");
+            if g.is_some() {
+                return Ok(Held(g));
+            }
+            drop(g);
+            self.reopen()?;
+        }
     }
 
-    /// Opens a segment whose data is known to be synced (before the
-    /// recovery point, or after a clean shutdown), trusting its indexes
-    /// after checking them. A missing or damaged index is rebuilt (the
-    /// returned flag says so). An index entry pointing past the log, or a
-    /// log that does not end on a batch boundary, is corruption.
-    pub fn open_trusted(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<(Self, bool)> {
-        let (log_path, file, size) = Self::open_file(config, dir, base_offset)?;
-        let offset = IndexFile::<OffsetEntry>::open_sealed(
-            &*config.fs,
-            &file_path(dir, base_offset, "index"),
-            base_offset,
-        )?;
-        let time = IndexFile::<TimeEntry>::open_sealed(
-            &*config.fs,
-            &file_path(dir, base_offset, "timeindex"),
-            base_offset,
-        )?;
-        if let (Ok(offset), Ok(time)) = (offset, time) {
-            let indexes = Indexes {
+    /// The handles for a change, opened again if they were closed.
+    fn held_mut(&self) -> Result<HeldMut<'_>> {
+        self.touch();
+        loop {
+            let g = self.slot.handles.write().expect("handles lock");
+            if g.is_some() {
+                return Ok(HeldMut(g));
+            }
+            drop(g);
+            self.reopen()?;
+        }
+    }
+
+    /// The `.log` file, to use without holding a lock.
+    fn file(&self) -> Result<Arc<dyn VfsFile>> {
+        Ok(self.held()?.file.clone())
+    }
+
+    /// Opens a closed sealed segment's files again (its sealed indexes were
+    /// checked when the log opened; damage since then is corruption).
+    fn reopen(&self) -> Result<()> {
+        {
+            let mut g = self.slot.handles.write().expect("handles lock");
+            if g.is_some() {
+                return Ok(());
+            }
+            let dir = self.log_path.parent().unwrap_or(Path::new("."));
+            let file = self
+                .fs
+                .open(&self.log_path, Open::Existing)
+                .map_err(StorageError::io(&self.log_path, "reopen segment"))?;
+            let damaged = |path: PathBuf, why: String| {
+                StorageError::corrupt(
+                    path,
+                    0,
+                    format!("index damaged since the log opened: {why}"),
+                )
+            };
+            let opath = file_path(dir, self.base_offset, "index");
+            let offset = IndexFile::open_sealed(&*self.fs, &opath, self.base_offset)?
+                .map_err(|d| damaged(opath, d.0))?;
+            let tpath = file_path(dir, self.base_offset, "timeindex");
+            let time = IndexFile::open_sealed(&*self.fs, &tpath, self.base_offset)?
+                .map_err(|d| damaged(tpath, d.0))?;
+            let ix = Indexes {
                 offset,
                 time,
                 bytes_since_entry: 0,
             };
-            let seg = Self::new(config, base_offset, log_path, file, size, indexes);
-            if seg.check_trusted_indexes(size)? {
-                return Ok((seg, false));
-            }
-            let Self { log_path, file, .. } = seg;
-            return Self::rebuild(dir, base_offset, config, log_path, file, size);
+            *g = Some(Handles {
+                file: Arc::from(file),
+                ix,
+            });
         }
-        Self::rebuild(dir, base_offset, config, log_path, file, size)
+        self.register();
+        Ok(())
     }
 
-    fn rebuild(
-        dir: &Path,
-        base_offset: u64,
+    /// Makes the handles closable (the segment is sealed and not active)
+    /// and counts them against `sealed_segments_open_max`.
+    fn mark_sealed(&self) {
+        self.slot.closable.store(true, Ordering::Release);
+        self.register();
+    }
+
+    fn register(&self) {
+        let weak: Weak<dyn Closable> = Arc::downgrade(&self.slot) as Weak<dyn Closable>;
+        self.open_segments.register(self.slot.id, weak);
+    }
+
+    /// Whether the files are open now (for tests of the bound).
+    pub fn is_open(&self) -> bool {
+        self.slot.handles.read().expect("handles lock").is_some()
+    }
+
+    /// The segment's base offset.
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// The `.log` file's path.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Bytes of whole batches.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// One past the last offset stored here.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Largest record timestamp, or `None` when empty.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        let t = self.max_timestamp.load(Ordering::Acquire);
+        (t != i64::MIN).then_some(t)
+    }
+
+    /// Whether an append of `len` bytes holding offsets up to `last` must go
+    /// to a new segment (size, index room, or relative offset overflow). A
+    /// closed segment is sealed, so full.
+    pub fn is_full_for(&self, len: u64, last: u64, config: &LogConfig) -> bool {
+        let size = self.size();
+        if size == 0 {
+            return false;
+        }
+        let g = self.slot.handles.read().expect("handles lock");
+        let Some(h) = g.as_ref() else { return true };
+        size + len > config.segment_bytes_max
+            || h.ix.offset.free_slots() < 1
+            || h.ix.time.free_slots() < 2
+            || last - self.base_offset > u64::from(u32::MAX)
+    }
+
+    /// Writes one validated batch at the end: its stored `header` (see
+    /// [`strata_proto::batch::stored_header`]) then the producer's `records`
+    /// bytes, unchanged. Small batches are joined in `scratch` so that they
+    /// take one `pwrite`; large ones take two and are never copied. Only the
+    /// log's writer calls this, one at a time. On a failed write the file is
+    /// cut back to its previous size; `undone` says whether that worked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &self,
+        header: &[u8],
+        records: &[u8],
+        scratch: &mut Vec<u8>,
+        base: u64,
+        last: u64,
+        max_timestamp: i64,
         config: &LogConfig,
-        log_path: PathBuf,
-        file: Box<dyn VfsFile>,
-        size: u64,
-    ) -> Result<(Self, bool)> {
-        let indexes = Indexes::create(dir, base_offset, config)?;
-        let seg = Self::new(config, base_offset, log_path, file, 0, indexes);
-        match seg.scan(size, config)? {
-            ScanEnd::Clean => {}
-            ScanEnd::Bad { position, reason } => {
-                return Err(StorageError::corrupt(
-                    &seg.log_path,
-                    position,
-                    format!("invalid batch in a segment that was synced: {reason}"),
-                ));
-            }
+    ) -> Result<(), AppendFailure> {
+        let failed = |error| AppendFailure {
+            error,
+            undone: true,
+        };
+        let file = self.file().map_err(failed)?;
+        let pos = self.size();
+        let len = (header.len() + records.len()) as u64;
+        let written = if records.len() <= SMALL_BATCH_BYTES {
+            scratch.clear();
+            scratch.extend_from_slice(header);
+            scratch.extend_from_slice(records);
+            file.write_all_at(scratch, pos)
+        } else {
+            file.write_all_at(header, pos)
+                .and_then(|()| file.write_all_at(records, pos + header.len() as u64))
+        };
+        if let Err(e) = written {
+            let undone = file.set_len(pos).is_ok();
+            return Err(AppendFailure {
+                error: StorageError::io(&self.log_path, "append")(e),
+                undone,
+            });
         }
-        seg.seal_indexes()?;
-        Ok((seg, true))
-    }
-
-    /// Checks trusted indexes against the log and derives `next_offset` and
-    /// `max_timestamp`. Returns false if an index is damaged (rebuild it).
-    fn check_trusted_indexes(&self, size: u64) -> Result<bool> {
-        let ix = self.indexes.read().expect("index lock");
-        let mut prev: Option<OffsetEntry> = None;
-        for i in 0..ix.offset.len() {
-            let e = ix.offset.get(i);
-            if prev.is_some_and(|p| e.rel_offset <= p.rel_offset || e.position <= p.position) {
-                return Ok(false);
-            }
-            if u64::from(e.position) >= size {
-                return Err(StorageError::corrupt(
-                    ix.offset.path(),
-                    (super::index::HEADER_LEN + i * 8) as u64,
-                    format!(
-                        "index entry points to byte {} past the log's end ({size} bytes)",
-                        e.position
-                    ),
-                ));
-            }
-            prev = Some(e);
-        }
-        // Walk the batch headers from the last indexed batch to the end.
-        let mut pos = prev.map_or(0, |e| u64::from(e.position));
-        let mut next = self.base_offset;
-        while pos < size {
-            let h = self.header_at(pos, size)?;
-            if let Some(p) = prev.filter(|p| u64::from(p.position) == pos)
-                && h.base_offset as u64 != self.base_offset + u64::from(p.rel_offset)
-            {
-                return Err(StorageError::corrupt(
-                    &self.log_path,
-                    pos,
-                    format!(
-                        "index says offset {} starts here, the batch says {}",
-                        self.base_offset + u64::from(p.rel_offset),
-                        h.base_offset
-                    ),
-                ));
-            }
-            next = h.last_offset() as u64 + 1;
-            pos += h.total_len() as u64;
-        }
-        if pos != size {
-            return Err(StorageError::corrupt(
-                &self.log_path,
-                size,
-                "the last batch runs past the end of a synced segment",
-            ));
-        }
-        let mut prev_t: Option<TimeEntry> = None;
-        for i in 0..ix.time.len() {
-            let e = ix.time.get(i);
-            if prev_t.is_some_and(|p| e.timestamp <= p.timestamp || e.rel_offset < p.rel_offset) {
-                return Ok(false);
-            }
-            if self.base_offset + u64::from(e.rel_offset) >= next {
-                return Err(StorageError::corrupt(
-                    ix.time.path(),
-                    (super::index::HEADER_LEN + i * 12) as u64,
-                    format!(
-                        "time index entry names offset {} past the log's end {next}",
-                        self.base_offset + u64::from(e.rel_offset)
-                    ),
-                ));
-            }
-            prev_t = Some(e);
-        }
-        // A sealed non-empty segment always ends with a time entry holding its
-        // largest timestamp (see `seal`); without one we cannot know it.
-        if size > 0 && prev_t.is_none() {
-            return Ok(false);
-        }
-        drop(ix);
-        self.next_offset.store(next, Ordering::Release);
-        self.max_timestamp
-            .store(prev_t.map_or(i64::MIN, |e| e.timestamp), Ordering::Release);
-        Ok(true)
-    }
-
-    /// Scans `[0, file_size)` validating every batch and indexing it, and
-    /// stops at the first invalid one. Sets size, next offset and max
-    /// timestamp to the valid prefix.
-    fn scan(&self, file_size: u64, config: &LogConfig) -> Result<ScanEnd> {
-        let mut ix = self.indexes.write().expect("index lock");
-        let mut chunk: Vec<u8> = Vec::new();
-        let mut chunk_start = 0u64;
-        let mut pos = 0u64;
-        let mut expected = self.base_offset;
-        let bad = |position, reason: String| Ok(ScanEnd::Bad { position, reason });
-        while pos < file_size {
-            let remaining = file_size - pos;
-            if remaining < BATCH_HEADER_LEN as u64 {
-                return bad(
-                    pos,
-                    format!("{remaining} bytes at the end are too few for a batch header"),
-                );
-            }
-            // Refill the chunk if the header is not entirely inside it.
-            if pos + BATCH_HEADER_LEN as u64 > chunk_start + chunk.len() as u64 {
-                chunk_start = pos;
-                self.fill(&mut chunk, pos, SCAN_CHUNK_BYTES.min(remaining as usize))?;
-            }
-            let at = (pos - chunk_start) as usize;
-            let header = match BatchHeader::parse(&chunk[at..]) {
-                Ok(h) => h,
-                Err(e) => return bad(pos, e.to_string()),
-            };
-            let len = header.total_len() as u64;
-            if len > remaining {
-                return bad(
-                    pos,
-                    format!(
-                        "batch of {len} bytes runs past the end of the file ({remaining} bytes left)"
-                    ),
-                );
-            }
-            if pos + len > chunk_start + chunk.len() as u64 {
-                chunk_start = pos;
-                self.fill(
-                    &mut chunk,
-                    pos,
-                    (len as usize).max(SCAN_CHUNK_BYTES.min(remaining as usize)),
-                )?;
-            }
-            let at = (pos - chunk_start) as usize;
-            let bytes = &chunk[at..at + len as usize];
-            let valid = match batch::validate_stored(bytes) {
-                Ok(v) => v,
-                Err(e) => return bad(pos, e.to_string()),
-            };
-            let base = valid.header.base_offset;
-            if base < 0 || (base as u64) < expected {
-                return bad(
-                    pos,
-                    format!("batch base offset {base} is below the expected {expected}"),
-                );
-            }
-            let last = valid.header.last_offset() as u64;
-            if last - self.base_offset > u64::from(u32::MAX) {
-                return bad(
-                    pos,
-                    format!(
-                        "offset {last} is too far from the segment base {}",
-                        self.base_offset
-                    ),
-                );
-            }
-            if ix.offset.free_slots() < 1 || ix.time.free_slots() < 2 {
-                return bad(
-                    pos,
-                    "the segment holds more batches than its index can take".into(),
-                );
-            }
-            self.index_batch(
-                &mut ix,
-                pos,
-                len,
-                base as u64,
-                last,
-                valid.header.max_timestamp,
-                config.index_interval_bytes,
-            );
-            expected = last + 1;
-            pos += len;
-        }
-        Ok(ScanEnd::Clean)
-    }
-
-    fn fill(&self, chunk: &mut Vec<u8>, pos: u64, len: usize) -> Result<()> {
-        chunk.resize(len, 0);
-        self.file
-            .read_exact_at(chunk, pos)
-            .map_err(StorageError::io(&self.log_path, "read segment"))
+        let mut h = self.held_mut().map_err(failed)?;
+        self.index_batch(
+            &mut h.ix,
+            pos,
+            len,
+            base,
+            last,
+            max_timestamp,
+            config.index_interval_bytes,
+        );
+        Ok(())
     }
 
     /// Records a batch just written at `pos` in the indexes and publishes
@@ -444,111 +455,26 @@ impl Segment {
         self.size.store(pos + len, Ordering::Release);
     }
 
-    /// The segment's base offset.
-    pub fn base_offset(&self) -> u64 {
-        self.base_offset
-    }
-
-    /// The `.log` file's path.
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
-    }
-
-    /// Bytes of whole batches.
-    pub fn size(&self) -> u64 {
-        self.size.load(Ordering::Acquire)
-    }
-
-    /// One past the last offset stored here.
-    pub fn next_offset(&self) -> u64 {
-        self.next_offset.load(Ordering::Acquire)
-    }
-
-    /// Largest record timestamp, or `None` when empty.
-    pub fn max_timestamp(&self) -> Option<i64> {
-        let t = self.max_timestamp.load(Ordering::Acquire);
-        (t != i64::MIN).then_some(t)
-    }
-
-    /// Whether an append of `len` bytes holding offsets up to `last` must go
-    /// to a new segment (size, index room, or relative offset overflow).
-    pub fn is_full_for(&self, len: u64, last: u64, config: &LogConfig) -> bool {
-        let size = self.size();
-        if size == 0 {
-            return false;
-        }
-        let ix = self.indexes.read().expect("index lock");
-        size + len > config.segment_bytes_max
-            || ix.offset.free_slots() < 1
-            || ix.time.free_slots() < 2
-            || last - self.base_offset > u64::from(u32::MAX)
-    }
-
-    /// Writes one validated batch at the end: its stored `header` (see
-    /// [`strata_proto::batch::stored_header`]) then the producer's `records`
-    /// bytes, unchanged. Small batches are joined in `scratch` so that they
-    /// take one `pwrite`; large ones take two and are never copied. Only the
-    /// log's writer calls this, one at a time. On a failed write the file is
-    /// cut back to its previous size; `undone` says whether that worked.
-    #[allow(clippy::too_many_arguments)]
-    pub fn append(
-        &self,
-        header: &[u8],
-        records: &[u8],
-        scratch: &mut Vec<u8>,
-        base: u64,
-        last: u64,
-        max_timestamp: i64,
-        config: &LogConfig,
-    ) -> Result<(), AppendFailure> {
-        let pos = self.size();
-        let len = (header.len() + records.len()) as u64;
-        let written = if records.len() <= SMALL_BATCH_BYTES {
-            scratch.clear();
-            scratch.extend_from_slice(header);
-            scratch.extend_from_slice(records);
-            self.file.write_all_at(scratch, pos)
-        } else {
-            self.file
-                .write_all_at(header, pos)
-                .and_then(|()| self.file.write_all_at(records, pos + header.len() as u64))
-        };
-        if let Err(e) = written {
-            let undone = self.file.set_len(pos).is_ok();
-            return Err(AppendFailure {
-                error: StorageError::io(&self.log_path, "append")(e),
-                undone,
-            });
-        }
-        let mut ix = self.indexes.write().expect("index lock");
-        self.index_batch(
-            &mut ix,
-            pos,
-            len,
-            base,
-            last,
-            max_timestamp,
-            config.index_interval_bytes,
-        );
-        Ok(())
-    }
-
-    /// `fdatasync` of the `.log` file.
+    /// `fdatasync` of the `.log` file (holding no lock: appends go on).
     pub fn sync(&self) -> Result<()> {
-        self.file
+        self.file()?
             .sync_data()
             .map_err(StorageError::io(&self.log_path, "fsync segment"))
     }
 
     /// Makes the segment read-only on disk: a final time index entry with
     /// the largest timestamp, the log fsynced, indexes trimmed and fsynced.
+    /// From then on its files may be closed while idle.
     pub fn seal(&self) -> Result<()> {
         self.sync()?;
-        self.seal_indexes()
+        self.seal_indexes()?;
+        self.mark_sealed();
+        Ok(())
     }
 
     fn seal_indexes(&self) -> Result<()> {
-        let mut ix = self.indexes.write().expect("index lock");
+        let mut h = self.held_mut()?;
+        let ix = &mut h.ix;
         let next = self.next_offset();
         if let Some(max) = self.max_timestamp()
             && ix.time.last().is_none_or(|t| max > t.timestamp)
@@ -563,18 +489,22 @@ impl Segment {
     }
 
     /// Makes a trimmed index writable again (a cleanly closed segment
-    /// becoming the active one).
+    /// becoming the active one); its files stay open from now on.
     pub fn reopen_for_append(&self, config: &LogConfig) -> Result<()> {
-        let mut ix = self.indexes.write().expect("index lock");
+        let mut h = self.held_mut()?;
+        self.slot.closable.store(false, Ordering::Release);
+        let ix = &mut h.ix;
         ix.offset.reopen_for_append(config.index_bytes_max)?;
         ix.time.reopen_for_append(config.index_bytes_max)?;
         let last_pos = ix.offset.last().map_or(0, |e| u64::from(e.position));
         ix.bytes_since_entry = self.size().saturating_sub(last_pos);
+        drop(h);
+        self.open_segments.unregister(self.slot.id);
         Ok(())
     }
 
     /// Reads and parses the batch header at `pos`, which must lie below `size`.
-    fn header_at(&self, pos: u64, size: u64) -> Result<BatchHeader> {
+    fn header_at(&self, file: &dyn VfsFile, pos: u64, size: u64) -> Result<BatchHeader> {
         if pos + BATCH_HEADER_LEN as u64 > size {
             return Err(StorageError::corrupt(
                 &self.log_path,
@@ -583,8 +513,7 @@ impl Segment {
             ));
         }
         let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file
-            .read_exact_at(&mut buf, pos)
+        file.read_exact_at(&mut buf, pos)
             .map_err(StorageError::io(&self.log_path, "read segment"))?;
         let h = BatchHeader::parse(&buf)
             .map_err(|e| StorageError::corrupt(&self.log_path, pos, e.to_string()))?;
@@ -602,17 +531,20 @@ impl Segment {
     /// it; `None` if the segment has nothing at or after `offset`.
     pub fn position_of(&self, offset: u64) -> Result<Option<u64>> {
         let size = self.size();
-        let mut pos = if offset <= self.base_offset {
-            0
-        } else {
-            let rel = (offset - self.base_offset).min(u64::from(u32::MAX)) as u32;
-            let ix = self.indexes.read().expect("index lock");
-            ix.offset
-                .last_where(|e| e.rel_offset <= rel)
-                .map_or(0, |i| u64::from(ix.offset.get(i).position))
+        let (file, mut pos) = {
+            let h = self.held()?;
+            let pos = if offset <= self.base_offset {
+                0
+            } else {
+                let rel = (offset - self.base_offset).min(u64::from(u32::MAX)) as u32;
+                h.ix.offset
+                    .last_where(|e| e.rel_offset <= rel)
+                    .map_or(0, |i| u64::from(h.ix.offset.get(i).position))
+            };
+            (h.file.clone(), pos)
         };
         while pos < size {
-            let h = self.header_at(pos, size)?;
+            let h = self.header_at(&*file, pos, size)?;
             if h.last_offset() as u64 >= offset {
                 return Ok(Some(pos));
             }
@@ -627,9 +559,10 @@ impl Segment {
         let Some(mut pos) = self.position_of(from)? else {
             return Ok(());
         };
+        let file = self.file()?;
         let size = self.size();
         while pos < size {
-            let h = self.header_at(pos, size)?;
+            let h = self.header_at(&*file, pos, size)?;
             if h.base_offset as u64 >= from {
                 f(&h);
             }
@@ -645,14 +578,14 @@ impl Segment {
         if pos >= size {
             return Ok(Bytes::new());
         }
-        let first = self.header_at(pos, size)?;
+        let file = self.file()?;
+        let first = self.header_at(&*file, pos, size)?;
         if first.base_offset as u64 >= visible_end {
             return Ok(Bytes::new());
         }
         let want = (first.total_len() as u64).max((max_bytes as u64).min(size - pos));
         let mut buf = BytesMut::zeroed(want as usize);
-        self.file
-            .read_exact_at(&mut buf, pos)
+        file.read_exact_at(&mut buf, pos)
             .map_err(StorageError::io(&self.log_path, "read segment"))?;
         // Keep whole, visible batches only.
         let mut end = 0usize;
@@ -689,20 +622,21 @@ impl Segment {
             return Ok(None);
         }
         let start = {
-            let ix = self.indexes.read().expect("index lock");
-            ix.time
+            let h = self.held()?;
+            h.ix.time
                 .last_where(|e| e.timestamp < timestamp)
                 .map_or(self.base_offset, |i| {
-                    self.base_offset + u64::from(ix.time.get(i).rel_offset) + 1
+                    self.base_offset + u64::from(h.ix.time.get(i).rel_offset) + 1
                 })
         }
         .max(from);
         let Some(mut pos) = self.position_of(start)? else {
             return Ok(None);
         };
+        let file = self.file()?;
         let size = self.size();
         while pos < size {
-            let h = self.header_at(pos, size)?;
+            let h = self.header_at(&*file, pos, size)?;
             if h.base_offset as u64 >= visible_end {
                 return Ok(None);
             }
@@ -723,39 +657,33 @@ impl Segment {
         Ok(None)
     }
 
-    /// Cuts the segment so that it ends just before the batch at `pos`,
-    /// fsyncs it, and rebuilds its indexes to match.
-    pub fn truncate_at(&self, pos: u64, config: &LogConfig) -> Result<()> {
-        self.file
-            .set_len(pos)
-            .map_err(StorageError::io(&self.log_path, "truncate segment"))?;
-        self.sync()?;
-        let mut ix = self.indexes.write().expect("index lock");
-        ix.offset.reopen_for_append(config.index_bytes_max)?;
-        ix.time.reopen_for_append(config.index_bytes_max)?;
-        ix.offset.truncate_entries(0);
-        ix.time.truncate_entries(0);
-        ix.bytes_since_entry = 0;
-        self.max_timestamp.store(i64::MIN, Ordering::Release);
-        self.next_offset.store(self.base_offset, Ordering::Release);
-        self.size.store(0, Ordering::Release);
-        drop(ix);
-        match self.scan(pos, config)? {
-            ScanEnd::Clean => Ok(()),
-            ScanEnd::Bad { position, reason } => {
-                Err(StorageError::corrupt(&self.log_path, position, reason))
-            }
-        }
+    /// The segment's files are about to be unlinked or replaced on disk
+    /// (retention, truncation, a compaction swap): opens them if they were
+    /// closed and keeps them open until the segment is dropped, so a reader
+    /// that still holds it reads what it held, never a file that took its
+    /// name.
+    pub fn pin_open(&self) -> Result<()> {
+        let h = self.held_mut()?;
+        self.slot.closable.store(false, Ordering::Release);
+        drop(h);
+        self.open_segments.unregister(self.slot.id);
+        Ok(())
     }
 
     /// Removes the segment's files. Readers that hold the segment keep
-    /// reading: on Unix an open file outlives its name.
+    /// reading: its files are pinned open first, and on Unix an open file
+    /// outlives its name.
     pub fn delete(&self) -> Result<()> {
+        self.pin_open()?;
         self.fs
             .remove_file(&self.log_path)
             .map_err(StorageError::io(&self.log_path, "remove segment"))?;
-        let ix = self.indexes.read().expect("index lock");
-        ix.offset.delete(&*self.fs)?;
-        ix.time.delete(&*self.fs)
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        for ext in ["index", "timeindex"] {
+            let path = file_path(dir, self.base_offset, ext);
+            vfs::remove_if_present(&*self.fs, &path)
+                .map_err(StorageError::io(&path, "remove index"))?;
+        }
+        Ok(())
     }
 }
