@@ -1,7 +1,9 @@
 //! A seeded model test of the partition log on the simulated disk, with
 //! power losses at random points: in the middle of appends, rolls, seals,
 //! retention deletes, producer snapshots and checkpoint writes, and after
-//! failed fsyncs. After each loss the log must open, and:
+//! failed fsyncs; and with the disk full for a while (operations refused
+//! for it, and working again once there is space). After each loss the
+//! log must open, and:
 //! - every append acknowledged as durable is there, once, byte for byte, at
 //!   its offset (unless retention deleted it first);
 //! - nothing is there that was never written at that offset;
@@ -141,6 +143,8 @@ struct Run {
     model: Model,
     producer: Producer,
     losses: u64,
+    /// The disk is full now: operations may fail, with `DiskFull` only.
+    full: bool,
 }
 
 impl Run {
@@ -173,7 +177,9 @@ impl Run {
         batch::set_base_offset(&mut stored, base as i64);
         // Recorded before the call: it may reach the disk even if it fails.
         // The first attempt at a base wins: once an append fails with the
-        // power going or a failed fsync, later ones write nothing.
+        // power going or a failed fsync, later ones write nothing. (An
+        // append refused for a full disk is undone: forgotten below.)
+        let fresh = !self.model.written.contains_key(&base);
         self.model.written.entry(base).or_insert(Written {
             bytes: stored,
             durable: false,
@@ -204,7 +210,10 @@ impl Run {
                 }
             }
             Err(e) => {
-                assert!(!powered, "{ctx}: append failed with the power on: {e}");
+                self.check_error(&e, powered, ctx, "append");
+                if self.full && fresh {
+                    self.model.written.remove(&base);
+                }
                 if idempotent {
                     self.producer.last = Some((bytes, None));
                 }
@@ -230,21 +239,53 @@ impl Run {
             50..=74 => self.append(true, powered, ctx),
             75..=84 => match self.log().flush() {
                 Ok(()) => self.mark_durable(self.model.end),
-                Err(e) => assert!(!powered, "{ctx}: flush: {e}"),
+                Err(e) => self.check_error(&e, powered, ctx, "flush"),
             },
             85..=92 => {
                 let target = self.rng.u64(self.model.start..=self.model.end);
                 match self.log().delete_segments_before(Offset(target)) {
                     Ok(_) => self.model.start = self.log().log_start().0,
-                    Err(e) => assert!(!powered, "{ctx}: retention: {e}"),
+                    Err(e) => self.check_error(&e, powered, ctx, "retention"),
                 }
             }
             _ => {
                 let t = self.rng.i64(0..10_000);
                 if let Err(e) = self.log().offset_for_timestamp(t) {
-                    assert!(!powered, "{ctx}: time lookup: {e}");
+                    self.check_error(&e, powered, ctx, "time lookup");
                 }
             }
+        }
+    }
+
+    /// An operation failed: never with the power on and space free; with
+    /// a full disk, only for that reason.
+    fn check_error(&self, e: &StorageError, powered: bool, ctx: &str, what: &str) {
+        if self.full {
+            assert!(
+                matches!(e, StorageError::DiskFull { .. }),
+                "{ctx}: {what} failed on a full disk with another error: {e}"
+            );
+        } else {
+            assert!(!powered, "{ctx}: {what} failed with the power on: {e}");
+        }
+    }
+
+    /// The disk fills up for a few operations: they may be refused for
+    /// it, and once there is space again the log works as before (no
+    /// poisoning, no loss; a seal that waited is done later).
+    fn disk_full(&mut self, step: usize) {
+        let ctx = format!("{} (disk full)", self.ctx(step));
+        let slack = self.rng.u64(0..3000);
+        self.fs
+            .set_space_bytes_max(Some(self.fs.used_bytes() + slack));
+        self.full = true;
+        for _ in 0..self.rng.usize(1..15) {
+            self.operate(false, &ctx);
+        }
+        self.fs.set_space_bytes_max(None);
+        self.full = false;
+        for _ in 0..5 {
+            self.operate(true, &format!("{ctx}, then space again"));
         }
     }
 
@@ -409,11 +450,13 @@ fn run(seed: u64) {
         model: Model::default(),
         producer: Producer::default(),
         losses: 0,
+        full: false,
     };
     for step in 0..200 {
         let ctx = run.ctx(step);
         match run.rng.u8(0..100) {
-            0..=89 => run.operate(true, &ctx),
+            0..=86 => run.operate(true, &ctx),
+            87..=89 => run.disk_full(step),
             90..=93 => {
                 run.log()
                     .close()

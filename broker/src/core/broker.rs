@@ -41,6 +41,8 @@ pub struct CleanupDone {
     pub partitions_compacted: usize,
     /// Records (and tombstones) compaction removed.
     pub records_removed: u64,
+    /// Rolled segments whose seal still waits for disk space.
+    pub seals_waiting_for_space: usize,
 }
 
 /// Producer ids reserved per persisted block.
@@ -721,6 +723,9 @@ impl Broker {
                 let Ok(log) = p.log() else {
                     continue; // An unavailable partition has nothing to clean.
                 };
+                // Seals that met a full disk go first: retention may just
+                // have freed the space they need.
+                done.seals_waiting_for_space += log.retry_seals();
                 if c.cleanup.delete && (c.retention_ms >= 0 || c.retention_bytes >= 0) {
                     match log.apply_retention(c.retention_ms, c.retention_bytes, now_ms) {
                         Ok(n) => done.segments_deleted += n,

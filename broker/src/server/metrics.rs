@@ -223,6 +223,11 @@ fn collect(broker: &Broker, coordinator: &Coordinator) {
     }
 }
 
+/// Rolled segments whose seal waits for disk space (after a cleanup pass).
+pub fn seals_waiting_for_space(n: usize) {
+    gauge!("strata_seals_waiting_for_space").set(n as f64);
+}
+
 /// Counts a produced batch.
 pub fn produced(topic: &str, bytes: usize, records: u64) {
     counter!("strata_topic_bytes_in_total", "topic" => topic.to_string()).increment(bytes as u64);

@@ -208,7 +208,8 @@ pub async fn run(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
-            b.apply_cleanup(now);
+            let done = b.apply_cleanup(now);
+            metrics::seals_waiting_for_space(done.seals_waiting_for_space);
             if let Err(e) = c.compact_if_due(now) {
                 tracing::error!(error = %e, "compacting the groups log failed");
             }

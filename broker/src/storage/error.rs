@@ -53,13 +53,14 @@ pub enum StorageError {
         /// The configured limit.
         limit: u32,
     },
-    /// An fsync failed earlier; the page cache may have dropped the data, so
-    /// the log accepts no more writes until it is reopened (and recovered).
-    #[error("log {dir} refuses writes after a failed fsync: {cause}")]
+    /// An fsync failed earlier (or a write whose effect on disk is
+    /// unknown); the page cache may have dropped the data, so the log
+    /// accepts no more writes until it is reopened (and recovered).
+    #[error("log {dir} refuses writes until it is reopened, after: {cause}")]
     Poisoned {
         /// The log's directory.
         dir: PathBuf,
-        /// The fsync error.
+        /// What failed.
         cause: String,
     },
     /// An offset outside `[log_start, log_end]`.

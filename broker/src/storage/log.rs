@@ -26,6 +26,9 @@ use super::vfs::{self, Fs};
 
 #[path = "compact.rs"]
 pub mod compact;
+mod seal;
+
+use seal::{Rolled, SealBook, Sealer};
 
 /// Bytes read at a time by [`Log::for_each_record`].
 const RECORD_WALK_BYTES: usize = 4 << 20;
@@ -112,35 +115,6 @@ struct Writer {
     scratch: Vec<u8>,
     /// Idempotent producers' sequences, to drop retried batches.
     producers: Producers,
-}
-
-/// Segments rolled but not yet sealed. Sealing (fsync of the whole
-/// segment, index trim) runs on a background thread so that a roll never
-/// stalls appends for the time it takes to write a gigabyte back.
-#[derive(Debug)]
-struct SealBook {
-    /// Rolled segments whose seal is running (or failed), or that are
-    /// sealed but wait for an older one, oldest first.
-    sealing: Vec<Rolled>,
-    /// Base offset of the newest segment: everything below was rolled.
-    rolled_to: u64,
-    /// The recovery point last written to disk.
-    written_recovery_point: u64,
-    /// The offset of the producer snapshot on disk (0: none). Snapshots
-    /// only move forward, except when truncation rewrites one.
-    snapshot_offset: u64,
-}
-
-/// A rolled segment on its way to being sealed.
-#[derive(Debug)]
-struct Rolled {
-    seg: Arc<Segment>,
-    sealed: bool,
-    /// The producer state as of the roll (the segment's end), encoded. It
-    /// is written only once this segment and every older one are sealed:
-    /// a snapshot that reached the disk before the batches it covers would
-    /// answer a retry of a batch a power loss took as "duplicate".
-    snapshot: Option<(u64, Vec<u8>)>,
 }
 
 #[derive(Debug)]
@@ -723,16 +697,12 @@ impl Log {
             book.sealing.push(Rolled {
                 seg: old.clone(),
                 sealed: false,
+                waiting_for_space: false,
                 snapshot,
             });
             book.rolled_to = w.next_offset;
         }
-        let sealer = Sealer {
-            seals: self.seals.clone(),
-            poisoned: self.poisoned.clone(),
-            dir: self.dir.clone(),
-            fs: self.fs.clone(),
-        };
+        let sealer = self.sealer();
         if !config.seal_in_background {
             sealer.seal(old);
         } else {
@@ -786,18 +756,52 @@ impl Log {
         self.save_producers(w)
     }
 
-    /// Waits until every rolled segment is sealed (or a seal failed).
+    fn sealer(&self) -> Sealer {
+        Sealer {
+            seals: self.seals.clone(),
+            poisoned: self.poisoned.clone(),
+            dir: self.dir.clone(),
+            fs: self.fs.clone(),
+        }
+    }
+
+    /// Seals again the segments whose seal met a full disk; returns how
+    /// many still wait for space. The broker calls it on its cleanup timer.
+    pub fn retry_seals(&self) -> usize {
+        self.sealer().retry()
+    }
+
+    /// Waits until every rolled segment is sealed (retrying the ones that
+    /// waited for space), or a seal failed: poisoned, or still no space.
     fn wait_for_seals(&self) -> Result<()> {
+        let waiting = self.retry_seals();
         let (lock, cv) = &*self.seals;
         let mut book = lock.lock().expect("seal lock");
-        while !book.sealing.is_empty() && self.poisoned.get().is_none() {
+        while book
+            .sealing
+            .iter()
+            .any(|r| !r.sealed && !r.waiting_for_space)
+            && self.poisoned.get().is_none()
+        {
             book = cv.wait(book).expect("seal lock");
         }
+        let still = book
+            .sealing
+            .iter()
+            .find(|r| r.waiting_for_space)
+            .map(|r| r.seg.log_path().to_owned());
         drop(book);
-        match self.poisoned.get() {
-            Some(cause) => Err(StorageError::Poisoned {
+        if let Some(cause) = self.poisoned.get() {
+            return Err(StorageError::Poisoned {
                 dir: self.dir.clone(),
                 cause: cause.clone(),
+            });
+        }
+        debug_assert!(still.is_none() || waiting > 0);
+        match still {
+            Some(path) => Err(StorageError::DiskFull {
+                path,
+                op: "seal segment",
             }),
             None => Ok(()),
         }
@@ -1162,8 +1166,16 @@ impl Log {
         self.check_writable(&w)?;
         w.closed = true;
         self.wait_for_seals()?;
-        if let Err(e) = w.active.seal() {
+        if let Err(e) = w.active.sync() {
             self.poison(&e);
+            return Err(e);
+        }
+        // A full disk leaves the log unclosed, not poisoned: the next open
+        // scans the active segment, as after a crash.
+        if let Err(e) = w.active.finish_seal() {
+            if !matches!(e, StorageError::DiskFull { .. }) {
+                self.poison(&e);
+            }
             return Err(e);
         }
         self.save_producers(&w)?;
@@ -1227,81 +1239,18 @@ fn replay_producers(
     Ok(())
 }
 
-/// What sealing a rolled segment needs of its log.
-#[derive(Debug, Clone)]
-struct Sealer {
-    seals: Arc<(Mutex<SealBook>, Condvar)>,
-    poisoned: Arc<OnceLock<String>>,
-    dir: PathBuf,
-    fs: Fs,
-}
-
-impl Sealer {
-    /// Seals a rolled segment (fsync, index trim). Once it and every older
-    /// one are sealed, writes the newest producer snapshot among them and
-    /// advances the recovery point past them. Runs on its own thread,
-    /// unless the log seals in the foreground.
-    fn seal(&self, seg: Arc<Segment>) {
-        let result = seg.seal();
-        let (lock, cv) = &*self.seals;
-        let mut book = lock.lock().expect("seal lock");
-        match result {
-            Ok(()) => {
-                if let Some(r) = book.sealing.iter_mut().find(|r| Arc::ptr_eq(&r.seg, &seg)) {
-                    r.sealed = true;
-                }
-                let mut snapshot = None;
-                while book.sealing.first().is_some_and(|r| r.sealed) {
-                    let r = book.sealing.remove(0);
-                    snapshot = r.snapshot.or(snapshot);
-                }
-                self.advance(&mut book, snapshot);
-            }
-            Err(e) => {
-                // The segment stays in `sealing`, so the recovery point never
-                // passes it, and the log refuses writes from now on.
-                let _ = self.poisoned.set(e.to_string());
-                tracing::error!(dir = %self.dir.display(), error = %e, "sealing a segment failed: log poisoned");
-            }
-        }
-        cv.notify_all();
-    }
-
-    /// Writes what the sealed prefix allows: the producer snapshot, then
-    /// the recovery point. Both only save work at the next open; if one
-    /// cannot be written, recovery replays or scans more, and loses nothing.
-    fn advance(&self, book: &mut SealBook, snapshot: Option<(u64, Vec<u8>)>) {
-        let warn = |what: &str, e: &StorageError| {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the {what}");
-        };
-        if let Some((offset, bytes)) = snapshot
-            && offset > book.snapshot_offset
-        {
-            match checkpoint::write_atomic(&*self.fs, &self.dir, producers::SNAPSHOT_FILE, &bytes) {
-                Ok(()) => book.snapshot_offset = offset,
-                Err(e) => warn("producer snapshot", &e),
-            }
-        }
-        let rp = book
-            .sealing
-            .first()
-            .map_or(book.rolled_to, |r| r.seg.base_offset());
-        if rp > book.written_recovery_point {
-            match checkpoint::write(&*self.fs, &self.dir, Kind::RecoveryPoint, rp) {
-                Ok(()) => book.written_recovery_point = rp,
-                Err(e) => warn("recovery point", &e),
-            }
-        }
-    }
-}
-
 impl Drop for Log {
     fn drop(&mut self) {
         // Background sealers write the recovery point into our directory;
         // let them finish so they cannot race with whoever opens it next.
         let (lock, cv) = &*self.seals;
         let mut book = lock.lock().expect("seal lock");
-        while !book.sealing.is_empty() && self.poisoned.get().is_none() {
+        while book
+            .sealing
+            .iter()
+            .any(|r| !r.sealed && !r.waiting_for_space)
+            && self.poisoned.get().is_none()
+        {
             book = cv.wait(book).expect("seal lock");
         }
     }

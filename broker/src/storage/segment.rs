@@ -467,6 +467,13 @@ impl Segment {
     /// From then on its files may be closed while idle.
     pub fn seal(&self) -> Result<()> {
         self.sync()?;
+        self.finish_seal()
+    }
+
+    /// The second half of [`Segment::seal`], once the data is fsynced:
+    /// the indexes written, fsynced and mapped. Safe to call again after
+    /// it failed (an index already sealed stays as it is).
+    pub fn finish_seal(&self) -> Result<()> {
         self.seal_indexes()?;
         self.mark_sealed();
         Ok(())
