@@ -168,7 +168,11 @@ fn check(broker: &Broker, known: &mut BTreeMap<&str, Known>, ctx: &str) {
     for (name, k) in known.iter_mut() {
         let found = broker.topic(name).ok();
         if let Some(t) = &found {
-            assert!(t.damage().is_none(), "{ctx}: {name} is damaged: {:?}", t.damage());
+            assert!(
+                t.damage().is_none(),
+                "{ctx}: {name} is damaged: {:?}",
+                t.damage()
+            );
         }
         match (&*k, &found) {
             (Known::Absent, Some(_)) => panic!("{ctx}: deleted topic {name} came back"),

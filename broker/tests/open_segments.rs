@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use strata_broker::storage::open_segments::OpenSegments;
-use strata_broker::storage::{Durability, Log, LogConfig, Offset};
+use strata_broker::storage::{Durability, Log, LogConfig, Offset, StorageError};
 use strata_proto::v1;
 
 fn bounded(open: &Arc<OpenSegments>) -> LogConfig {
@@ -134,4 +134,23 @@ async fn the_broker_keeps_its_descriptors_within_the_bound() {
         fds <= 5 * 3,
         "{fds} descriptors open under the topic for {segments} segments"
     );
+}
+
+#[test]
+fn a_closed_segment_of_a_log_whose_directory_went_reads_as_closed() {
+    let open = OpenSegments::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    let log = Log::open(&path, bounded(&open)).unwrap();
+    for i in 0..100i64 {
+        log.append(&make_batch(&format!("b{i}"), 2, i)).unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    // The first segment is read (opened), then a later one closes it.
+    log.read(Offset(0), 1).unwrap();
+    log.read(Offset(100), 1).unwrap();
+    // Its topic is deleted: the directory moves away (as into trash/).
+    std::fs::rename(&path, dir.path().join("trash")).unwrap();
+    let err = log.read(Offset(0), 1).unwrap_err();
+    assert!(matches!(err, StorageError::Closed(_)), "{err}");
 }

@@ -276,10 +276,16 @@ impl Segment {
                 return Ok(());
             }
             let dir = self.log_path.parent().unwrap_or(Path::new("."));
-            let file = self
-                .fs
-                .open(&self.log_path, Open::Existing)
-                .map_err(StorageError::io(&self.log_path, "reopen segment"))?;
+            // Retention and compaction pin a segment open before they
+            // remove or replace its file, so a file gone here went with its
+            // whole log (a topic deleted while this read ran): closed.
+            let file =
+                self.fs
+                    .open(&self.log_path, Open::Existing)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => StorageError::Closed(dir.to_owned()),
+                        _ => StorageError::io(&self.log_path, "reopen segment")(e),
+                    })?;
             let damaged = |path: PathBuf, why: String| {
                 StorageError::corrupt(
                     path,
