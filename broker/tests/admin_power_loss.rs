@@ -20,25 +20,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{make_batch, run_seeds};
-use strata_broker::core::config::{Limits, TopicDefaults};
-use strata_broker::core::{Broker, BrokerOptions};
+use strata_broker::core::Broker;
 use strata_broker::storage::SimFs;
 
 static LOSSES: AtomicU64 = AtomicU64::new(0);
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
 fn open(fs: &SimFs, ctx: &str) -> Broker {
-    let options = BrokerOptions {
-        data_dir: PathBuf::from("/data"),
-        defaults: TopicDefaults::default(),
-        limits: Limits::default(),
-        fs: Arc::new(fs.clone()),
-    };
+    let options = common::sim_broker_options(fs);
     Broker::open(options).unwrap_or_else(|e| panic!("{ctx}: the broker does not open: {e}"))
 }
 

@@ -125,15 +125,7 @@ async fn response_memory_is_bounded_and_comes_back() {
     // A subscriber that never reads: its queued messages hold part of the
     // budget (how much depends on what the transport has taken).
     let idle = rec
-        .subscribe(v1::SubscribeRequest {
-            partitions: vec![v1::SubscribePartition {
-                topic: "r".into(),
-                partition: 0,
-                start: Some(v1::subscribe_partition::Start::Earliest(true)),
-            }],
-            max_bytes: 1 << 20,
-            decode: false,
-        })
+        .subscribe(subscribe_earliest("r", 0, 1 << 20))
         .await
         .unwrap()
         .into_inner();

@@ -19,26 +19,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::run_seeds;
-use strata_broker::core::config::{Limits, TopicDefaults};
+use strata_broker::core::Broker;
 use strata_broker::core::groups::{Coordinator, GroupSettings};
-use strata_broker::core::{Broker, BrokerOptions};
 use strata_broker::storage::SimFs;
 
 static LOSSES: AtomicU64 = AtomicU64::new(0);
 const PARTITIONS: u32 = 6;
 
 fn open(fs: &SimFs, settings: &GroupSettings) -> (Arc<Broker>, Coordinator) {
-    let options = BrokerOptions {
-        data_dir: PathBuf::from("/data"),
-        defaults: TopicDefaults::default(),
-        limits: Limits::default(),
-        fs: Arc::new(fs.clone()),
-    };
+    let options = common::sim_broker_options(fs);
     let broker = Arc::new(Broker::open(options).expect("broker opens"));
     let coordinator = Coordinator::open(broker.clone(), settings.clone()).expect("groups open");
     (broker, coordinator)

@@ -16,15 +16,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{ManualClock, run_seeds};
-use strata_broker::core::config::{Limits, TopicDefaults};
 use strata_broker::core::groups::store::GroupValue;
 use strata_broker::core::groups::{Coordinator, GroupSettings, HeartbeatRequest, Tp};
-use strata_broker::core::{Broker, BrokerError, BrokerOptions};
+use strata_broker::core::{Broker, BrokerError};
 use strata_broker::storage::SimFs;
 
 static LOSSES: AtomicU64 = AtomicU64::new(0);
@@ -39,12 +37,7 @@ fn settings() -> GroupSettings {
 }
 
 fn open(fs: &SimFs, clock: &Arc<ManualClock>) -> (Arc<Broker>, Coordinator) {
-    let options = BrokerOptions {
-        data_dir: PathBuf::from("/data"),
-        defaults: TopicDefaults::default(),
-        limits: Limits::default(),
-        fs: Arc::new(fs.clone()),
-    };
+    let options = common::sim_broker_options(fs);
     let broker = Arc::new(Broker::open(options).expect("broker opens"));
     let groups = Coordinator::open_with_clock(broker.clone(), settings(), clock.clone())
         .expect("groups open");

@@ -511,15 +511,7 @@ async fn a_slow_subscriber_does_not_grow_broker_memory() {
     let mut rec = b.records().await;
     // Subscribe from the start and never read.
     let _stream = rec
-        .subscribe(v1::SubscribeRequest {
-            partitions: vec![v1::SubscribePartition {
-                topic: "big".into(),
-                partition: 0,
-                start: Some(v1::subscribe_partition::Start::Earliest(true)),
-            }],
-            max_bytes: 1 << 20,
-            decode: false,
-        })
+        .subscribe(subscribe_earliest("big", 0, 1 << 20))
         .await
         .unwrap()
         .into_inner();

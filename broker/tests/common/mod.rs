@@ -28,6 +28,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// A broker's options with its data directory at `/data` on the simulated
+/// disk `fs`, defaults and limits as shipped.
+pub fn sim_broker_options(
+    fs: &strata_broker::storage::SimFs,
+) -> strata_broker::core::BrokerOptions {
+    strata_broker::core::BrokerOptions {
+        data_dir: PathBuf::from("/data"),
+        defaults: strata_broker::core::TopicDefaults::default(),
+        limits: strata_broker::core::Limits::default(),
+        fs: Arc::new(fs.clone()),
+    }
+}
+
 /// A config with tiny segments and a dense index, so tests cross segment
 /// and index boundaries with little data.
 pub fn small_config(durability: Durability) -> LogConfig {

@@ -240,6 +240,19 @@ pub fn produce_batch(
     }
 }
 
+/// A subscription to one partition from its start, in raw batches.
+pub fn subscribe_earliest(topic: &str, partition: u32, max_bytes: u32) -> v1::SubscribeRequest {
+    v1::SubscribeRequest {
+        partitions: vec![v1::SubscribePartition {
+            topic: topic.into(),
+            partition,
+            start: Some(v1::subscribe_partition::Start::Earliest(true)),
+        }],
+        max_bytes,
+        decode: false,
+    }
+}
+
 /// A fetch request for one partition.
 pub fn fetch_one(topic: &str, partition: u32, offset: i64, decode: bool) -> v1::FetchRequest {
     v1::FetchRequest {
