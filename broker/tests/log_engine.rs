@@ -785,3 +785,45 @@ fn reads_racing_deletes_and_compaction_finish_correctly() {
         assert!(r.join().unwrap() >= 50);
     }
 }
+
+#[test]
+fn a_segment_whose_retention_unlink_was_lost_is_removed_not_taken_for_a_lost_tail() {
+    use strata_broker::storage::checkpoint::{self, Kind};
+    use strata_broker::storage::vfs::RealFs;
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        seal_in_background: false,
+        ..small_config(Durability::PageCache)
+    };
+    let log = Log::open(dir.path(), config.clone()).unwrap();
+    for i in 0..200 {
+        log.append(&make_batch(&format!("r{i}"), 2, i)).unwrap();
+    }
+    log.flush().unwrap();
+    let bases = log.segment_bases();
+    assert!(bases.len() >= 4);
+    let first = segment_files(dir.path())[0].clone();
+    let kept = std::fs::read(&first).unwrap();
+    // Retention commits the new start, then unlinks the first two segments.
+    assert_eq!(log.delete_segments_before(bases[2]).unwrap(), 2);
+    let end = log.log_end();
+    drop(log);
+    // A power loss kept the second unlink and lost the first, and the
+    // recovery point had not passed the second segment's seal.
+    std::fs::write(&first, kept).unwrap();
+    checkpoint::write(&RealFs, dir.path(), Kind::RecoveryPoint, bases[1].0).unwrap();
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!(log.log_start(), bases[2]);
+    assert_eq!(log.log_end(), end, "the live segments are kept");
+    assert_eq!(log.segment_bases()[0], bases[2]);
+    assert!(
+        log.recovery_report()
+            .leftovers_removed
+            .iter()
+            .any(|p| p == &first),
+        "{:?}",
+        log.recovery_report()
+    );
+    let r = log.read(bases[2], 1).unwrap();
+    assert_eq!(records(&r.batches)[0].offset, bases[2].0 as i64);
+}

@@ -243,7 +243,14 @@ impl Run {
             },
             85..=92 => {
                 let target = self.rng.u64(self.model.start..=self.model.end);
-                match self.log().delete_segments_before(Offset(target)) {
+                let r = self.log().delete_segments_before(Offset(target));
+                trace(|| {
+                    format!(
+                        "{ctx}: retention to {target}: {r:?}, segments {:?}",
+                        self.log().segment_bases()
+                    )
+                });
+                match r {
                     Ok(_) => self.model.start = self.log().log_start().0,
                     Err(e) => self.check_error(&e, powered, ctx, "retention"),
                 }

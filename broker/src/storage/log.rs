@@ -213,6 +213,7 @@ impl Log {
         // From here on the log may change: a crash must not look clean.
         checkpoint::remove(&*fs, &dir, Kind::CleanShutdown)?;
         report.clean_shutdown = clean_end.is_some();
+        remove_retention_leftovers(&*fs, &dir, &mut bases, saved_start, &mut report)?;
 
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
         // Which of `segments` were scanned (their data may be unsynced).
@@ -1183,6 +1184,43 @@ impl Log {
         checkpoint::write(&*self.fs, &self.dir, Kind::CleanShutdown, w.next_offset)?;
         Ok(())
     }
+}
+
+/// Segments wholly below the saved log start are what a retention delete
+/// had committed (the log-start checkpoint is its commit point) but not
+/// removed when the process stopped; a power loss may keep any of its
+/// unlinks and lose others. They are removed here, before anything looks
+/// for gaps between segments: otherwise a survivor below a removed one
+/// would look like a log whose tail was lost, and recovery would cut the
+/// live segments after it. Retention only ever starts the log at a
+/// segment's base, so every base before the last one at or below the
+/// start holds only deleted offsets.
+fn remove_retention_leftovers(
+    fs: &dyn vfs::Vfs,
+    dir: &Path,
+    bases: &mut Vec<u64>,
+    saved_start: Option<u64>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let Some(start) = saved_start else {
+        return Ok(());
+    };
+    let keep_from = bases.iter().rposition(|&b| b <= start).unwrap_or(0);
+    if keep_from == 0 {
+        return Ok(());
+    }
+    for base in bases.drain(..keep_from) {
+        for ext in ["log", "index", "timeindex"] {
+            let path = segment::file_path(dir, base, ext);
+            if vfs::remove_if_present(fs, &path).map_err(StorageError::io(
+                &path,
+                "remove a segment below the log start",
+            ))? {
+                report.leftovers_removed.push(path);
+            }
+        }
+    }
+    checkpoint::sync_dir(fs, dir)
 }
 
 /// The producer state at open: the snapshot (if valid and not past the log
