@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use strata_broker::storage::{Durability, Log, LogConfig};
+use strata_storage::{Durability, Log, LogConfig};
 
 /// Durability mode names on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -2,10 +2,11 @@
 //!
 //! Layers, from the ground up (each depends only on those below it):
 //!
-//! - [`storage`]: the storage engine. One partition's append-only log of
-//!   segment files with sparse offset and time indexes, durability modes with
-//!   group commit, and crash recovery. Synchronous: it knows nothing of tokio
-//!   or gRPC.
+//! - [`storage`]: the storage engine, the `strata-storage` crate
+//!   (re-exported here under its old path). One partition's append-only log
+//!   of segment files with sparse offset and time indexes, durability modes
+//!   with group commit, and crash recovery. Synchronous: its manifest has no
+//!   tokio or gRPC.
 //! - [`core`]: topics and partitions, their rules and limits; async, but
 //!   no transport.
 //! - [`server`]: the gRPC services, configuration, startup and shutdown.
@@ -14,4 +15,5 @@
 
 pub mod core;
 pub mod server;
-pub mod storage;
+
+pub use strata_storage as storage;

@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use strata_proto::batch::{self, BATCH_HEADER_LEN, BatchHeader};
+use strata_batch::batch::{self, BATCH_HEADER_LEN, BatchHeader};
 
 use super::{Indexes, Segment, file_path};
-use crate::storage::config::LogConfig;
-use crate::storage::error::{Result, StorageError};
-use crate::storage::index::{IndexFile, OffsetEntry, TimeEntry};
-use crate::storage::vfs::{Open, VfsFile};
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::index::{IndexFile, OffsetEntry, TimeEntry};
+use crate::vfs::{Open, VfsFile};
 
 /// Bytes read at a time when scanning a segment during recovery.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
@@ -140,7 +140,7 @@ impl Segment {
             if u64::from(e.position) >= size {
                 return Err(StorageError::corrupt(
                     ix.offset.path(),
-                    (crate::storage::index::HEADER_LEN + i * 8) as u64,
+                    (crate::index::HEADER_LEN + i * 8) as u64,
                     format!(
                         "index entry points to byte {} past the log's end ({size} bytes)",
                         e.position
@@ -186,7 +186,7 @@ impl Segment {
             if self.base_offset + u64::from(e.rel_offset) >= next {
                 return Err(StorageError::corrupt(
                     ix.time.path(),
-                    (crate::storage::index::HEADER_LEN + i * 12) as u64,
+                    (crate::index::HEADER_LEN + i * 12) as u64,
                     format!(
                         "time index entry names offset {} past the log's end {next}",
                         self.base_offset + u64::from(e.rel_offset)

@@ -3,7 +3,7 @@
 //! and torn-tail cuts, checked after every step against an in-memory model.
 //!
 //! Every failure names its seed; rerun one with `STRATA_PROP_SEED=N cargo
-//! test -p strata-broker --test log_model`. `STRATA_PROP_CASES` sets how
+//! test -p strata-storage --test log_model`. `STRATA_PROP_CASES` sets how
 //! many seeds a run tries (default 40).
 
 mod common;
@@ -11,9 +11,9 @@ mod common;
 use std::fs::OpenOptions;
 
 use common::*;
-use strata_broker::storage::{Durability, Log, LogConfig, Offset};
-use strata_proto::BatchBuilder;
-use strata_proto::batch::BatchHeader;
+use strata_batch::BatchBuilder;
+use strata_batch::batch::BatchHeader;
+use strata_storage::{Durability, Log, LogConfig, Offset};
 
 #[derive(Debug, Clone)]
 struct ModelBatch {
@@ -53,7 +53,7 @@ fn config(rng: &mut fastrand::Rng) -> LogConfig {
         batch_bytes_max: 1024.min(segment_bytes_max as u32),
         durability,
         // Few open sealed segments: reads close and reopen files all the time.
-        open_segments: strata_broker::storage::open_segments::OpenSegments::new(rng.usize(1..4)),
+        open_segments: strata_storage::open_segments::OpenSegments::new(rng.usize(1..4)),
         ..LogConfig::default()
     }
 }
@@ -130,7 +130,7 @@ fn run(seed: u64) {
                     .unwrap_or_else(|e| panic!("{ctx}: append: {e}"));
                 assert_eq!(info.base_offset.0, model.end, "{ctx}: base offset");
                 // What the log stores: our bytes with the offset stamped in.
-                strata_proto::batch::set_base_offset(&mut bytes, info.base_offset.0 as i64);
+                strata_batch::batch::set_base_offset(&mut bytes, info.base_offset.0 as i64);
                 model.end += timestamps.len() as u64;
                 model.batches.push(ModelBatch {
                     base: info.base_offset.0,

@@ -12,7 +12,7 @@
 //!   acknowledged as durable.
 //!
 //! Every failure names its seed; rerun one with `STRATA_PROP_SEED=N cargo
-//! test -p strata-broker --test power_loss` (add `STRATA_TRACE=1` to see
+//! test -p strata-storage --test power_loss` (add `STRATA_TRACE=1` to see
 //! each producer append and each reopen). `STRATA_PROP_CASES` sets how
 //! many seeds a run tries (default 250, about 3,000 power losses); the run
 //! prints how many power losses it simulated.
@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
-use strata_broker::storage::{Durability, Log, LogConfig, Offset, SimFs, StorageError};
-use strata_proto::BatchBuilder;
-use strata_proto::batch::{self, BatchHeader};
+use strata_batch::BatchBuilder;
+use strata_batch::batch::{self, BatchHeader};
+use strata_storage::{Durability, Log, LogConfig, Offset, SimFs, StorageError};
 
 const DIR: &str = "/data/topics/t/0";
 const PRODUCER_ID: i64 = 4242;
@@ -95,7 +95,7 @@ fn config(rng: &mut fastrand::Rng, fs: &SimFs) -> LogConfig {
         seal_in_background: false,
         // Few open sealed segments: reads, seals and recovery close and
         // reopen segment files all the time.
-        open_segments: strata_broker::storage::open_segments::OpenSegments::new(rng.usize(1..4)),
+        open_segments: strata_storage::open_segments::OpenSegments::new(rng.usize(1..4)),
         ..LogConfig::default()
     }
 }

@@ -297,7 +297,7 @@ impl<E: Entry> IndexFile<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::vfs::RealFs;
+    use crate::vfs::RealFs;
 
     fn entry(i: u32) -> OffsetEntry {
         OffsetEntry {

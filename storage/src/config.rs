@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use strata_proto::TimestampType;
+use strata_batch::TimestampType;
 
 use super::error::{Result, StorageError};
 use super::open_segments::{OpenSegments, SEALED_SEGMENTS_OPEN_MAX};
@@ -27,7 +27,7 @@ pub enum Durability {
     /// `interval_ms` has passed or `interval_records` records have been
     /// appended since the last fsync, whichever comes first. A power loss
     /// loses at most that window. The time trigger fires on the next append
-    /// or on [`crate::storage::Log::flush_if_due`], which the broker calls on
+    /// or on [`crate::Log::flush_if_due`], which the broker calls on
     /// a timer.
     Interval {
         /// Milliseconds between fsyncs, if a time trigger is wanted.
@@ -147,7 +147,7 @@ impl LogConfig {
                 self.batch_bytes_max
             ));
         }
-        if (self.batch_bytes_max as usize) < strata_proto::batch::BATCH_HEADER_LEN {
+        if (self.batch_bytes_max as usize) < strata_batch::batch::BATCH_HEADER_LEN {
             return err(format!(
                 "batch_bytes_max {} is smaller than a batch header",
                 self.batch_bytes_max

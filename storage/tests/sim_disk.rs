@@ -6,8 +6,8 @@
 use std::io;
 use std::path::Path;
 
-use strata_broker::storage::SimFs;
-use strata_broker::storage::vfs::{Open, Vfs};
+use strata_storage::SimFs;
+use strata_storage::vfs::{Open, Vfs};
 
 fn write(fs: &SimFs, path: &str, bytes: &[u8], sync: bool) {
     let f = fs.open(Path::new(path), Open::Truncate).unwrap();

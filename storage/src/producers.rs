@@ -96,7 +96,7 @@ impl Default for Producers {
 }
 
 fn next_seq(s: i32) -> i32 {
-    strata_proto::sequence::next(s)
+    strata_batch::sequence::next(s)
 }
 
 impl Producers {

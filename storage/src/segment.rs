@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use bytes::{Bytes, BytesMut};
-use strata_proto::batch::{BATCH_HEADER_LEN, BatchHeader};
+use strata_batch::batch::{BATCH_HEADER_LEN, BatchHeader};
 
 pub use recovery::ScanEnd;
 
@@ -373,7 +373,7 @@ impl Segment {
     }
 
     /// Writes one validated batch at the end: its stored `header` (see
-    /// [`strata_proto::batch::stored_header`]) then the producer's `records`
+    /// [`strata_batch::batch::stored_header`]) then the producer's `records`
     /// bytes, unchanged. Small batches are joined in `scratch` so that they
     /// take one `pwrite`; large ones take two and are never copied. Only the
     /// log's writer calls this, one at a time. On a failed write the file is
@@ -655,7 +655,7 @@ impl Segment {
             }
             if h.max_timestamp >= timestamp {
                 let bytes = self.read_from(pos, 0, visible_end)?;
-                let b = strata_proto::Batch::split_from(&mut bytes.clone())
+                let b = strata_batch::Batch::split_from(&mut bytes.clone())
                     .map_err(|e| StorageError::corrupt(&self.log_path, pos, e.to_string()))?;
                 for r in b.records() {
                     let r =

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use strata_proto::CodecError;
+use strata_batch::CodecError;
 
 /// An error from the storage engine.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,9 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> Self {
+    /// The error of an I/O operation `op` on `path`: [`StorageError::DiskFull`]
+    /// for ENOSPC, else [`StorageError::Io`].
+    pub fn io(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source: io::Error| {
             if source.kind() == io::ErrorKind::StorageFull {
@@ -142,11 +144,8 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn corrupt(
-        path: impl Into<PathBuf>,
-        position: u64,
-        reason: impl Into<String>,
-    ) -> Self {
+    /// Damage at byte `position` of `path`.
+    pub fn corrupt(path: impl Into<PathBuf>, position: u64, reason: impl Into<String>) -> Self {
         Self::Corrupt {
             path: path.into(),
             position,

@@ -13,7 +13,7 @@
 //! be there or not.
 //!
 //! Every failure names its seed; rerun one with `STRATA_PROP_SEED=N cargo
-//! test -p strata-broker --test compaction`. `STRATA_PROP_CASES` sets how
+//! test -p strata-storage --test compaction`. `STRATA_PROP_CASES` sets how
 //! many seeds a run tries (default 30 on the real disk, 150 simulated).
 
 mod common;
@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
-use strata_broker::storage::{
+use strata_batch::BatchBuilder;
+use strata_storage::{
     Clock, CompactOptions, Durability, Log, LogConfig, Offset, SimFs, StorageError,
 };
-use strata_proto::BatchBuilder;
 
 /// (offset, key, value) of a record; `None` value: a tombstone.
 type Rec = (u64, Vec<u8>, Option<Vec<u8>>);
@@ -114,7 +114,7 @@ fn run(seed: u64, mut disk: Disk) {
         clock: clock.clone(),
         // Few open sealed segments: passes and reads close and reopen
         // segment files all the time.
-        open_segments: strata_broker::storage::open_segments::OpenSegments::new(rng.usize(1..4)),
+        open_segments: strata_storage::open_segments::OpenSegments::new(rng.usize(1..4)),
         seal_in_background: !sim,
         ..LogConfig::default()
     };

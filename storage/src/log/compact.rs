@@ -38,14 +38,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use strata_proto::batch::{self, BATCH_HEADER_LEN, BatchHeader, Filtered};
+use strata_batch::batch::{self, BATCH_HEADER_LEN, BatchHeader, Filtered};
 
 use super::Log;
-use crate::storage::checkpoint::{self, Kind, sync_dir};
-use crate::storage::config::LogConfig;
-use crate::storage::error::{Result, StorageError};
-use crate::storage::segment::{self, Segment};
-use crate::storage::vfs::{self, Vfs};
+use crate::checkpoint::{self, Kind, sync_dir};
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::segment::{self, Segment};
+use crate::vfs::{self, Vfs};
 
 /// What a compaction pass may use and removes.
 #[derive(Debug, Clone)]
@@ -212,7 +212,7 @@ fn index_entries_bound(bytes: u64, config: &LogConfig) -> u64 {
 
 /// Entries the smaller of a segment's two indexes holds.
 fn index_capacity(config: &LogConfig) -> u64 {
-    (u64::from(config.index_bytes_max) - crate::storage::index::HEADER_LEN as u64) / 12
+    (u64::from(config.index_bytes_max) - crate::index::HEADER_LEN as u64) / 12
 }
 
 /// Calls `f` with every batch of `seg` whose last offset is at or after
@@ -558,10 +558,10 @@ mod tests {
     use std::collections::{BTreeMap, HashSet};
     use std::sync::atomic::AtomicI64;
 
-    use strata_proto::BatchBuilder;
+    use strata_batch::BatchBuilder;
 
     use super::*;
-    use crate::storage::{Clock, Durability, LogConfig, Offset};
+    use crate::{Clock, Durability, LogConfig, Offset};
     use std::fs;
 
     #[derive(Debug)]

@@ -8,8 +8,8 @@ use std::fs::OpenOptions;
 use std::sync::Arc;
 
 use common::*;
-use strata_broker::storage::{Durability, Log, LogConfig, Offset, StorageError};
-use strata_proto::TimestampType;
+use strata_batch::TimestampType;
+use strata_storage::{Durability, Log, LogConfig, Offset, StorageError};
 
 #[test]
 fn append_assigns_offsets_and_reads_return_whole_batches() {
@@ -144,7 +144,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     // Timestamps 0,10,20,... one per record, 4 records per batch, so the
     // answers fall inside batches and across segments.
     for b in 0..50i64 {
-        let mut bb = strata_proto::BatchBuilder::new();
+        let mut bb = strata_batch::BatchBuilder::new();
         for i in 0..4 {
             bb.push((b * 4 + i) * 10, None, Some(b"v"), &[]);
         }
@@ -164,7 +164,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     }
     // Out-of-order timestamps inside a batch: the first record in offset
     // order whose timestamp qualifies.
-    let mut bb = strata_proto::BatchBuilder::new();
+    let mut bb = strata_batch::BatchBuilder::new();
     for ts in [5000, 3000, 6000] {
         bb.push(ts, None, Some(b"v"), &[]);
     }
@@ -311,7 +311,7 @@ fn crashed_log(batches: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
         let mut b = make_batch(&format!("c{i}"), 1 + i % 3, i as i64);
         let info = log.append(&b).unwrap();
         // What the log stores: the producer's bytes with the offset stamped in.
-        strata_proto::batch::set_base_offset(&mut b, info.base_offset.0 as i64);
+        strata_batch::batch::set_base_offset(&mut b, info.base_offset.0 as i64);
         all.push(b);
     }
     drop(log);
@@ -524,7 +524,7 @@ fn interval_durability_fsyncs_by_record_count_and_by_time() {
 }
 
 fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, tag: &str) -> Vec<u8> {
-    let mut b = strata_proto::BatchBuilder::new();
+    let mut b = strata_batch::BatchBuilder::new();
     b.producer(pid, epoch, seq);
     for i in 0..n {
         b.push(i as i64, None, Some(format!("{tag}-{i}").as_bytes()), &[]);
@@ -678,10 +678,10 @@ fn a_torn_write_past_the_recovery_point_ends_the_log_there_even_before_the_last_
     let (dir, batches) = crashed_log(250);
     let files = segment_files(dir.path());
     assert!(files.len() >= 3, "{} segments", files.len());
-    strata_broker::storage::checkpoint::write(
-        &strata_broker::storage::vfs::RealFs,
+    strata_storage::checkpoint::write(
+        &strata_storage::vfs::RealFs,
         dir.path(),
-        strata_broker::storage::checkpoint::Kind::RecoveryPoint,
+        strata_storage::checkpoint::Kind::RecoveryPoint,
         0,
     )
     .unwrap();
@@ -733,7 +733,7 @@ fn reads_racing_deletes_and_compaction_finish_correctly() {
     // which offset wrote it.
     let write = |log: &Log, from: u64, to: u64| {
         for o in from..to {
-            let mut b = strata_proto::BatchBuilder::new();
+            let mut b = strata_batch::BatchBuilder::new();
             b.push(
                 0,
                 Some(format!("k{}", o % 10).as_bytes()),
@@ -772,7 +772,7 @@ fn reads_racing_deletes_and_compaction_finish_correctly() {
             })
         })
         .collect();
-    let opts = strata_broker::storage::CompactOptions {
+    let opts = strata_storage::CompactOptions {
         map_bytes_max: 1 << 20,
         delete_retention_ms: 1000,
     };
@@ -788,8 +788,8 @@ fn reads_racing_deletes_and_compaction_finish_correctly() {
 
 #[test]
 fn a_segment_whose_retention_unlink_was_lost_is_removed_not_taken_for_a_lost_tail() {
-    use strata_broker::storage::checkpoint::{self, Kind};
-    use strata_broker::storage::vfs::RealFs;
+    use strata_storage::checkpoint::{self, Kind};
+    use strata_storage::vfs::RealFs;
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         seal_in_background: false,

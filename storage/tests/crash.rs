@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::*;
-use strata_broker::storage::{Durability, Log, LogConfig, Offset};
+use strata_storage::{Durability, Log, LogConfig, Offset};
 
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD_DIR";
 const THREADS: usize = 4;

@@ -136,7 +136,7 @@ pub fn sync_dir(fs: &dyn Vfs, dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::vfs::RealFs;
+    use crate::vfs::RealFs;
     use std::fs;
 
     #[test]

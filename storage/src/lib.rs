@@ -1,4 +1,4 @@
-//! The storage engine: one partition's log on disk.
+//! Strata's storage engine: one partition's log on disk.
 //!
 //! A [`Log`] is a directory of segments named by their base offset. Each
 //! segment is a `.log` file of Kafka v2 record batches, exactly as producers
@@ -22,8 +22,9 @@
 //! - [`log::compact`]: compaction: keep the newest record per key, swap
 //!   rewritten segments in atomically.
 //!
-//! **Invariant:** this module uses only `std` threads and locks: no tokio, no
-//! gRPC. The server calls it from blocking tasks.
+//! **Invariant:** this crate uses only `std` threads and locks: no tokio, no
+//! gRPC, no prost. Its manifest holds that (`tests/dependencies.rs` checks
+//! the resolved tree); the broker calls it from blocking tasks.
 
 pub mod checkpoint;
 pub mod config;

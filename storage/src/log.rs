@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
-use strata_proto::TimestampType;
-use strata_proto::batch;
+use strata_batch::TimestampType;
+use strata_batch::batch;
 
 use super::Offset;
 use super::checkpoint::{self, Kind};
@@ -24,7 +24,6 @@ use super::producers::{self, BatchMeta, Check, Producers, Refusal};
 use super::segment::{self, ScanEnd, Segment};
 use super::vfs::{self, Fs};
 
-#[path = "compact.rs"]
 pub mod compact;
 mod seal;
 
@@ -953,7 +952,7 @@ impl Log {
     pub fn for_each_record<E: From<StorageError>>(
         &self,
         from: Offset,
-        mut f: impl FnMut(strata_proto::Record) -> Result<(), E>,
+        mut f: impl FnMut(strata_batch::Record) -> Result<(), E>,
     ) -> Result<Offset, E> {
         let mut at = from.0.max(self.log_start().0);
         loop {
@@ -961,7 +960,7 @@ impl Log {
             if r.batches.is_empty() {
                 return Ok(Offset(at));
             }
-            let batches = strata_proto::Batch::decode_all(r.batches)
+            let batches = strata_batch::Batch::decode_all(r.batches)
                 .map_err(|e| StorageError::corrupt(&self.dir, at, e.to_string()))?;
             for b in batches {
                 let first = at;
@@ -1297,7 +1296,7 @@ impl Drop for Log {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_proto::BatchBuilder;
+    use strata_batch::BatchBuilder;
 
     fn batch(n: usize, ts: i64) -> Vec<u8> {
         let mut b = BatchBuilder::new();
@@ -1307,7 +1306,7 @@ mod tests {
         b.finish().to_vec()
     }
 
-    fn sim_config(fs: &crate::storage::SimFs) -> LogConfig {
+    fn sim_config(fs: &crate::SimFs) -> LogConfig {
         LogConfig {
             fs: Arc::new(fs.clone()),
             ..LogConfig::default()
@@ -1316,7 +1315,7 @@ mod tests {
 
     #[test]
     fn failed_fsync_poisons_the_log() {
-        let fs = crate::storage::SimFs::new();
+        let fs = crate::SimFs::new();
         let dir = Path::new("/log");
         let log = Log::open(dir, sim_config(&fs)).unwrap();
         log.append(&batch(2, 10)).unwrap();
@@ -1349,7 +1348,7 @@ mod tests {
 
     #[test]
     fn a_full_disk_refuses_writes_by_name_serves_reads_and_resumes() {
-        let fs = crate::storage::SimFs::new();
+        let fs = crate::SimFs::new();
         let dir = Path::new("/log");
         let log = Log::open(dir, sim_config(&fs)).unwrap();
         log.append(&batch(3, 10)).unwrap();
@@ -1370,7 +1369,7 @@ mod tests {
 
     #[test]
     fn a_producer_batch_that_straddles_the_sequence_wrap_is_followed_in_order() {
-        let fs = crate::storage::SimFs::new();
+        let fs = crate::SimFs::new();
         let log = Log::open(Path::new("/log"), sim_config(&fs)).unwrap();
         let producer = |n, seq| {
             let mut b = batch(n, 10);
