@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use super::super::checkpoint::{self, Kind};
-use super::super::error::StorageError;
+use super::super::error::{Result, StorageError};
 use super::super::producers;
 use super::super::segment::Segment;
 use super::super::vfs::Fs;
@@ -160,6 +160,59 @@ impl Sealer {
                 Ok(()) => book.written_recovery_point = rp,
                 Err(e) => warn("recovery point", &e),
             }
+        }
+    }
+}
+
+impl super::Log {
+    pub(super) fn sealer(&self) -> Sealer {
+        Sealer {
+            seals: self.seals.clone(),
+            poisoned: self.poisoned.clone(),
+            dir: self.dir.clone(),
+            fs: self.fs.clone(),
+        }
+    }
+
+    /// Seals again the segments whose seal met a full disk; returns how
+    /// many still wait for space. The broker calls it on its cleanup timer.
+    pub fn retry_seals(&self) -> usize {
+        self.sealer().retry()
+    }
+
+    /// Waits until every rolled segment is sealed (retrying the ones that
+    /// waited for space), or a seal failed: poisoned, or still no space.
+    pub(super) fn wait_for_seals(&self) -> Result<()> {
+        let waiting = self.retry_seals();
+        let (lock, cv) = &*self.seals;
+        let mut book = lock.lock().expect("seal lock");
+        while book
+            .sealing
+            .iter()
+            .any(|r| !r.sealed && !r.waiting_for_space)
+            && self.poisoned.get().is_none()
+        {
+            book = cv.wait(book).expect("seal lock");
+        }
+        let still = book
+            .sealing
+            .iter()
+            .find(|r| r.waiting_for_space)
+            .map(|r| r.seg.log_path().to_owned());
+        drop(book);
+        if let Some(cause) = self.poisoned.get() {
+            return Err(StorageError::Poisoned {
+                dir: self.dir.clone(),
+                cause: cause.clone(),
+            });
+        }
+        debug_assert!(still.is_none() || waiting > 0);
+        match still {
+            Some(path) => Err(StorageError::DiskFull {
+                path,
+                op: "seal segment",
+            }),
+            None => Ok(()),
         }
     }
 }
