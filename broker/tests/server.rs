@@ -408,8 +408,10 @@ async fn fetch_long_polls_until_data_or_timeout() {
     assert!(got.batches.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(200));
 
-    // A record arrives while the fetch waits (up to 20 s): it wakes.
-    req.max_wait_ms = 20_000;
+    // A record arrives while the fetch waits (up to 30 s): it wakes. Its
+    // answer comes long before the deadline (a broken wake would answer
+    // at it, with the record too, and pass the checks below it).
+    req.max_wait_ms = 30_000;
     let mut waiter = rec.clone();
     let pending = tokio::spawn(async move { waiter.fetch(req).await });
     // Produce only once the fetch is waiting: the broker answers a fetch at
@@ -423,7 +425,13 @@ async fn fetch_long_polls_until_data_or_timeout() {
     ))
     .await
     .unwrap();
+    let produced = Instant::now();
     let got = only(pending.await.unwrap().unwrap().into_inner());
+    assert!(
+        produced.elapsed() < Duration::from_secs(15),
+        "the fetch answered {:?} after the produce: at its deadline, not woken",
+        produced.elapsed()
+    );
     let recs = Batch::decode_all(got.batches).unwrap()[0]
         .decode_records()
         .unwrap();

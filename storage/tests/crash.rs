@@ -1,7 +1,8 @@
 //! Acknowledged records survive `kill -9`.
 //!
-//! The test re-runs its own binary as a child process (selected by an
-//! environment variable) that appends from several threads in
+//! The test re-runs itself, this one test of its own binary, as a child
+//! process; the child (told so by an environment variable) appends from
+//! several threads in
 //! fsync-before-acknowledge mode and prints a line for every acknowledged
 //! batch. The parent kills the child with SIGKILL at a random moment,
 //! reopens the log, and checks that every acknowledged batch is there,
@@ -24,12 +25,8 @@ use strata_storage::{Durability, Log, LogConfig, Offset};
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD_DIR";
 const THREADS: usize = 4;
 
-/// The child's side: append until killed. Does nothing in a normal run.
-#[test]
-fn crash_child_process() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+/// The child's side: append to the log in `dir` until killed.
+fn child(dir: &str) -> ! {
     let cfg = LogConfig {
         segment_bytes_max: 64 * 1024,
         batch_bytes_max: 64 * 1024,
@@ -61,6 +58,7 @@ fn crash_child_process() {
     for t in threads {
         t.join().unwrap();
     }
+    unreachable!("the appenders run until the parent kills the process")
 }
 
 fn crash_once(seed: u64) {
@@ -69,7 +67,7 @@ fn crash_once(seed: u64) {
     let stderr_path = dir.path().join("child.stderr");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "crash_child_process",
+            "acknowledged_records_survive_kill_9",
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -153,6 +151,10 @@ fn crash_once(seed: u64) {
 
 #[test]
 fn acknowledged_records_survive_kill_9() {
+    // In the child this test is the appender, and never returns.
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(&dir);
+    }
     let base = fastrand::u64(..);
     for i in 0..5 {
         crash_once(base.wrapping_add(i));
