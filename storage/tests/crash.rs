@@ -33,7 +33,7 @@ fn child(dir: &str) -> ! {
         durability: Durability::Fsync,
         ..LogConfig::default()
     };
-    let log = Arc::new(Log::open(&dir, cfg).expect("child opens the log"));
+    let log = Arc::new(Log::open(dir, cfg).expect("child opens the log"));
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
