@@ -294,16 +294,7 @@ impl Drop for Log {
     fn drop(&mut self) {
         // Background sealers write the recovery point into our directory;
         // let them finish so they cannot race with whoever opens it next.
-        let (lock, cv) = &*self.seals;
-        let mut book = lock.lock().expect("seal lock");
-        while book
-            .sealing
-            .iter()
-            .any(|r| !r.sealed && !r.waiting_for_space)
-            && self.poisoned.get().is_none()
-        {
-            book = cv.wait(book).expect("seal lock");
-        }
+        drop(self.wait_for_running_seals());
     }
 }
 

@@ -225,6 +225,24 @@ fn remove_children(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes what an interrupted atomic write left in `dir` (`*.tmp`: the
+/// file it was to replace still stands), as the storage engine does in a
+/// partition directory.
+fn remove_tmp_files(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    for e in fs
+        .list(dir)
+        .map_err(BrokerError::io(dir, "list directory"))?
+    {
+        if !e.is_dir && e.name.ends_with(".tmp") {
+            let p = dir.join(&e.name);
+            fs.remove_file(&p)
+                .map_err(BrokerError::io(&p, "remove leftover"))?;
+            tracing::info!(path = %p.display(), "removed the leftover of an interrupted write");
+        }
+    }
+    Ok(())
+}
+
 impl Broker {
     /// Creates the data directory if needed and takes its lock, held for as
     /// long as the returned file lives: a second broker on the same
@@ -257,6 +275,7 @@ impl Broker {
         }
         remove_children(fs, &data.join("staging"))?;
         remove_children(fs, &data.join("trash"))?;
+        remove_tmp_files(fs, data)?;
 
         let dir = topics_dir(data);
         let names: Vec<String> = fs
@@ -330,6 +349,7 @@ impl Broker {
         let dir = topics_dir(&options.data_dir).join(name);
         let name: Arc<str> = name.into();
         let fs = &*options.fs;
+        remove_tmp_files(fs, &dir)?;
         let (meta, config, damaged) = match TopicMeta::read(fs, &dir)? {
             Ok(meta) => match TopicConfig::resolve_stored(&options.defaults, &meta.overrides) {
                 Ok(config) => (meta, config, None),

@@ -180,10 +180,9 @@ impl super::Log {
         self.sealer().retry()
     }
 
-    /// Waits until every rolled segment is sealed (retrying the ones that
-    /// waited for space), or a seal failed: poisoned, or still no space.
-    pub(super) fn wait_for_seals(&self) -> Result<()> {
-        let waiting = self.retry_seals();
+    /// Waits until no seal is running (each is done, waits for space, or
+    /// the log is poisoned); returns the book, still locked.
+    pub(super) fn wait_for_running_seals(&self) -> std::sync::MutexGuard<'_, SealBook> {
         let (lock, cv) = &*self.seals;
         let mut book = lock.lock().expect("seal lock");
         while book
@@ -194,6 +193,14 @@ impl super::Log {
         {
             book = cv.wait(book).expect("seal lock");
         }
+        book
+    }
+
+    /// Waits until every rolled segment is sealed (retrying the ones that
+    /// waited for space), or a seal failed: poisoned, or still no space.
+    pub(super) fn wait_for_seals(&self) -> Result<()> {
+        let waiting = self.retry_seals();
+        let book = self.wait_for_running_seals();
         let still = book
             .sealing
             .iter()

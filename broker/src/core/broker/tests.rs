@@ -24,7 +24,18 @@ fn interrupted_creates_deletes_and_grows_are_undone_at_startup() {
     std::fs::create_dir_all(dir.path().join("staging/half-made/0")).unwrap();
     std::fs::create_dir_all(dir.path().join("trash/123/0")).unwrap();
     std::fs::create_dir_all(dir.path().join("topics/kept/2")).unwrap();
+    // Atomic writes interrupted before their rename, outside partitions.
+    let tmps = [
+        dir.path().join("producer-id-block.checkpoint.tmp"),
+        dir.path().join("topics/kept/topic.meta.tmp"),
+    ];
+    for t in &tmps {
+        std::fs::write(t, b"half").unwrap();
+    }
     let b = Broker::open(options(dir.path())).unwrap();
+    for t in &tmps {
+        assert!(!t.exists(), "{} is left", t.display());
+    }
     let names: Vec<String> = b.topics().iter().map(|t| t.name().to_string()).collect();
     assert_eq!(names, vec!["kept".to_string()]);
     assert_eq!(b.topic("kept").unwrap().partitions().len(), 2);
