@@ -26,7 +26,7 @@ use super::budget::ResponseBudget;
 use super::config::{DurabilityKind, Limits, TopicConfig, TopicDefaults};
 use super::error::{BrokerError, Result};
 use super::partition::Partition;
-use super::topic::{self, TopicMeta};
+use super::topic::{self, TopicMeta, remove_children, remove_tmp_files};
 use crate::storage::checkpoint;
 use crate::storage::open_segments::OpenSegments;
 use crate::storage::vfs::{self, Fs, LockGuard, Vfs};
@@ -206,41 +206,6 @@ fn open_partitions(plans: Vec<PartitionPlan>, threads: usize) -> Vec<Partition> 
 
 fn sync_dir(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     Ok(checkpoint::sync_dir(fs, dir)?)
-}
-
-fn remove_children(fs: &dyn Vfs, dir: &Path) -> Result<()> {
-    for e in fs
-        .list(dir)
-        .map_err(BrokerError::io(dir, "list directory"))?
-    {
-        let p = dir.join(&e.name);
-        let removed = if e.is_dir {
-            fs.remove_dir_all(&p)
-        } else {
-            fs.remove_file(&p)
-        };
-        removed.map_err(BrokerError::io(&p, "remove leftover"))?;
-        tracing::info!(path = %p.display(), "removed the leftover of an interrupted topic create or delete");
-    }
-    Ok(())
-}
-
-/// Removes what an interrupted atomic write left in `dir` (`*.tmp`: the
-/// file it was to replace still stands), as the storage engine does in a
-/// partition directory.
-fn remove_tmp_files(fs: &dyn Vfs, dir: &Path) -> Result<()> {
-    for e in fs
-        .list(dir)
-        .map_err(BrokerError::io(dir, "list directory"))?
-    {
-        if !e.is_dir && e.name.ends_with(".tmp") {
-            let p = dir.join(&e.name);
-            fs.remove_file(&p)
-                .map_err(BrokerError::io(&p, "remove leftover"))?;
-            tracing::info!(path = %p.display(), "removed the leftover of an interrupted write");
-        }
-    }
-    Ok(())
 }
 
 impl Broker {

@@ -147,6 +147,43 @@ impl TopicMeta {
     }
 }
 
+/// Removes everything in `dir`: what an interrupted create or delete left
+/// in `staging/` or `trash/`.
+pub(super) fn remove_children(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    for e in fs
+        .list(dir)
+        .map_err(BrokerError::io(dir, "list directory"))?
+    {
+        let p = dir.join(&e.name);
+        let removed = if e.is_dir {
+            fs.remove_dir_all(&p)
+        } else {
+            fs.remove_file(&p)
+        };
+        removed.map_err(BrokerError::io(&p, "remove leftover"))?;
+        tracing::info!(path = %p.display(), "removed the leftover of an interrupted topic create or delete");
+    }
+    Ok(())
+}
+
+/// Removes what an interrupted atomic write left in `dir` (`*.tmp`: the
+/// file it was to replace still stands), as the storage engine does in a
+/// partition directory.
+pub(super) fn remove_tmp_files(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    for e in fs
+        .list(dir)
+        .map_err(BrokerError::io(dir, "list directory"))?
+    {
+        if !e.is_dir && e.name.ends_with(".tmp") {
+            let p = dir.join(&e.name);
+            fs.remove_file(&p)
+                .map_err(BrokerError::io(&p, "remove leftover"))?;
+            tracing::info!(path = %p.display(), "removed the leftover of an interrupted write");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
