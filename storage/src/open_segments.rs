@@ -49,11 +49,6 @@ impl OpenSegments {
         })
     }
 
-    /// The bound.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// A fresh id for a segment.
     pub fn id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -325,11 +325,6 @@ impl Segment {
         self.open_segments.register(self.slot.id, weak);
     }
 
-    /// Whether the files are open now (for tests of the bound).
-    pub fn is_open(&self) -> bool {
-        self.slot.handles.read().expect("handles lock").is_some()
-    }
-
     /// The segment's base offset.
     pub fn base_offset(&self) -> u64 {
         self.base_offset

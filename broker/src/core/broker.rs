@@ -436,11 +436,6 @@ impl Broker {
         config.log_config(&self.options.fs, &self.open_segments)
     }
 
-    /// The registry of open sealed segments.
-    pub fn open_segments(&self) -> &Arc<OpenSegments> {
-        &self.open_segments
-    }
-
     /// The budget of response memory (see `super::budget`).
     pub fn response_budget(&self) -> &ResponseBudget {
         &self.response_budget
