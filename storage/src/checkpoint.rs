@@ -12,6 +12,7 @@
 
 use std::path::Path;
 
+use super::envelope::{FileType, Reader, Writer};
 use super::error::{Result, StorageError};
 use super::vfs::{Open, Vfs};
 
@@ -40,6 +41,17 @@ pub enum Kind {
     CleanerOffset = 5,
 }
 
+impl Kind {
+    /// Every kind, in number order.
+    pub const ALL: [Kind; 5] = [
+        Kind::RecoveryPoint,
+        Kind::LogStart,
+        Kind::CleanShutdown,
+        Kind::ProducerIdBlock,
+        Kind::CleanerOffset,
+    ];
+}
+
 /// File name of each kind inside a partition directory.
 pub fn file_name(kind: Kind) -> &'static str {
     match kind {
@@ -51,27 +63,29 @@ pub fn file_name(kind: Kind) -> &'static str {
     }
 }
 
-fn encode(kind: Kind, value: u64) -> [u8; LEN] {
-    let mut b = [0u8; LEN];
-    b[0..4].copy_from_slice(&MAGIC);
-    b[4..6].copy_from_slice(&VERSION.to_be_bytes());
-    b[6..8].copy_from_slice(&(kind as u16).to_be_bytes());
-    b[8..16].copy_from_slice(&value.to_be_bytes());
-    let crc = crc32fast::hash(&b[0..16]);
-    b[16..20].copy_from_slice(&crc.to_be_bytes());
+/// The checkpoint envelope.
+pub const FILE_TYPE: FileType = FileType {
+    magic: MAGIC,
+    version: VERSION,
+    what: "checkpoint",
+};
+
+fn encode(kind: Kind, value: u64) -> Vec<u8> {
+    let mut w = Writer::new(FILE_TYPE);
+    w.u16(kind as u16).u64(value);
+    let b = w.finish();
+    debug_assert_eq!(b.len(), LEN);
     b
 }
 
 fn decode(kind: Kind, b: &[u8]) -> Option<u64> {
-    if b.len() != LEN
-        || b[0..4] != MAGIC
-        || b[4..6] != VERSION.to_be_bytes()
-        || b[6..8] != (kind as u16).to_be_bytes()
-        || b[16..20] != crc32fast::hash(&b[0..16]).to_be_bytes()
-    {
+    let mut r = Reader::open(FILE_TYPE, b).ok()?;
+    if r.u16("kind").ok()? != kind as u16 {
         return None;
     }
-    Some(u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")))
+    let value = r.u64("value").ok()?;
+    r.finish().ok()?;
+    Some(value)
 }
 
 /// What reading a checkpoint found.

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::envelope::{FileType, Reader, Writer};
 use super::error::{Result, StorageError};
 use super::vfs::{Open, Vfs, VfsFile};
 
@@ -27,11 +28,23 @@ use super::vfs::{Open, Vfs, VfsFile};
 pub const HEADER_LEN: usize = 16;
 /// Current index format version.
 pub const VERSION: u16 = 1;
+/// The offset index's header prefix.
+pub const OFFSET_INDEX_TYPE: FileType = FileType {
+    magic: *b"SXOI",
+    version: VERSION,
+    what: "offset index",
+};
+/// The time index's header prefix.
+pub const TIME_INDEX_TYPE: FileType = FileType {
+    magic: *b"SXTI",
+    version: VERSION,
+    what: "time index",
+};
 
 /// One fixed-size entry type of an index file.
 pub trait Entry: Copy + std::fmt::Debug {
-    /// The file's magic.
-    const MAGIC: [u8; 4];
+    /// The file's magic and version.
+    const FILE: FileType;
     /// Bytes per entry.
     const LEN: usize;
     /// Decodes an entry from exactly `LEN` bytes.
@@ -50,7 +63,7 @@ pub struct OffsetEntry {
 }
 
 impl Entry for OffsetEntry {
-    const MAGIC: [u8; 4] = *b"SXOI";
+    const FILE: FileType = OFFSET_INDEX_TYPE;
     const LEN: usize = 8;
     fn read(b: &[u8]) -> Self {
         Self {
@@ -75,7 +88,7 @@ pub struct TimeEntry {
 }
 
 impl Entry for TimeEntry {
-    const MAGIC: [u8; 4] = *b"SXTI";
+    const FILE: FileType = TIME_INDEX_TYPE;
     const LEN: usize = 12;
     fn read(b: &[u8]) -> Self {
         Self {
@@ -114,13 +127,28 @@ pub struct IndexFile<E: Entry> {
     _entry: PhantomData<E>,
 }
 
-fn header(magic: [u8; 4], entry_len: usize, base_offset: u64) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..4].copy_from_slice(&magic);
-    h[4..6].copy_from_slice(&VERSION.to_be_bytes());
-    h[6..8].copy_from_slice(&(entry_len as u16).to_be_bytes());
-    h[8..16].copy_from_slice(&base_offset.to_be_bytes());
+fn header<E: Entry>(base_offset: u64) -> Vec<u8> {
+    let mut w = Writer::new(E::FILE);
+    w.u16(E::LEN as u16).u64(base_offset);
+    let h = w.into_header();
+    debug_assert_eq!(h.len(), HEADER_LEN);
     h
+}
+
+/// Checks a sealed index's header against the segment it belongs to.
+fn check_header<E: Entry>(b: &[u8], base_offset: u64) -> Result<(), String> {
+    let mut r = Reader::open_header(E::FILE, b).map_err(|e| e.to_string())?;
+    let entry_len = r.u16("entry length").map_err(|e| e.to_string())?;
+    let base = r.u64("base offset").map_err(|e| e.to_string())?;
+    if usize::from(entry_len) != E::LEN {
+        return Err(format!("entry length {entry_len}, expected {}", E::LEN));
+    }
+    if base != base_offset {
+        return Err(format!(
+            "base offset {base}, but the segment's is {base_offset}"
+        ));
+    }
+    Ok(())
 }
 
 fn capacity<E: Entry>(bytes_max: u32) -> usize {
@@ -133,7 +161,7 @@ impl<E: Entry> IndexFile<E> {
     pub fn create(fs: &dyn Vfs, path: &Path, base_offset: u64, bytes_max: u32) -> Result<Self> {
         let io = |op| StorageError::io(path, op);
         let file = fs.open(path, Open::Truncate).map_err(io("create index"))?;
-        file.write_all_at(&header(E::MAGIC, E::LEN, base_offset), 0)
+        file.write_all_at(&header::<E>(base_offset), 0)
             .map_err(io("write index header"))?;
         Ok(Self {
             path: path.to_owned(),
@@ -168,10 +196,8 @@ impl<E: Entry> IndexFile<E> {
             ))));
         }
         let map = file.map().map_err(io("map index"))?;
-        if map[..HEADER_LEN] != header(E::MAGIC, E::LEN, base_offset) {
-            return Ok(Err(Damage(
-                "bad header (magic, version, entry size or base offset)".into(),
-            )));
+        if let Err(why) = check_header::<E>(&map[..HEADER_LEN], base_offset) {
+            return Ok(Err(Damage(format!("bad header: {why}"))));
         }
         Ok(Ok(Self {
             path: path.to_owned(),

@@ -13,6 +13,8 @@
 //! - [`error`]: the one error type of the engine.
 //! - [`vfs`]: the one interface to the file system, and the real one.
 //! - [`sim`]: a simulated disk that loses power, for tests.
+//! - [`envelope`]: the one codec of every small file (magic, version,
+//!   body, CRC).
 //! - [`checkpoint`]: the small atomic files (and directory fsync).
 //! - [`index`]: the memory-mapped offset and time indexes.
 //! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
@@ -28,6 +30,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod index;
 pub mod log;

@@ -16,6 +16,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::envelope::{EnvelopeError, FileType, Reader, Writer};
+
 /// Batches remembered per producer: a producer with up to this many batches
 /// in flight can have any of them retried and deduplicated (as Kafka).
 pub const BATCHES_PER_PRODUCER: usize = 5;
@@ -32,8 +34,12 @@ pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
 const EXPIRY_SCAN_INTERVAL_MS: i64 = 1000;
 /// File name of the snapshot.
 pub const SNAPSHOT_FILE: &str = "producer-state.snapshot";
-const MAGIC: [u8; 4] = *b"STPS";
-const VERSION: u16 = 1;
+/// The snapshot's envelope.
+pub const SNAPSHOT_TYPE: FileType = FileType {
+    magic: *b"STPS",
+    version: 1,
+    what: "producer state snapshot",
+};
 
 /// Where one batch of a producer went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,59 +220,37 @@ impl Producers {
 
     /// Encodes a snapshot of the state as of `offset`.
     pub fn encode(&self, offset: u64) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&MAGIC);
-        b.extend_from_slice(&VERSION.to_be_bytes());
-        b.extend_from_slice(&offset.to_be_bytes());
-        b.extend_from_slice(&(self.map.len() as u32).to_be_bytes());
+        let mut w = Writer::new(SNAPSHOT_TYPE);
+        w.u64(offset).u32(self.map.len() as u32);
         for (pid, e) in &self.map {
-            b.extend_from_slice(&pid.to_be_bytes());
-            b.extend_from_slice(&e.epoch.to_be_bytes());
-            b.push(e.batches.len() as u8);
+            w.i64(*pid).i16(e.epoch).u8(e.batches.len() as u8);
             for m in &e.batches {
-                b.extend_from_slice(&m.first_seq.to_be_bytes());
-                b.extend_from_slice(&m.last_seq.to_be_bytes());
-                b.extend_from_slice(&m.base_offset.to_be_bytes());
-                b.extend_from_slice(&m.last_offset.to_be_bytes());
+                w.i32(m.first_seq)
+                    .i32(m.last_seq)
+                    .u64(m.base_offset)
+                    .u64(m.last_offset);
             }
         }
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_be_bytes());
-        b
+        w.finish()
     }
 
     /// Decodes a snapshot into its offset and state.
-    pub fn decode(b: &[u8]) -> Result<(u64, Self), String> {
-        if b.len() < 22 {
-            return Err("too short".into());
-        }
-        let (body, crc) = b.split_at(b.len() - 4);
-        if crc32fast::hash(body).to_be_bytes() != crc {
-            return Err("CRC mismatch".into());
-        }
-        if body[0..4] != MAGIC || body[4..6] != VERSION.to_be_bytes() {
-            return Err("bad magic or version".into());
-        }
-        let mut pos = 6;
-        let mut take = |n: usize| -> Result<&[u8], String> {
-            let s = body.get(pos..pos + n).ok_or("truncated")?;
-            pos += n;
-            Ok(s)
-        };
-        let offset = u64::from_be_bytes(take(8)?.try_into().expect("8"));
-        let count = u32::from_be_bytes(take(4)?.try_into().expect("4"));
+    pub fn decode(b: &[u8]) -> Result<(u64, Self), EnvelopeError> {
+        let mut r = Reader::open(SNAPSHOT_TYPE, b)?;
+        let offset = r.u64("offset")?;
+        let count = r.u32("producer count")?;
         let mut map = HashMap::new();
         for _ in 0..count {
-            let pid = i64::from_be_bytes(take(8)?.try_into().expect("8"));
-            let epoch = i16::from_be_bytes(take(2)?.try_into().expect("2"));
-            let n = take(1)?[0] as usize;
+            let pid = r.i64("producer id")?;
+            let epoch = r.i16("epoch")?;
+            let n = r.u8("batch count")? as usize;
             let mut batches = VecDeque::with_capacity(n.min(BATCHES_PER_PRODUCER));
             for _ in 0..n {
                 batches.push_back(BatchMeta {
-                    first_seq: i32::from_be_bytes(take(4)?.try_into().expect("4")),
-                    last_seq: i32::from_be_bytes(take(4)?.try_into().expect("4")),
-                    base_offset: u64::from_be_bytes(take(8)?.try_into().expect("8")),
-                    last_offset: u64::from_be_bytes(take(8)?.try_into().expect("8")),
+                    first_seq: r.i32("first sequence")?,
+                    last_seq: r.i32("last sequence")?,
+                    base_offset: r.u64("base offset")?,
+                    last_offset: r.u64("last offset")?,
                 });
             }
             let last_ms = 0;
@@ -279,6 +263,7 @@ impl Producers {
                 },
             );
         }
+        r.finish()?;
         Ok((
             offset,
             Self {

@@ -15,14 +15,17 @@ use std::path::Path;
 
 use super::error::{BrokerError, Result};
 use crate::storage::checkpoint;
+use crate::storage::envelope::{EnvelopeError, FileType, Reader, Writer};
 use crate::storage::vfs::Vfs;
 
 /// File name of a topic's metadata inside its directory.
 pub const META_FILE: &str = "topic.meta";
-/// Magic of `topic.meta`.
-pub const META_MAGIC: [u8; 4] = *b"STTM";
-/// Version of `topic.meta`.
-pub const META_VERSION: u16 = 1;
+/// The envelope of `topic.meta`.
+pub const META_TYPE: FileType = FileType {
+    magic: *b"STTM",
+    version: 1,
+    what: "topic.meta",
+};
 /// Kafka's limit on topic name length.
 pub const NAME_CHARS_MAX: usize = 249;
 /// Names with this prefix are the broker's own (for instance, committed
@@ -70,54 +73,29 @@ pub struct TopicMeta {
 impl TopicMeta {
     /// Encodes the file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&META_MAGIC);
-        b.extend_from_slice(&META_VERSION.to_be_bytes());
-        b.extend_from_slice(&self.partitions.to_be_bytes());
-        b.extend_from_slice(&(self.overrides.len() as u32).to_be_bytes());
+        let mut w = Writer::new(META_TYPE);
+        w.u32(self.partitions).u32(self.overrides.len() as u32);
         for (k, v) in &self.overrides {
-            b.extend_from_slice(&(k.len() as u16).to_be_bytes());
-            b.extend_from_slice(k.as_bytes());
-            b.extend_from_slice(&(v.len() as u32).to_be_bytes());
-            b.extend_from_slice(v.as_bytes());
+            w.u16(k.len() as u16).bytes(k.as_bytes());
+            w.u32(v.len() as u32).bytes(v.as_bytes());
         }
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_be_bytes());
-        b
+        w.finish()
     }
 
     /// Decodes the file, or says what is wrong with it.
-    pub fn decode(b: &[u8]) -> std::result::Result<Self, String> {
-        if b.len() < 18 {
-            return Err(format!("{} bytes is too short", b.len()));
-        }
-        let (body, crc) = b.split_at(b.len() - 4);
-        if crc32fast::hash(body).to_be_bytes() != crc {
-            return Err("CRC mismatch".into());
-        }
-        if body[0..4] != META_MAGIC {
-            return Err("bad magic".into());
-        }
-        let version = u16::from_be_bytes([body[4], body[5]]);
-        if version != META_VERSION {
-            return Err(format!("unsupported version {version}"));
-        }
-        let mut pos = 6;
-        let mut take = |n: usize| -> std::result::Result<&[u8], String> {
-            let s = body.get(pos..pos + n).ok_or("truncated")?;
-            pos += n;
-            Ok(s)
-        };
-        let partitions = u32::from_be_bytes(take(4)?.try_into().expect("4 bytes"));
-        let count = u32::from_be_bytes(take(4)?.try_into().expect("4 bytes"));
+    pub fn decode(b: &[u8]) -> std::result::Result<Self, EnvelopeError> {
+        let mut r = Reader::open(META_TYPE, b)?;
+        let partitions = r.u32("partitions")?;
+        let count = r.u32("override count")?;
         let mut overrides = BTreeMap::new();
         for _ in 0..count {
-            let kl = u16::from_be_bytes(take(2)?.try_into().expect("2 bytes")) as usize;
-            let k = String::from_utf8(take(kl)?.to_vec()).map_err(|_| "key is not UTF-8")?;
-            let vl = u32::from_be_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-            let v = String::from_utf8(take(vl)?.to_vec()).map_err(|_| "value is not UTF-8")?;
+            let kl = r.u16("key length")? as usize;
+            let k = r.string("key", kl)?;
+            let vl = r.u32("value length")? as usize;
+            let v = r.string("value", vl)?;
             overrides.insert(k, v);
         }
+        r.finish()?;
         Ok(Self {
             partitions,
             overrides,

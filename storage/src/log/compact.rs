@@ -43,6 +43,7 @@ use strata_batch::batch::{self, BATCH_HEADER_LEN, BatchHeader, Filtered};
 use super::Log;
 use crate::checkpoint::{self, Kind, sync_dir};
 use crate::config::LogConfig;
+use crate::envelope::{EnvelopeError, FileType, Reader, Writer};
 use crate::error::{Result, StorageError};
 use crate::segment::{self, Segment};
 use crate::vfs::{self, Vfs};
@@ -87,9 +88,12 @@ pub struct CompactReport {
 pub const MAP_ENTRY_OVERHEAD: usize = 48;
 /// Where new segments are built before they are swapped in.
 const CLEANING_DIR: &str = "cleaning";
-/// The swap marker's magic and version.
-const SWAP_MAGIC: [u8; 4] = *b"STSW";
-const SWAP_VERSION: u16 = 1;
+/// The swap marker's envelope.
+pub const SWAP_FILE: FileType = FileType {
+    magic: *b"STSW",
+    version: 1,
+    what: "compaction swap marker",
+};
 /// Bytes read at a time when walking a segment's batches.
 const READ_CHUNK_BYTES: usize = 4 << 20;
 
@@ -99,36 +103,25 @@ fn swap_name(base: u64) -> String {
 
 /// `magic | version u16 | count u32 | count × old base u64 | crc32 (IEEE)`.
 fn encode_swap(old: &[u64]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(14 + old.len() * 8);
-    b.extend_from_slice(&SWAP_MAGIC);
-    b.extend_from_slice(&SWAP_VERSION.to_be_bytes());
-    b.extend_from_slice(&(old.len() as u32).to_be_bytes());
-    for base in old {
-        b.extend_from_slice(&base.to_be_bytes());
+    let mut w = Writer::new(SWAP_FILE);
+    w.u32(old.len() as u32);
+    for &base in old {
+        w.u64(base);
     }
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_be_bytes());
-    b
+    w.finish()
 }
 
-fn decode_swap(b: &[u8]) -> Option<Vec<u64>> {
-    let (body, crc) = b.split_at_checked(b.len().checked_sub(4)?)?;
-    if crc != crc32fast::hash(body).to_be_bytes() || body.get(0..4)? != SWAP_MAGIC {
-        return None;
+fn decode_swap(b: &[u8]) -> Result<Vec<u64>, EnvelopeError> {
+    let mut r = Reader::open(SWAP_FILE, b)?;
+    let n = r.u32("count")? as usize;
+    if n > r.remaining() / 8 {
+        return Err(EnvelopeError::Trailing(r.remaining()));
     }
-    if body.get(4..6)? != SWAP_VERSION.to_be_bytes() {
-        return None;
-    }
-    let n = u32::from_be_bytes(body.get(6..10)?.try_into().ok()?) as usize;
-    let rest = body.get(10..)?;
-    if rest.len() != n * 8 {
-        return None;
-    }
-    Some(
-        rest.chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-    )
+    let old = (0..n)
+        .map(|_| r.u64("old base"))
+        .collect::<Result<_, _>>()?;
+    r.finish()?;
+    Ok(old)
 }
 
 fn remove_if_exists(fs: &dyn Vfs, path: &Path, op: &'static str) -> Result<()> {
@@ -185,10 +178,24 @@ pub(super) fn recover(fs: &dyn Vfs, dir: &Path) -> Result<usize> {
         let bytes = fs
             .read(&marker)
             .map_err(StorageError::io(&marker, "read swap marker"))?;
-        let Some(old) = decode_swap(&bytes) else {
-            // Markers are written atomically: a damaged one is damage, and
-            // guessing which segments it meant could lose data.
-            return Err(StorageError::corrupt(&marker, 0, "damaged swap marker"));
+        // Markers are written atomically: a damaged one is damage, and
+        // guessing which segments it meant could lose data.
+        let old = match decode_swap(&bytes) {
+            Ok(old) if !old.is_empty() => old,
+            Ok(_) => {
+                return Err(StorageError::corrupt(
+                    &marker,
+                    0,
+                    "swap marker names no segment",
+                ));
+            }
+            Err(e) => {
+                return Err(StorageError::corrupt(
+                    &marker,
+                    0,
+                    format!("damaged swap marker: {e}"),
+                ));
+            }
         };
         finish_swap(fs, dir, &old)?;
         finished += 1;

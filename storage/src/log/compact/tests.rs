@@ -325,12 +325,22 @@ fn a_crash_at_any_step_of_a_pass_loses_nothing() {
 #[test]
 fn swap_markers_round_trip_and_damage_is_detected() {
     let b = encode_swap(&[5, 9, 12]);
-    assert_eq!(decode_swap(&b), Some(vec![5, 9, 12]));
+    assert_eq!(decode_swap(&b), Ok(vec![5, 9, 12]));
     let mut bad = b.clone();
     bad[8] ^= 1;
-    assert_eq!(decode_swap(&bad), None);
-    assert_eq!(decode_swap(&b[..b.len() - 1]), None);
-    assert_eq!(decode_swap(b""), None);
+    assert!(decode_swap(&bad).is_err());
+    assert!(decode_swap(&b[..b.len() - 1]).is_err());
+    assert!(decode_swap(b"").is_err());
+
+    // As FORMAT.md lays it out, byte by byte (and as the builds before the
+    // shared envelope codec wrote it).
+    let mut spec = b"STSW\x00\x01\x00\x00\x00\x03".to_vec();
+    for base in [5u64, 9, 12] {
+        spec.extend_from_slice(&base.to_be_bytes());
+    }
+    let crc = crc32fast::hash(&spec);
+    spec.extend_from_slice(&crc.to_be_bytes());
+    assert_eq!(spec, b);
 }
 
 #[test]
