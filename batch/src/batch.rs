@@ -299,36 +299,21 @@ pub fn filter(
     batch: &[u8],
     mut keep: impl FnMut(&RecordRef<'_>) -> bool,
 ) -> Result<Filtered, CodecError> {
-    let header = BatchHeader::parse(batch)?;
-    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
-    let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
     let mut out: Vec<u8> = Vec::new();
     let mut kept = 0i32;
     let mut max_delta = i64::MIN;
-    let mut pos = 0;
-    for index in 0..header.record_count.max(0) as usize {
-        let start = pos;
-        let raw = crate::record::skim_record(body, &mut pos, index)?;
-        let r = RecordRef {
-            offset: header.base_offset + i64::from(raw.offset_delta),
-            timestamp: if log_append {
-                header.max_timestamp
-            } else {
-                header.base_timestamp.wrapping_add(raw.timestamp_delta)
-            },
-            key: raw.key.clone().map(|k| &body[k]),
-            tombstone: raw.value.is_none(),
-        };
-        if keep(&r) {
+    let header = walk_records(batch, |r, bytes, timestamp_delta| {
+        if keep(r) {
             if out.is_empty() {
                 out.reserve(batch.len());
                 out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
             }
-            out.extend_from_slice(&body[start..pos]);
+            out.extend_from_slice(bytes);
             kept += 1;
-            max_delta = max_delta.max(raw.timestamp_delta);
+            max_delta = max_delta.max(timestamp_delta);
         }
-    }
+    })?;
+    let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
     if kept == header.record_count {
         return Ok(Filtered::Unchanged);
     }
@@ -351,13 +336,24 @@ pub fn filter(
 /// Calls `f` with every record of one stored batch, in order, without
 /// copying anything. `batch` must have passed [`validate_stored`].
 pub fn visit(batch: &[u8], mut f: impl FnMut(&RecordRef<'_>)) -> Result<(), CodecError> {
+    walk_records(batch, |r, _, _| f(r)).map(drop)
+}
+
+/// The one walk behind [`filter`] and [`visit`]: calls `f` with each record
+/// of a stored batch as a [`RecordRef`], its bytes in the batch and its
+/// timestamp delta, and returns the batch's header.
+fn walk_records<'a>(
+    batch: &'a [u8],
+    mut f: impl FnMut(&RecordRef<'a>, &'a [u8], i64),
+) -> Result<BatchHeader, CodecError> {
     let header = BatchHeader::parse(batch)?;
     let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
     let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
     let mut pos = 0;
     for index in 0..header.record_count.max(0) as usize {
+        let start = pos;
         let raw = crate::record::skim_record(body, &mut pos, index)?;
-        f(&RecordRef {
+        let r = RecordRef {
             offset: header.base_offset + i64::from(raw.offset_delta),
             timestamp: if log_append {
                 header.max_timestamp
@@ -366,9 +362,10 @@ pub fn visit(batch: &[u8], mut f: impl FnMut(&RecordRef<'_>)) -> Result<(), Code
             },
             key: raw.key.map(|k| &body[k]),
             tombstone: raw.value.is_none(),
-        });
+        };
+        f(&r, &body[start..pos], raw.timestamp_delta);
     }
-    Ok(())
+    Ok(header)
 }
 
 /// The index of the first record without a key, if any (compacted topics
@@ -571,15 +568,8 @@ pub fn stored_header(
 /// Returns the length of the first complete batch in `buf`, `Ok(None)` if
 /// `buf` holds only part of one, or an error if the header is invalid.
 pub fn first_batch_len(buf: &[u8]) -> Result<Option<usize>, CodecError> {
-    if buf.len() < BATCH_HEADER_LEN {
-        return Ok(None);
-    }
-    let header = BatchHeader::parse(buf)?;
-    if header.total_len() > buf.len() {
-        Ok(None)
-    } else {
-        Ok(Some(header.total_len()))
-    }
+    let first = crate::cursor::BatchCursor::new(buf).next_batch()?;
+    Ok(first.map(|(header, _)| header.total_len()))
 }
 
 /// One batch held as shared bytes; records decode from it without copying

@@ -8,6 +8,7 @@
 //!
 //! - [`batch`]: batch headers, validation, and the fields the broker
 //!   stamps (base offset, producer, log-append time).
+//! - [`cursor`]: the one walk over batches laid end to end.
 //! - [`record`]: records inside a batch, and the builder.
 //! - [`varint`]: zig-zag varints, as records use them.
 //! - [`sequence`]: idempotent producers' sequence numbers (mod 2^31).
@@ -18,11 +19,13 @@
 //! that are actually there before anything is reserved.
 
 pub mod batch;
+pub mod cursor;
 pub mod error;
 pub mod record;
 pub mod sequence;
 pub mod varint;
 
 pub use batch::{Attributes, Batch, BatchHeader, Compression, TimestampType};
+pub use cursor::BatchCursor;
 pub use error::CodecError;
 pub use record::{BatchBuilder, Header, Record};

@@ -15,13 +15,9 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, watch};
 
 use super::error::{BrokerError, Result};
-use crate::storage::{AppendInfo, Log, LogConfig, Offset, ReadResult, StorageError, Written};
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::storage::{
+    AppendInfo, Clock, Log, LogConfig, Offset, ReadResult, StorageError, SystemClock, Written,
+};
 
 /// When a produce request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +104,7 @@ impl Partition {
             id,
             log,
             visible: watch::Sender::new(hwm),
-            last_compaction_ms: AtomicI64::new(wall_ms()),
+            last_compaction_ms: AtomicI64::new(SystemClock.now_ms()),
         }
     }
 
@@ -120,7 +116,7 @@ impl Partition {
             id,
             log: Err(reason),
             visible: watch::Sender::new(0),
-            last_compaction_ms: AtomicI64::new(wall_ms()),
+            last_compaction_ms: AtomicI64::new(SystemClock.now_ms()),
         }
     }
 

@@ -40,6 +40,7 @@ pub use config::Args;
 
 use crate::core::Broker;
 use crate::core::groups::Coordinator;
+use crate::storage::{Clock, SystemClock};
 
 /// How often interval-durability partitions are checked for a due fsync.
 const FLUSH_CHECK_MS: u64 = 50;
@@ -205,9 +206,7 @@ pub async fn run(
     let retention = {
         let (b, c) = (broker.clone(), coordinator.clone());
         every_ms(args.retention_check_interval_ms, &token, move || {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = SystemClock.now_ms();
             let done = b.apply_cleanup(now);
             metrics::seals_waiting_for_space(done.seals_waiting_for_space);
             if let Err(e) = c.compact_if_due(now) {

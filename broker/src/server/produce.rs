@@ -18,7 +18,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -33,7 +32,7 @@ use tonic::{Status, Streaming};
 use super::metrics;
 use super::status::{to_error, to_status};
 use crate::core::{Acks, Broker, BrokerError, Partition};
-use crate::storage::{AppendInfo, Written};
+use crate::storage::{AppendInfo, Clock, SystemClock, Written};
 
 /// Requests of one produce stream being written or awaiting their fsync;
 /// past it the broker stops reading the stream until one is answered
@@ -87,12 +86,6 @@ struct Prepared {
     targets: Vec<Target>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn parse_acks(acks: i32) -> Result<Acks, BrokerError> {
     match v1::Acks::try_from(acks) {
         Ok(v1::Acks::Unspecified | v1::Acks::Durable) => Ok(Acks::Durable),
@@ -111,7 +104,7 @@ fn encode_records(list: v1::RecordList) -> Result<Bytes, BrokerError> {
             "the records list is empty".into(),
         ));
     }
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let mut b = BatchBuilder::new();
     for r in list.records {
         let headers: Vec<Header> = r

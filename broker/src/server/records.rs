@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::select_all;
 use strata_proto::Batch;
-use strata_proto::batch::BatchHeader;
+use strata_proto::BatchCursor;
 use strata_proto::v1::{self, records_server::Records};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -131,11 +131,10 @@ fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, Broke
 /// read's first batch may start before it; in a compacted batch that
 /// straddles `from` the count is an upper bound). `None` when empty.
 fn span(batches: &[u8], from: u64) -> Option<(u64, u64)> {
-    let mut pos = 0;
+    let mut cursor = BatchCursor::new(batches);
     let mut next = None;
     let mut records = 0;
-    while pos < batches.len() {
-        let h = BatchHeader::parse(&batches[pos..]).ok()?;
+    while let Some((h, _)) = cursor.next_batch().ok()? {
         let (base, end) = (
             h.base_offset.max(0) as u64,
             h.last_offset().max(0) as u64 + 1,
@@ -147,7 +146,6 @@ fn span(batches: &[u8], from: u64) -> Option<(u64, u64)> {
             count.min(end.saturating_sub(from))
         };
         next = Some(end);
-        pos += h.total_len();
     }
     next.map(|n| (n, records))
 }

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use strata_batch::BatchCursor;
 use strata_batch::batch::{self, BATCH_HEADER_LEN, BatchHeader, Filtered};
 
 use super::Log;
@@ -237,16 +238,18 @@ fn for_each_batch(
         if chunk.is_empty() {
             return Ok(());
         }
-        let mut at = 0;
-        while at < chunk.len() {
-            let h = BatchHeader::parse(&chunk[at..]).map_err(|e| {
-                StorageError::corrupt(seg.log_path(), pos + at as u64, e.to_string())
-            })?;
-            let bytes = &chunk[at..at + h.total_len()];
+        // `read_from` returns whole batches only.
+        let mut cursor = BatchCursor::new(&chunk);
+        while let Some((h, bytes)) = cursor.next_batch().map_err(|e| {
+            StorageError::corrupt(
+                seg.log_path(),
+                pos + cursor.position() as u64,
+                e.to_string(),
+            )
+        })? {
             if !f(&h, bytes)? {
                 return Ok(());
             }
-            at += h.total_len();
         }
         pos += chunk.len() as u64;
     }

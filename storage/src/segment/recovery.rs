@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+use strata_batch::BatchCursor;
 use strata_batch::batch::{self, BATCH_HEADER_LEN, BatchHeader};
 
 use super::{Indexes, Segment, file_path};
@@ -150,10 +151,10 @@ impl Segment {
             prev = Some(e);
         }
         // Walk the batch headers from the last indexed batch to the end.
-        let mut pos = prev.map_or(0, |e| u64::from(e.position));
+        let mut end = prev.map_or(0, |e| u64::from(e.position));
         let mut next = self.base_offset;
-        while pos < size {
-            let hd = self.header_at(file, pos, size)?;
+        for step in self.headers(file, end, size) {
+            let (pos, hd) = step?;
             if let Some(p) = prev.filter(|p| u64::from(p.position) == pos)
                 && hd.base_offset as u64 != self.base_offset + u64::from(p.rel_offset)
             {
@@ -168,9 +169,9 @@ impl Segment {
                 ));
             }
             next = hd.last_offset() as u64 + 1;
-            pos += hd.total_len() as u64;
+            end = pos + hd.total_len() as u64;
         }
-        if pos != size {
+        if end != size {
             return Err(StorageError::corrupt(
                 &self.log_path,
                 size,
@@ -215,11 +216,11 @@ impl Segment {
         let file = h.file.clone();
         let ix = &mut h.ix;
         let mut chunk: Vec<u8> = Vec::new();
-        let mut chunk_start = 0u64;
         let mut pos = 0u64;
         let mut expected = self.base_offset;
         let bad = |position, reason: String| Ok(ScanEnd::Bad { position, reason });
         while pos < file_size {
+            // Read a chunk from `pos`, at least the whole batch there.
             let remaining = file_size - pos;
             if remaining < BATCH_HEADER_LEN as u64 {
                 return bad(
@@ -227,22 +228,16 @@ impl Segment {
                     format!("{remaining} bytes at the end are too few for a batch header"),
                 );
             }
-            // Refill the chunk if the header is not entirely inside it.
-            if pos + BATCH_HEADER_LEN as u64 > chunk_start + chunk.len() as u64 {
-                chunk_start = pos;
-                self.fill(
-                    &*file,
-                    &mut chunk,
-                    pos,
-                    SCAN_CHUNK_BYTES.min(remaining as usize),
-                )?;
-            }
-            let at = (pos - chunk_start) as usize;
-            let header = match BatchHeader::parse(&chunk[at..]) {
-                Ok(h) => h,
+            self.fill(
+                &*file,
+                &mut chunk,
+                pos,
+                SCAN_CHUNK_BYTES.min(remaining as usize),
+            )?;
+            let len = match BatchHeader::parse(&chunk) {
+                Ok(h) => h.total_len() as u64,
                 Err(e) => return bad(pos, e.to_string()),
             };
-            let len = header.total_len() as u64;
             if len > remaining {
                 return bad(
                     pos,
@@ -251,51 +246,59 @@ impl Segment {
                     ),
                 );
             }
-            if pos + len > chunk_start + chunk.len() as u64 {
-                chunk_start = pos;
-                let want = (len as usize).max(SCAN_CHUNK_BYTES.min(remaining as usize));
-                self.fill(&*file, &mut chunk, pos, want)?;
+            if len > chunk.len() as u64 {
+                self.fill(&*file, &mut chunk, pos, len as usize)?;
             }
-            let at = (pos - chunk_start) as usize;
-            let bytes = &chunk[at..at + len as usize];
-            let valid = match batch::validate_stored(bytes) {
-                Ok(v) => v,
-                Err(e) => return bad(pos, e.to_string()),
-            };
-            let base = valid.header.base_offset;
-            if base < 0 || (base as u64) < expected {
-                return bad(
+            // Every whole batch of the chunk; the one it cuts short is read
+            // again at the top of the loop.
+            let mut cursor = BatchCursor::new(&chunk);
+            loop {
+                let (header, bytes) = match cursor.next_batch() {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => return bad(pos, e.to_string()),
+                };
+                let len = bytes.len() as u64;
+                let valid = match batch::validate_stored(bytes) {
+                    Ok(v) => v,
+                    Err(e) => return bad(pos, e.to_string()),
+                };
+                debug_assert_eq!(valid.header, header);
+                let base = header.base_offset;
+                if base < 0 || (base as u64) < expected {
+                    return bad(
+                        pos,
+                        format!("batch base offset {base} is below the expected {expected}"),
+                    );
+                }
+                let last = header.last_offset() as u64;
+                if last - self.base_offset > u64::from(u32::MAX) {
+                    return bad(
+                        pos,
+                        format!(
+                            "offset {last} is too far from the segment base {}",
+                            self.base_offset
+                        ),
+                    );
+                }
+                if ix.offset.free_slots() < 1 || ix.time.free_slots() < 2 {
+                    return bad(
+                        pos,
+                        "the segment holds more batches than its index can take".into(),
+                    );
+                }
+                self.index_batch(
+                    ix,
                     pos,
-                    format!("batch base offset {base} is below the expected {expected}"),
+                    len,
+                    base as u64,
+                    last,
+                    header.max_timestamp,
+                    config.index_interval_bytes,
                 );
+                expected = last + 1;
+                pos += len;
             }
-            let last = valid.header.last_offset() as u64;
-            if last - self.base_offset > u64::from(u32::MAX) {
-                return bad(
-                    pos,
-                    format!(
-                        "offset {last} is too far from the segment base {}",
-                        self.base_offset
-                    ),
-                );
-            }
-            if ix.offset.free_slots() < 1 || ix.time.free_slots() < 2 {
-                return bad(
-                    pos,
-                    "the segment holds more batches than its index can take".into(),
-                );
-            }
-            self.index_batch(
-                ix,
-                pos,
-                len,
-                base as u64,
-                last,
-                valid.header.max_timestamp,
-                config.index_interval_bytes,
-            );
-            expected = last + 1;
-            pos += len;
         }
         Ok(ScanEnd::Clean)
     }

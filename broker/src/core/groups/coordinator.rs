@@ -37,7 +37,7 @@ use super::group::{self, Committed, Group, JOIN_EPOCH};
 use super::store::{Entry, Key, OffsetValue, Store};
 use crate::core::Broker;
 use crate::core::error::{BrokerError, Result};
-use crate::storage::Clock;
+use crate::storage::{Clock, SystemClock};
 
 /// Bounds and defaults of groups, set by the broker's flags.
 #[derive(Debug, Clone)]
@@ -176,12 +176,6 @@ enum SessionClock {
     Given(Arc<dyn Clock>, i64),
 }
 
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn new_member_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
@@ -303,7 +297,7 @@ impl Coordinator {
         if entries.is_empty() {
             return Ok(None);
         }
-        self.store.append(entries, wall_ms()).map(Some)
+        self.store.append(entries, SystemClock.now_ms()).map(Some)
     }
 
     fn sync(&self, target: Option<u64>) -> Result<()> {
@@ -486,7 +480,7 @@ impl Coordinator {
                 }
             };
             g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0))?;
-            let ts = wall_ms();
+            let ts = SystemClock.now_ms();
             let mut entries: Vec<Entry> = Vec::with_capacity(offsets.len() + 1);
             for (tp, offset, metadata) in &offsets {
                 let value = OffsetValue {

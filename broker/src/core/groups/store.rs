@@ -21,7 +21,7 @@ use strata_proto::BatchBuilder;
 use super::assignor::{Assignor, Tp};
 use super::group::{Committed, Group};
 use crate::core::error::{BrokerError, Result};
-use crate::storage::{Durability, Fs, Log, LogConfig, Offset};
+use crate::storage::{Clock, Durability, Fs, Log, LogConfig, Offset, SystemClock};
 
 /// The first byte of every key: the key layout's version.
 const KEY_VERSION: u8 = 1;
@@ -276,9 +276,7 @@ impl Store {
             bytes = log.size_bytes(),
             "consumer groups loaded"
         );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = SystemClock.now_ms();
         Ok((
             Self {
                 log,
