@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{make_batch, run_seeds};
-use strata_broker::core::Broker;
+use strata_broker::core::{Acks, Broker};
 use strata_broker::storage::SimFs;
 
 static LOSSES: AtomicU64 = AtomicU64::new(0);
@@ -128,12 +128,11 @@ fn run(seed: u64) {
                 let p = rng.u32(0..*partitions);
                 let result = broker
                     .partition(name, p)
-                    .and_then(|part| Ok(part.log()?.clone()))
-                    .map_err(|e| e.to_string())
-                    .and_then(|log| {
-                        log.append(&make_batch("r", 2, step as i64))
-                            .map_err(|e| e.to_string())
-                    });
+                    .and_then(|part| {
+                        let written = part.write_blocking(&make_batch("r", 2, step as i64))?;
+                        part.complete_blocking(written, Acks::Written)
+                    })
+                    .map_err(|e| e.to_string());
                 match result {
                     Ok(info) if info.durable => {
                         durable[p as usize] = durable[p as usize].max(info.last_offset.0 + 1);
@@ -183,7 +182,7 @@ fn check(broker: &Broker, known: &mut BTreeMap<&str, Known>, ctx: &str) {
                     "{ctx}: {name} has {n} partitions, not {partitions} to {up_to}"
                 );
                 for (p, &want) in durable.iter().enumerate() {
-                    let end = t.partitions()[p].log().unwrap().log_end().0;
+                    let end = t.partitions()[p].stats().unwrap().log_end;
                     assert!(
                         end >= want,
                         "{ctx}: {name}/{p} ends at {end}, below the durable {want}"
@@ -199,10 +198,9 @@ fn check(broker: &Broker, known: &mut BTreeMap<&str, Known>, ctx: &str) {
                 let durable: Vec<u64> = parts
                     .iter()
                     .map(|p| {
-                        p.log()
+                        p.stats()
                             .unwrap_or_else(|e| panic!("{ctx}: {name}/{}: {e}", p.id()))
-                            .log_end()
-                            .0
+                            .log_end
                     })
                     .collect();
                 let n = parts.len() as u32;

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use strata_broker::core::groups::group::{
     Fenced, Group, Heartbeat, HeartbeatReply, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };
-use strata_broker::core::groups::{Assignor, Tp};
+use strata_broker::core::groups::{Assignor, Committer, Tp};
 
 const SESSION: u32 = 1000;
 
@@ -119,21 +119,36 @@ fn fenced_members_cannot_heartbeat_or_commit() {
     let mut g = Group::new("g", Assignor::Sticky);
     let a = join(&mut g, "a", 0);
     let tp = a.owned.iter().next().unwrap().clone();
-    g.check_commit(&a.id, a.epoch, [&tp]).unwrap();
+    g.check_commit(
+        Committer::Member {
+            id: &a.id,
+            epoch: a.epoch,
+        },
+        [&tp],
+    )
+    .unwrap();
     assert!(matches!(
-        g.check_commit("", -1, [&tp]),
+        g.check_commit(Committer::Standalone, [&tp]),
         Err(Fenced::GroupActive { .. })
     ));
     // The session runs out: a is removed, and a zombie a is refused.
     assert_eq!(g.expire(u64::from(SESSION) + 1, &counts6).unwrap().len(), 1);
-    let err = g.check_commit(&a.id, a.epoch, [&tp]).unwrap_err();
+    let err = g
+        .check_commit(
+            Committer::Member {
+                id: &a.id,
+                epoch: a.epoch,
+            },
+            [&tp],
+        )
+        .unwrap_err();
     assert!(matches!(err, Fenced::UnknownMember { .. }), "{err}");
     let err = g
         .call(hb(&a.id, a.epoch, None), 2000, || unreachable!())
         .unwrap_err();
     assert!(err.to_string().contains("rejoin"), "{err}");
     // With no members, a standalone commit is fine.
-    g.check_commit("", -1, [&tp]).unwrap();
+    g.check_commit(Committer::Standalone, [&tp]).unwrap();
 }
 
 #[test]
@@ -163,7 +178,14 @@ fn a_static_member_gets_its_partitions_back() {
     assert_eq!(r.assigned, before, "same partitions, no rebalance");
     assert_eq!(g.epoch(), epoch);
     assert!(
-        g.check_commit(&a.id, a.epoch, &before).is_err(),
+        g.check_commit(
+            Committer::Member {
+                id: &a.id,
+                epoch: a.epoch
+            },
+            &before
+        )
+        .is_err(),
         "old id fenced"
     );
 }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::run_seeds;
 use strata_broker::core::Broker;
-use strata_broker::core::groups::{Coordinator, GroupSettings};
+use strata_broker::core::groups::{Committer, Coordinator, GroupSettings};
 use strata_broker::storage::SimFs;
 
 static LOSSES: AtomicU64 = AtomicU64::new(0);
@@ -53,12 +53,19 @@ fn a_commit_the_log_refuses_changes_nothing() {
         .create_topic("t", 300, BTreeMap::new())
         .expect("topic");
     groups
-        .commit("g", "", -1, vec![(tp(0), 5, String::new())], true)
+        .commit(
+            "g",
+            Committer::Standalone,
+            vec![(tp(0), 5, String::new())],
+            true,
+        )
         .unwrap();
     // 300 partitions with 60 KB of metadata each: a batch over the groups
     // log's batch_bytes_max (16 MiB).
     let big: Vec<_> = (0..300).map(|p| (tp(p), 9, "m".repeat(60_000))).collect();
-    let err = groups.commit("g", "", -1, big, true).unwrap_err();
+    let err = groups
+        .commit("g", Committer::Standalone, big, true)
+        .unwrap_err();
     assert!(err.to_string().contains("batch_bytes_max"), "{err}");
     let infos = groups.fetch_offsets("g", vec![]).unwrap();
     let committed: Vec<_> = infos
@@ -68,7 +75,11 @@ fn a_commit_the_log_refuses_changes_nothing() {
     assert_eq!(committed, vec![(0, 5)], "memory ran ahead of the log");
     // A group the failed commit would have created is not left behind.
     let big: Vec<_> = (0..300).map(|p| (tp(p), 9, "m".repeat(60_000))).collect();
-    assert!(groups.commit("fresh", "", -1, big, true).is_err());
+    assert!(
+        groups
+            .commit("fresh", Committer::Standalone, big, true)
+            .is_err()
+    );
     assert!(
         groups.fetch_offsets("fresh", vec![]).is_err() || {
             let infos = groups.fetch_offsets("fresh", vec![]).unwrap();
@@ -109,7 +120,7 @@ fn run(seed: u64) {
                 (tp(p), next_offset, format!("{step}"))
             })
             .collect();
-        let result = groups.commit(&group, "", -1, offsets.clone(), durable);
+        let result = groups.commit(&group, Committer::Standalone, offsets.clone(), durable);
         match &result {
             Ok(()) => {}
             Err(e) => assert!(power_going, "{ctx}: commit failed with the power on: {e}"),

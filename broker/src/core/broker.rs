@@ -45,6 +45,35 @@ pub struct CleanupDone {
     pub seals_waiting_for_space: usize,
 }
 
+/// The producer ids a broker has handed out.
+#[derive(Debug)]
+struct ProducerIds {
+    /// The next id to hand out; every id below it may be in use.
+    next: i64,
+    /// The end of the block persisted in `producer-id-block.checkpoint`:
+    /// ids are never reused across restarts, at the cost of one fsync per
+    /// [`PRODUCER_ID_BLOCK`] ids.
+    block_end: i64,
+}
+
+/// A new idempotent producer's id and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    /// The producer id.
+    pub id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+}
+
+impl CleanupDone {
+    fn add(&mut self, other: CleanupDone) {
+        self.segments_deleted += other.segments_deleted;
+        self.partitions_compacted += other.partitions_compacted;
+        self.records_removed += other.records_removed;
+        self.seals_waiting_for_space += other.seals_waiting_for_space;
+    }
+}
+
 /// Producer ids reserved per persisted block.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -148,10 +177,8 @@ pub struct Broker {
     response_budget: ResponseBudget,
     /// Which sealed segments of all partitions keep their files open.
     open_segments: Arc<OpenSegments>,
-    /// Producer ids: the next to hand out, and the end of the block whose
-    /// end is persisted (so ids are never reused across restarts, at the
-    /// cost of one fsync per `PRODUCER_ID_BLOCK` ids).
-    producer_ids: Mutex<(i64, i64)>,
+    /// Producer ids handed out so far.
+    producer_ids: Mutex<ProducerIds>,
     /// Held for the broker's life: a second broker on the same directory
     /// would corrupt it.
     _lock: LockGuard,
@@ -289,7 +316,10 @@ impl Broker {
             }
         };
         Ok(Self {
-            producer_ids: Mutex::new((next_id, next_id)),
+            producer_ids: Mutex::new(ProducerIds {
+                next: next_id,
+                block_end: next_id,
+            }),
             appends: Arc::new(Semaphore::new(
                 options.limits.appends_in_flight_max as usize,
             )),
@@ -549,9 +579,7 @@ impl Broker {
         // subscriptions, background seals): make them write nothing more,
         // or they would write into a new topic of the same name.
         for p in topic.partitions() {
-            if let Ok(log) = p.log() {
-                log.retire();
-            }
+            p.retire();
         }
         let data = &self.options.data_dir;
         let fs = &*self.options.fs;
@@ -632,7 +660,7 @@ impl Broker {
             let dir = topic.dir.join(id.to_string());
             let log_config = self.log_config(&config);
             let p = Partition::open(topic.name.clone(), id, &dir, log_config);
-            p.log()?;
+            p.check_open()?;
             added.push(Arc::new(p));
         }
         let fs = &*self.options.fs;
@@ -660,7 +688,7 @@ impl Broker {
         let Ok(h) = strata_proto::BatchHeader::parse(batch) else {
             return Ok(());
         };
-        let issued_below = self.producer_ids.lock().expect("producer id lock").0;
+        let issued_below = self.producer_ids.lock().expect("producer id lock").next;
         if h.producer_id >= issued_below {
             return Err(BrokerError::InvalidArgument(format!(
                 "producer id {} was never issued by this broker (it has issued ids below {issued_below}); get one from InitProducerId",
@@ -671,21 +699,21 @@ impl Broker {
     }
 
     /// Hands out a new idempotent producer id (epoch 0).
-    pub fn init_producer(&self) -> Result<(i64, i16)> {
+    pub fn init_producer(&self) -> Result<ProducerIdentity> {
         let mut ids = self.producer_ids.lock().expect("producer id lock");
-        if ids.0 >= ids.1 {
-            let end = ids.0 + PRODUCER_ID_BLOCK;
+        if ids.next >= ids.block_end {
+            let end = ids.next + PRODUCER_ID_BLOCK;
             checkpoint::write(
                 &*self.options.fs,
                 &self.options.data_dir,
                 checkpoint::Kind::ProducerIdBlock,
                 end as u64,
             )?;
-            ids.1 = end;
+            ids.block_end = end;
         }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok((id, 0))
+        let id = ids.next;
+        ids.next += 1;
+        Ok(ProducerIdentity { id, epoch: 0 })
     }
 
     /// Applies each topic's cleanup policy at time `now_ms`: retention
@@ -700,33 +728,7 @@ impl Broker {
         for t in self.topics() {
             let c = t.config();
             for p in t.partitions() {
-                let Ok(log) = p.log() else {
-                    continue; // An unavailable partition has nothing to clean.
-                };
-                // Seals that met a full disk go first: retention may just
-                // have freed the space they need.
-                done.seals_waiting_for_space += log.retry_seals();
-                if c.cleanup.delete && (c.retention_ms >= 0 || c.retention_bytes >= 0) {
-                    match log.apply_retention(c.retention_ms, c.retention_bytes, now_ms) {
-                        Ok(n) => done.segments_deleted += n,
-                        Err(e) => {
-                            tracing::error!(topic = t.name(), partition = p.id(), error = %e, "retention failed")
-                        }
-                    }
-                }
-                if c.cleanup.compact {
-                    match p.compact_if_due(&c, self.options.limits.compaction_map_bytes_max, now_ms)
-                    {
-                        Ok(Some(removed)) => {
-                            done.partitions_compacted += 1;
-                            done.records_removed += removed;
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::error!(topic = t.name(), partition = p.id(), error = %e, "compaction failed")
-                        }
-                    }
-                }
+                done.add(p.clean(&c, self.options.limits.compaction_map_bytes_max, now_ms));
             }
         }
         done

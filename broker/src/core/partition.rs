@@ -126,7 +126,7 @@ impl Partition {
     }
 
     /// The log, or the error that it could not be opened.
-    pub fn log(&self) -> Result<&Arc<Log>> {
+    fn log(&self) -> Result<&Arc<Log>> {
         self.log
             .as_ref()
             .map_err(|reason| BrokerError::PartitionFailed {
@@ -165,13 +165,14 @@ impl Partition {
     /// Appends one batch: [`Partition::write_blocking`] then
     /// [`Partition::complete_blocking`], on a blocking thread. `slots`
     /// bounds the appends in flight (`appends_in_flight_max`); a request
-    /// waits for a slot. With `Acks::None` it returns at once.
+    /// waits for a slot. With `Acks::None` it returns `None` at once,
+    /// before the batch is written.
     pub async fn append(
         self: &Arc<Self>,
         batch: Bytes,
         acks: Acks,
         slots: &Arc<Semaphore>,
-    ) -> Result<AppendInfo> {
+    ) -> Result<Option<AppendInfo>> {
         self.log()?;
         let permit = slots
             .clone()
@@ -191,16 +192,11 @@ impl Partition {
                     tracing::warn!(topic = %topic, partition = id, error = %e, "append with acks=none failed");
                 }
             });
-            return Ok(AppendInfo {
-                base_offset: Offset(u64::MAX),
-                last_offset: Offset(u64::MAX),
-                log_append_time_ms: None,
-                durable: false,
-                duplicate: false,
-            });
+            return Ok(None);
         }
         task.await
             .map_err(|e| BrokerError::Internal(format!("append task: {e}")))?
+            .map(Some)
     }
 
     /// Writes one batch to the log without waiting for an fsync (call on a
@@ -243,6 +239,73 @@ impl Partition {
             .await
             .map_err(|e| BrokerError::Internal(format!("lookup task: {e}")))?;
         r.map(|o| o.map(|o| o.0)).map_err(|e| self.storage(e))
+    }
+
+    /// Fails with the partition's reason if it could not be opened.
+    pub fn check_open(&self) -> Result<()> {
+        self.log().map(drop)
+    }
+
+    /// Makes the log refuse every write from now on (its topic is being
+    /// deleted while threads may still hold it). A failed partition has
+    /// nothing to retire.
+    pub fn retire(&self) {
+        if let Ok(log) = self.log() {
+            log.retire();
+        }
+    }
+
+    /// The offset below which consumers see records.
+    pub fn high_watermark(&self) -> Result<u64> {
+        Ok(self.log()?.high_watermark().0)
+    }
+
+    /// [`Partition::offset_for_timestamp`] on the caller's thread.
+    pub fn offset_for_timestamp_blocking(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        let log = self.log()?;
+        log.offset_for_timestamp(timestamp_ms)
+            .map(|o| o.map(|o| o.0))
+            .map_err(|e| self.storage(e))
+    }
+
+    /// Retries seals that met a full disk, then applies retention (`delete`
+    /// topics) and compaction (`compact` topics) as `config` asks, at
+    /// `now_ms`. Failures are logged. Blocking.
+    pub fn clean(
+        &self,
+        config: &super::TopicConfig,
+        map_bytes_max: u64,
+        now_ms: i64,
+    ) -> super::broker::CleanupDone {
+        let mut done = super::broker::CleanupDone::default();
+        let Ok(log) = self.log() else {
+            return done; // An unavailable partition has nothing to clean.
+        };
+        let c = config;
+        // Seals that met a full disk go first: retention may just have
+        // freed the space they need.
+        done.seals_waiting_for_space += log.retry_seals();
+        if c.cleanup.delete && (c.retention_ms >= 0 || c.retention_bytes >= 0) {
+            match log.apply_retention(c.retention_ms, c.retention_bytes, now_ms) {
+                Ok(n) => done.segments_deleted += n,
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, partition = self.id, error = %e, "retention failed")
+                }
+            }
+        }
+        if c.cleanup.compact {
+            match self.compact_if_due(c, map_bytes_max, now_ms) {
+                Ok(Some(removed)) => {
+                    done.partitions_compacted += 1;
+                    done.records_removed += removed;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, partition = self.id, error = %e, "compaction failed")
+                }
+            }
+        }
+        done
     }
 
     /// A receiver that changes whenever the high watermark advances.

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::blocking;
 use super::status::{to_error, to_status};
 use crate::core::BrokerError;
-use crate::core::groups::{Coordinator, HeartbeatRequest, OffsetInfo, ResetTo};
+use crate::core::groups::{Committer, Coordinator, HeartbeatRequest, OffsetInfo, ResetTo};
 
 /// The Groups service.
 #[derive(Debug, Clone)]
@@ -89,7 +89,17 @@ impl Groups for GroupsService {
             .map(|p| ((p.topic, p.partition), p.offset, p.metadata))
             .collect();
         blocking(&self.coordinator, move |c| {
-            c.commit(&r.group, &r.member_id, r.member_epoch, offsets, durable)
+            // proto3 has no optional member: an empty id is a standalone
+            // commit (Kafka's convention too).
+            let committer = if r.member_id.is_empty() {
+                Committer::Standalone
+            } else {
+                Committer::Member {
+                    id: &r.member_id,
+                    epoch: r.member_epoch,
+                }
+            };
+            c.commit(&r.group, committer, offsets, durable)
         })
         .await?;
         Ok(Response::new(v1::CommitOffsetsResponse {}))

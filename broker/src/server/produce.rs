@@ -168,21 +168,24 @@ fn record_count(batch: &[u8]) -> u64 {
     BatchHeader::parse(batch).map_or(0, |h| h.record_count.max(0) as u64)
 }
 
-fn partition_result(
-    acks: Acks,
-    partition: u32,
-    r: Result<AppendInfo, BrokerError>,
-) -> v1::PartitionProduceResult {
+/// What one target's append answered: `Ok(None)` when nothing is
+/// acknowledged (acks=none).
+type Answer = Result<Option<AppendInfo>, BrokerError>;
+
+fn partition_result(partition: u32, r: Answer) -> v1::PartitionProduceResult {
     match r {
-        Ok(info) => v1::PartitionProduceResult {
+        Ok(Some(info)) => v1::PartitionProduceResult {
             partition,
             duplicate: info.duplicate,
-            base_offset: if acks == Acks::None {
-                -1
-            } else {
-                info.base_offset.0 as i64
-            },
+            base_offset: info.base_offset.0 as i64,
             log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
+            error: None,
+        },
+        Ok(None) => v1::PartitionProduceResult {
+            partition,
+            duplicate: false,
+            base_offset: -1,
+            log_append_time_ms: -1,
             error: None,
         },
         Err(e) => v1::PartitionProduceResult {
@@ -196,11 +199,7 @@ fn partition_result(
 }
 
 /// The answer, from per-target results in request order.
-fn response(
-    acks: Acks,
-    shape: Vec<(String, usize)>,
-    results: Vec<(u32, Result<AppendInfo, BrokerError>)>,
-) -> v1::ProduceResponse {
+fn response(shape: Vec<(String, usize)>, results: Vec<(u32, Answer)>) -> v1::ProduceResponse {
     let mut results = results.into_iter();
     let topics = shape
         .into_iter()
@@ -209,7 +208,7 @@ fn response(
             partitions: results
                 .by_ref()
                 .take(n)
-                .map(|(p, r)| partition_result(acks, p, r))
+                .map(|(p, r)| partition_result(p, r))
                 .collect(),
         })
         .collect();
@@ -218,20 +217,13 @@ fn response(
 
 /// The answer with Acks::None: before anything is written.
 fn unacknowledged(shape: &[(String, usize)], targets: &[Target]) -> v1::ProduceResponse {
-    let none = AppendInfo {
-        base_offset: crate::storage::Offset(0),
-        last_offset: crate::storage::Offset(0),
-        log_append_time_ms: None,
-        durable: false,
-        duplicate: false,
-    };
-    let results = targets.iter().map(|t| (t.partition, Ok(none))).collect();
-    response(Acks::None, shape.to_vec(), results)
+    let results = targets.iter().map(|t| (t.partition, Ok(None))).collect();
+    response(shape.to_vec(), results)
 }
 
 /// Counts what was appended for the metrics (duplicates were not).
-fn count_produced(topic: &str, batch: &[u8], info: &AppendInfo) {
-    if !info.duplicate {
+fn count_produced(topic: &str, batch: &[u8], info: Option<&AppendInfo>) {
+    if info.is_none_or(|i| !i.duplicate) {
         metrics::produced(topic, batch.len(), record_count(batch));
     }
 }
@@ -286,7 +278,7 @@ impl Producing {
                     Ok((part, batch)) => {
                         let r = part.append(batch.clone(), acks, slots).await;
                         if let Ok(info) = &r {
-                            count_produced(&t.topic, &batch, info);
+                            count_produced(&t.topic, &batch, info.as_ref());
                         }
                         r
                     }
@@ -301,7 +293,7 @@ impl Producing {
         if self.lose.hit() {
             return Err(LoseHook::lost());
         }
-        Ok(response(acks, shape, results))
+        Ok(response(shape, results))
     }
 
     /// An ordered stream of requests. Reads the stream on a task of its
@@ -446,8 +438,8 @@ impl Producing {
                 .map(|(topic, partition, w)| {
                     let r = w.and_then(|(written, part, batch)| {
                         let info = part.complete_blocking(written, acks)?;
-                        count_produced(&topic, &batch, &info);
-                        Ok(info)
+                        count_produced(&topic, &batch, Some(&info));
+                        Ok((acks != Acks::None).then_some(info))
                     });
                     (partition, r)
                 })
@@ -477,7 +469,7 @@ impl Producing {
                 }
             }
         }
-        response(acks, shape, results)
+        response(shape, results)
     }
 }
 

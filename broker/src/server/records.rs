@@ -195,13 +195,13 @@ impl Records for RecordsService {
     ) -> Result<Response<v1::InitProducerResponse>, Status> {
         self.check_running()?;
         let broker = self.broker.clone();
-        let (producer_id, epoch) = tokio::task::spawn_blocking(move || broker.init_producer())
+        let producer = tokio::task::spawn_blocking(move || broker.init_producer())
             .await
             .map_err(|e| to_status(BrokerError::Internal(format!("init producer task: {e}"))))?
             .map_err(to_status)?;
         Ok(Response::new(v1::InitProducerResponse {
-            producer_id,
-            producer_epoch: epoch.into(),
+            producer_id: producer.id,
+            producer_epoch: producer.epoch.into(),
         }))
     }
 

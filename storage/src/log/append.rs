@@ -57,7 +57,7 @@ impl Log {
         let idempotent = h.producer_id >= 0;
         let last_seq = h.last_sequence();
 
-        let (base, last, duplicate) = {
+        let (base, last) = {
             let mut w = self.writer.lock().expect("writer lock");
             self.check_writable(&w)?;
             if idempotent && !w.producers.has_room_for(h.producer_id, now) {
@@ -150,7 +150,7 @@ impl Log {
             if config.durability != Durability::Fsync {
                 self.high_watermark.store(w.next_offset, Ordering::Release);
             }
-            (base, last, false)
+            (base, last)
         };
         Ok(Written {
             info: AppendInfo {
@@ -158,7 +158,7 @@ impl Log {
                 last_offset: Offset(last),
                 log_append_time_ms,
                 durable: false,
-                duplicate,
+                duplicate: false,
             },
             now_ms: now,
         })

@@ -33,7 +33,7 @@ use std::time::Instant;
 use prost::Message;
 
 use super::assignor::{Assignor, Tp};
-use super::group::{self, Committed, Group, JOIN_EPOCH};
+use super::group::{self, Committed, Committer, Group, JOIN_EPOCH};
 use super::store::{Entry, Key, OffsetValue, Store};
 use crate::core::Broker;
 use crate::core::error::{BrokerError, Result};
@@ -439,8 +439,7 @@ impl Coordinator {
     pub fn commit(
         &self,
         group: &str,
-        member_id: &str,
-        epoch: i32,
+        committer: Committer<'_>,
         offsets: Vec<(Tp, i64, String)>,
         durable: bool,
     ) -> Result<()> {
@@ -479,7 +478,7 @@ impl Coordinator {
                     &fresh
                 }
             };
-            g.check_commit(member_id, epoch, offsets.iter().map(|o| &o.0))?;
+            g.check_commit(committer, offsets.iter().map(|o| &o.0))?;
             let ts = SystemClock.now_ms();
             let mut entries: Vec<Entry> = Vec::with_capacity(offsets.len() + 1);
             for (tp, offset, metadata) in &offsets {
@@ -541,7 +540,7 @@ impl Coordinator {
 
     fn end_of(&self, tp: &Tp) -> Result<u64> {
         let p = self.broker.partition(&tp.0, tp.1)?;
-        Ok(p.log()?.high_watermark().0)
+        p.high_watermark()
     }
 
     fn infos(&self, offsets: Vec<(Tp, Option<Committed>)>) -> Vec<OffsetInfo> {
@@ -634,20 +633,16 @@ impl Coordinator {
         };
         let mut offsets = Vec::new();
         for p in partitions {
-            let log = t.partition(p)?.log()?.clone();
-            let (start, end) = (log.log_start().0 as i64, log.high_watermark().0 as i64);
+            let part = t.partition(p)?;
+            let stats = part.stats()?;
+            let (start, end) = (stats.log_start as i64, stats.high_watermark as i64);
             let offset = match to {
                 ResetTo::Earliest => start,
                 ResetTo::Latest => end,
                 ResetTo::Offset(o) => o.clamp(start, end),
-                ResetTo::Timestamp(ts) => log
-                    .offset_for_timestamp(ts)
-                    .map_err(|source| BrokerError::Storage {
-                        topic: topic.into(),
-                        partition: p,
-                        source,
-                    })?
-                    .map_or(end, |o| o.0 as i64),
+                ResetTo::Timestamp(ts) => part
+                    .offset_for_timestamp_blocking(ts)?
+                    .map_or(end, |o| o as i64),
             };
             offsets.push(((topic.to_string(), p), offset, String::new()));
         }
@@ -659,7 +654,7 @@ impl Coordinator {
         }
         // A member joining between the check and the commit is refused
         // by the commit's own check (standalone commits need an empty group).
-        self.commit(group, "", -1, offsets.clone(), true)
+        self.commit(group, Committer::Standalone, offsets.clone(), true)
             .map_err(|e| match e {
                 BrokerError::Fenced(group::Fenced::GroupActive { group, members }) => {
                     BrokerError::GroupNotEmpty {

@@ -208,6 +208,21 @@ pub struct Committed {
     pub log_offset: u64,
 }
 
+/// Who commits offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committer<'a> {
+    /// A tool or a client outside the group (Kafka's "simple" consumer,
+    /// `strata group reset`): allowed only while the group has no members.
+    Standalone,
+    /// A member, at the epoch its assignment came with (or the one before).
+    Member {
+        /// The member id.
+        id: &'a str,
+        /// Its epoch.
+        epoch: i32,
+    },
+}
+
 /// One group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
@@ -728,22 +743,22 @@ impl Group {
         Ok(gone)
     }
 
-    /// Checks that a commit from (`member_id`, `epoch`) of `tps` is allowed.
+    /// Checks that a commit from `committer` of `tps` is allowed.
     pub fn check_commit<'a>(
         &self,
-        member_id: &str,
-        epoch: i32,
+        committer: Committer<'_>,
         tps: impl IntoIterator<Item = &'a Tp>,
     ) -> Result<(), Fenced> {
-        if member_id.is_empty() {
-            if self.members.is_empty() {
-                return Ok(());
+        let (member_id, epoch) = match committer {
+            Committer::Standalone if self.members.is_empty() => return Ok(()),
+            Committer::Standalone => {
+                return Err(Fenced::GroupActive {
+                    group: self.id.clone(),
+                    members: self.members.len(),
+                });
             }
-            return Err(Fenced::GroupActive {
-                group: self.id.clone(),
-                members: self.members.len(),
-            });
-        }
+            Committer::Member { id, epoch } => (id, epoch),
+        };
         let Some(m) = self.members.get(member_id) else {
             return Err(Fenced::UnknownMember {
                 group: self.id.clone(),

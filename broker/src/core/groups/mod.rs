@@ -21,4 +21,4 @@ pub use assignor::{Assignor, Tp};
 pub use coordinator::{
     Coordinator, GroupSettings, HeartbeatAnswer, HeartbeatRequest, OffsetInfo, ResetTo,
 };
-pub use group::Fenced;
+pub use group::{Committer, Fenced};
