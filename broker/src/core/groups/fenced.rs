@@ -1,5 +1,21 @@
 //! Why the coordinator refuses a member: its id or epoch is stale, or it
-//! commits for a partition it does not own. Each says how to recover.
+//! commits for a partition it does not own. Each says how to recover. And
+//! who a commit comes from, which decides what is checked.
+
+/// Who commits offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committer<'a> {
+    /// A tool or a client outside the group (Kafka's "simple" consumer,
+    /// `strata group reset`): allowed only while the group has no members.
+    Standalone,
+    /// A member, at the epoch its assignment came with (or the one before).
+    Member {
+        /// The member id.
+        id: &'a str,
+        /// Its epoch.
+        epoch: i32,
+    },
+}
 
 /// Why a heartbeat or commit is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

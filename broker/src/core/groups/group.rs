@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{Assignment, Assignor, Subscriptions, Tp};
-pub use super::fenced::Fenced;
+pub use super::fenced::{Committer, Fenced};
 use super::store::{GroupValue, MemberValue, from_tps, tps};
 use crate::core::error::{BrokerError, Result};
 
@@ -206,21 +206,6 @@ pub struct Committed {
     /// Offset of its record in the groups log: a commit applied late
     /// (after its fsync) never replaces a newer one.
     pub log_offset: u64,
-}
-
-/// Who commits offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Committer<'a> {
-    /// A tool or a client outside the group (Kafka's "simple" consumer,
-    /// `strata group reset`): allowed only while the group has no members.
-    Standalone,
-    /// A member, at the epoch its assignment came with (or the one before).
-    Member {
-        /// The member id.
-        id: &'a str,
-        /// Its epoch.
-        epoch: i32,
-    },
 }
 
 /// One group.
