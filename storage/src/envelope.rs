@@ -87,6 +87,23 @@ pub enum EnvelopeError {
     Utf8(&'static str),
 }
 
+/// One big-endian integer method per type: `put` appends one to a
+/// [`Writer`], `get` reads one from a [`Reader`].
+macro_rules! fields {
+    (put: $($t:ident),*) => {$(
+        #[doc = concat!("Appends a big-endian ", stringify!($t), ".")]
+        pub fn $t(&mut self, v: $t) -> &mut Self {
+            self.bytes(&v.to_be_bytes())
+        }
+    )*};
+    (get: $($t:ident),*) => {$(
+        #[doc = concat!("Reads a big-endian ", stringify!($t), ".")]
+        pub fn $t(&mut self, field: &'static str) -> Result<$t, EnvelopeError> {
+            self.array(field).map($t::from_be_bytes)
+        }
+    )*};
+}
+
 /// Builds an envelope field by field.
 #[derive(Debug)]
 pub struct Writer {
@@ -108,40 +125,7 @@ impl Writer {
         self
     }
 
-    /// Appends a u8.
-    pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.bytes(&[v])
-    }
-
-    /// Appends a big-endian u16.
-    pub fn u16(&mut self, v: u16) -> &mut Self {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    /// Appends a big-endian u32.
-    pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    /// Appends a big-endian u64.
-    pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    /// Appends a big-endian i16.
-    pub fn i16(&mut self, v: i16) -> &mut Self {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    /// Appends a big-endian i32.
-    pub fn i32(&mut self, v: i32) -> &mut Self {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    /// Appends a big-endian i64.
-    pub fn i64(&mut self, v: i64) -> &mut Self {
-        self.bytes(&v.to_be_bytes())
-    }
+    fields!(put: u8, u16, u32, u64, i16, i32, i64);
 
     /// The prefix and fields without a CRC (the index files' header).
     pub fn into_header(self) -> Vec<u8> {
@@ -234,40 +218,7 @@ impl<'a> Reader<'a> {
         Ok(self.bytes(field, N)?.try_into().expect("N bytes"))
     }
 
-    /// A u8.
-    pub fn u8(&mut self, field: &'static str) -> Result<u8, EnvelopeError> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    /// A big-endian u16.
-    pub fn u16(&mut self, field: &'static str) -> Result<u16, EnvelopeError> {
-        self.array(field).map(u16::from_be_bytes)
-    }
-
-    /// A big-endian u32.
-    pub fn u32(&mut self, field: &'static str) -> Result<u32, EnvelopeError> {
-        self.array(field).map(u32::from_be_bytes)
-    }
-
-    /// A big-endian u64.
-    pub fn u64(&mut self, field: &'static str) -> Result<u64, EnvelopeError> {
-        self.array(field).map(u64::from_be_bytes)
-    }
-
-    /// A big-endian i16.
-    pub fn i16(&mut self, field: &'static str) -> Result<i16, EnvelopeError> {
-        self.array(field).map(i16::from_be_bytes)
-    }
-
-    /// A big-endian i32.
-    pub fn i32(&mut self, field: &'static str) -> Result<i32, EnvelopeError> {
-        self.array(field).map(i32::from_be_bytes)
-    }
-
-    /// A big-endian i64.
-    pub fn i64(&mut self, field: &'static str) -> Result<i64, EnvelopeError> {
-        self.array(field).map(i64::from_be_bytes)
-    }
+    fields!(get: u8, u16, u32, u64, i16, i32, i64);
 
     /// `n` bytes of UTF-8 text.
     pub fn string(&mut self, field: &'static str, n: usize) -> Result<String, EnvelopeError> {

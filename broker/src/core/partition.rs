@@ -273,7 +273,7 @@ impl Partition {
     /// `now_ms`. Failures are logged. Blocking.
     pub fn clean(
         &self,
-        config: &super::TopicConfig,
+        c: &super::TopicConfig,
         map_bytes_max: u64,
         now_ms: i64,
     ) -> super::broker::CleanupDone {
@@ -281,7 +281,6 @@ impl Partition {
         let Ok(log) = self.log() else {
             return done; // An unavailable partition has nothing to clean.
         };
-        let c = config;
         // Seals that met a full disk go first: retention may just have
         // freed the space they need.
         done.seals_waiting_for_space += log.retry_seals();
