@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use strata_broker::core::groups::group::{
-    Fenced, Group, Heartbeat, HeartbeatReply, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
-};
+use strata_broker::core::groups::group::{Fenced, Group, Heartbeat, HeartbeatReply, Intent};
 use strata_broker::core::groups::{Assignor, Committer, Tp};
 
 const SESSION: u32 = 1000;
@@ -53,16 +51,33 @@ fn counts6(topics: &BTreeSet<String>) -> BTreeMap<String, u32> {
     topics.iter().map(|t| (t.clone(), 6)).collect()
 }
 
-fn hb(member: &str, epoch: i32, owned: Option<BTreeSet<Tp>>) -> Heartbeat {
+fn with(intent: Intent) -> Heartbeat {
     Heartbeat {
-        member_id: member.into(),
-        epoch,
+        intent,
         topics: ["t".to_string()].into(),
         session_timeout_ms: SESSION,
         rebalance_timeout_ms: SESSION,
-        owned,
         ..Heartbeat::default()
     }
+}
+
+fn hb(member: &str, epoch: i32, owned: BTreeSet<Tp>) -> Heartbeat {
+    with(Intent::Beat {
+        member_id: member.into(),
+        epoch,
+        owned,
+    })
+}
+
+fn join_hb() -> Heartbeat {
+    with(Intent::Join { previous_id: None })
+}
+
+fn leave_hb(member: &str, for_now: bool) -> Heartbeat {
+    with(Intent::Leave {
+        member_id: member.into(),
+        for_now,
+    })
 }
 
 /// A member as its client sees it: joins, then heartbeats reporting
@@ -74,7 +89,7 @@ struct Client {
 }
 
 fn join(g: &mut Group, name: &str, now: u64) -> Client {
-    let (r, _) = g.call(hb("", 0, None), now, || name.to_string()).unwrap();
+    let (r, _) = g.call(join_hb(), now, || name.to_string()).unwrap();
     Client {
         id: r.member_id,
         epoch: r.epoch,
@@ -84,11 +99,7 @@ fn join(g: &mut Group, name: &str, now: u64) -> Client {
 
 fn beat(g: &mut Group, c: &mut Client, now: u64) {
     let (r, _) = g
-        .call(
-            hb(&c.id, c.epoch, Some(c.owned.clone())),
-            now,
-            || unreachable!(),
-        )
+        .call(hb(&c.id, c.epoch, c.owned.clone()), now, || unreachable!())
         .unwrap();
     c.epoch = r.epoch;
     c.owned = r.assigned;
@@ -144,7 +155,7 @@ fn fenced_members_cannot_heartbeat_or_commit() {
         .unwrap_err();
     assert!(matches!(err, Fenced::UnknownMember { .. }), "{err}");
     let err = g
-        .call(hb(&a.id, a.epoch, None), 2000, || unreachable!())
+        .call(hb(&a.id, a.epoch, a.owned.clone()), 2000, || unreachable!())
         .unwrap_err();
     assert!(err.to_string().contains("rejoin"), "{err}");
     // With no members, a standalone commit is fine.
@@ -154,11 +165,11 @@ fn fenced_members_cannot_heartbeat_or_commit() {
 #[test]
 fn a_static_member_gets_its_partitions_back() {
     let mut g = Group::new("g", Assignor::Sticky);
-    let static_hb = |id: &str, epoch| Heartbeat {
+    let static_hb = |hb: Heartbeat| Heartbeat {
         instance_id: Some("i-1".into()),
-        ..hb(id, epoch, None)
+        ..hb
     };
-    let (r, _) = g.call(static_hb("", 0), 0, || "one".into()).unwrap();
+    let (r, _) = g.call(static_hb(join_hb()), 0, || "one".into()).unwrap();
     let mut b = join(&mut g, "b", 1);
     let mut a = Client {
         id: r.member_id,
@@ -172,9 +183,9 @@ fn a_static_member_gets_its_partitions_back() {
     let before = a.owned.clone();
     assert_eq!(before.len(), 3);
     let epoch = g.epoch();
-    g.call(static_hb(&a.id, STATIC_LEAVE_EPOCH), 10, || unreachable!())
+    g.call(static_hb(leave_hb(&a.id, true)), 10, || unreachable!())
         .unwrap();
-    let (r, _) = g.call(static_hb("", 0), 11, || "two".into()).unwrap();
+    let (r, _) = g.call(static_hb(join_hb()), 11, || "two".into()).unwrap();
     assert_eq!(r.assigned, before, "same partitions, no rebalance");
     assert_eq!(g.epoch(), epoch);
     assert!(
@@ -210,14 +221,14 @@ proptest! {
                 }
                 (1, true) => {
                     let c = clients[i].take().unwrap();
-                    g.call(hb(&c.id, LEAVE_EPOCH, None), now, || unreachable!()).unwrap();
+                    g.call(leave_hb(&c.id, false), now, || unreachable!()).unwrap();
                 }
                 // A heartbeat that has not yet processed its revocations:
                 // it still reports everything it had.
                 (2, true) => {
                     let c = clients[i].as_mut().unwrap();
                     let owned = c.owned.clone();
-                    if let Ok((r, _)) = g.call(hb(&c.id, c.epoch, Some(owned.clone())), now, || unreachable!()) {
+                    if let Ok((r, _)) = g.call(hb(&c.id, c.epoch, owned.clone()), now, || unreachable!()) {
                         c.epoch = r.epoch;
                         c.owned = owned.union(&r.assigned).cloned().collect();
                     } else {
@@ -226,7 +237,7 @@ proptest! {
                 }
                 (3, true) => {
                     let c = clients[i].as_mut().unwrap();
-                    if g.call(hb(&c.id, c.epoch, Some(c.owned.clone())), now, || unreachable!()).map(|(r, _)| { c.epoch = r.epoch; c.owned = r.assigned; }).is_err() {
+                    if g.call(hb(&c.id, c.epoch, c.owned.clone()), now, || unreachable!()).map(|(r, _)| { c.epoch = r.epoch; c.owned = r.assigned; }).is_err() {
                         clients[i] = None;
                     }
                 }
@@ -249,7 +260,7 @@ proptest! {
             now += 10;
             for slot in clients.iter_mut() {
                 if let Some(c) = slot {
-                    match g.call(hb(&c.id, c.epoch, Some(c.owned.clone())), now, || unreachable!()) {
+                    match g.call(hb(&c.id, c.epoch, c.owned.clone()), now, || unreachable!()) {
                         Ok((r, _)) => { c.epoch = r.epoch; c.owned = r.assigned; }
                         Err(_) => *slot = None,
                     }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{ManualClock, run_seeds};
 use strata_broker::core::groups::store::GroupValue;
-use strata_broker::core::groups::{Coordinator, GroupSettings, HeartbeatRequest, Tp};
+use strata_broker::core::groups::{Coordinator, GroupSettings, HeartbeatRequest, Intent, Tp};
 use strata_broker::core::{Broker, BrokerError};
 use strata_broker::storage::SimFs;
 
@@ -82,9 +82,11 @@ fn a_heartbeat_or_expiry_the_disk_refuses_changes_nothing() {
     assert_eq!(membership(&groups, "g", "refused join"), before);
     // A heartbeat that changes nothing needs no write: a's session goes on.
     let steady = HeartbeatRequest {
-        member_id: a.member_id.clone(),
-        epoch: a.epoch,
-        owned: a.assigned.clone(),
+        intent: Intent::Beat {
+            member_id: a.member_id.clone(),
+            epoch: a.epoch,
+            owned: a.assigned.clone(),
+        },
         ..join("g")
     };
     assert_eq!(groups.heartbeat(steady).unwrap().assigned, a.assigned);
@@ -175,8 +177,10 @@ fn run(seed: u64) {
             }
             (3, Some(c)) => {
                 let leave = HeartbeatRequest {
-                    member_id: c.id.clone(),
-                    epoch: -1,
+                    intent: Intent::Leave {
+                        member_id: c.id.clone(),
+                        for_now: false,
+                    },
                     ..join(&c.group)
                 };
                 clients[slot] = None;
@@ -185,9 +189,11 @@ fn run(seed: u64) {
             }
             (4..=7, Some(c)) => {
                 let hb = HeartbeatRequest {
-                    member_id: c.id.clone(),
-                    epoch: c.epoch,
-                    owned: c.owned.clone(),
+                    intent: Intent::Beat {
+                        member_id: c.id.clone(),
+                        epoch: c.epoch,
+                        owned: c.owned.clone(),
+                    },
                     ..join(&c.group)
                 };
                 let r = groups.heartbeat(hb);

@@ -560,6 +560,21 @@ async fn fenced_and_stale_members_cannot_commit_or_heartbeat() {
         err.message().contains("group_session_timeout_ms_min"),
         "{err}"
     );
+    // An epoch the wire gives no meaning, and a beat without a member.
+    for (member, epoch, says) in [("m", -3, "member_epoch -3"), ("", 4, "member_id")] {
+        let err = rpc
+            .heartbeat(v1::HeartbeatRequest {
+                group: "g".into(),
+                topics: vec!["t".into()],
+                member_id: member.into(),
+                member_epoch: epoch,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        assert!(err.message().contains(says), "{err}");
+    }
 }
 
 /// A port that is free now, so a broker can come back on the same address.

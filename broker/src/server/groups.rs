@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::blocking;
 use super::status::{to_error, to_status};
 use crate::core::BrokerError;
-use crate::core::groups::{Committer, Coordinator, HeartbeatRequest, OffsetInfo, ResetTo};
+use crate::core::groups::{Committer, Coordinator, HeartbeatRequest, Intent, OffsetInfo, ResetTo};
 
 /// The Groups service.
 #[derive(Debug, Clone)]
@@ -51,10 +51,11 @@ impl Groups for GroupsService {
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
         let host = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let r = req.into_inner();
+        let intent =
+            Intent::from_wire(r.member_id, r.member_epoch, flatten(r.owned)).map_err(to_status)?;
         let hb = HeartbeatRequest {
             group: r.group,
-            member_id: r.member_id,
-            epoch: r.member_epoch,
+            intent: intent.clone(),
             instance_id: r.instance_id,
             client_id: r.client_id,
             host,
@@ -62,12 +63,11 @@ impl Groups for GroupsService {
             assignor: r.assignor,
             session_timeout_ms: r.session_timeout_ms,
             rebalance_timeout_ms: r.rebalance_timeout_ms,
-            owned: flatten(r.owned),
         };
         let a = blocking(&self.coordinator, move |c| c.heartbeat(hb)).await?;
         Ok(Response::new(v1::HeartbeatResponse {
             member_id: a.member_id,
-            member_epoch: a.epoch,
+            member_epoch: intent.wire_reply_epoch(a.epoch),
             heartbeat_interval_ms: a.heartbeat_interval_ms,
             assignment: by_topic(&a.assigned),
             pending_partitions: a.pending,

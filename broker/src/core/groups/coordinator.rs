@@ -33,7 +33,7 @@ use std::time::Instant;
 use prost::Message;
 
 use super::assignor::{Assignor, Tp};
-use super::group::{self, Committed, Committer, Group, JOIN_EPOCH};
+use super::group::{self, Committed, Committer, Group, Intent};
 use super::store::{Entry, Key, OffsetValue, Store};
 use crate::core::Broker;
 use crate::core::error::{BrokerError, Result};
@@ -85,10 +85,8 @@ impl Default for GroupSettings {
 pub struct HeartbeatRequest {
     /// The group.
     pub group: String,
-    /// Empty to join.
-    pub member_id: String,
-    /// 0 joins, -1 leaves, -2 leaves for now, else the member's epoch.
-    pub epoch: i32,
+    /// Join, beat (with what the member owns now) or leave.
+    pub intent: Intent,
     /// Static membership id (empty: none).
     pub instance_id: String,
     /// The client's name.
@@ -103,8 +101,6 @@ pub struct HeartbeatRequest {
     pub session_timeout_ms: u32,
     /// 0: the default.
     pub rebalance_timeout_ms: u32,
-    /// What the member owns now.
-    pub owned: BTreeSet<Tp>,
 }
 
 /// The answer to a heartbeat.
@@ -329,28 +325,23 @@ impl Coordinator {
             });
         }
         let topics: BTreeSet<String> = req.topics.iter().cloned().collect();
-        if req.epoch >= JOIN_EPOCH && topics.is_empty() {
+        let leaving = matches!(req.intent, Intent::Leave { .. });
+        if !leaving && topics.is_empty() {
             return Err(BrokerError::InvalidArgument(format!(
                 "group {:?}: a member must subscribe to at least one topic",
                 req.group
             )));
         }
-        if req.epoch > JOIN_EPOCH && req.member_id.is_empty() {
-            return Err(BrokerError::InvalidArgument(
-                "member_id is required with a member epoch above 0".into(),
-            ));
-        }
         let assignor = Assignor::parse(&req.assignor)?;
+        let joining = matches!(req.intent, Intent::Join { .. });
         let hb = group::Heartbeat {
-            member_id: req.member_id,
-            epoch: req.epoch,
+            intent: req.intent,
             instance_id: (!req.instance_id.is_empty()).then_some(req.instance_id),
             client_id: req.client_id,
             host: req.host,
             topics,
             session_timeout_ms,
             rebalance_timeout_ms,
-            owned: (req.epoch != JOIN_EPOCH).then_some(req.owned),
         };
         let now = self.now_ms();
         // Read before any count, so a topic change racing with this call
@@ -366,10 +357,10 @@ impl Coordinator {
                 None => {
                     let mut next = match groups.get(&req.group) {
                         Some(g) => g.clone(),
-                        None if req.epoch != JOIN_EPOCH => {
+                        None if !joining => {
                             return Err(group::Fenced::UnknownMember {
                                 group: req.group.clone(),
-                                member: hb.member_id,
+                                member: hb.intent.member_id().unwrap_or_default().into(),
                             }
                             .into());
                         }
@@ -410,7 +401,8 @@ impl Coordinator {
     fn check_members_max(&self, g: &Group, hb: &group::Heartbeat) -> Result<()> {
         let max = self.settings.group_members_max as usize;
         let returning = hb.instance_id.as_deref().is_some_and(|i| g.has_instance(i));
-        if hb.epoch == JOIN_EPOCH && g.members().len() >= max && !returning {
+        let joining = matches!(hb.intent, Intent::Join { .. });
+        if joining && g.members().len() >= max && !returning {
             return Err(BrokerError::LimitExceeded {
                 limit: "group_members_max",
                 max: max as u64,

@@ -20,16 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{Assignment, Assignor, Subscriptions, Tp};
 pub use super::fenced::{Committer, Fenced};
+pub use super::intent::Intent;
 use super::store::{GroupValue, MemberValue, from_tps, tps};
 use crate::core::error::{BrokerError, Result};
-
-/// Epoch a member sends to join.
-pub const JOIN_EPOCH: i32 = 0;
-/// Epoch a member sends to leave.
-pub const LEAVE_EPOCH: i32 = -1;
-/// Epoch a static member sends to leave for now (it keeps its partitions
-/// for a session timeout).
-pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
 /// One member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,10 +154,8 @@ impl Member {
 /// What a heartbeat carries, as the group needs it.
 #[derive(Debug, Clone, Default)]
 pub struct Heartbeat {
-    /// Empty to join.
-    pub member_id: String,
-    /// 0 joins, -1 leaves, -2 leaves for now; else the member's epoch.
-    pub epoch: i32,
+    /// Join, beat or leave.
+    pub intent: Intent,
     /// Static membership id.
     pub instance_id: Option<String>,
     /// The client's name.
@@ -177,8 +168,6 @@ pub struct Heartbeat {
     pub session_timeout_ms: u32,
     /// Revocation timeout, already checked.
     pub rebalance_timeout_ms: u32,
-    /// What the member owns now; `None` on join.
-    pub owned: Option<BTreeSet<Tp>>,
 }
 
 /// The answer to a heartbeat.
@@ -186,7 +175,7 @@ pub struct Heartbeat {
 pub struct HeartbeatReply {
     /// The member's id.
     pub member_id: String,
-    /// Its epoch (-1 after leaving, -2 after a static leave).
+    /// Its epoch (after a leave: the one it left at, 0 if unknown).
     pub epoch: i32,
     /// What it may own.
     pub assigned: BTreeSet<Tp>,
@@ -422,13 +411,21 @@ impl Group {
         now_ms: u64,
         generation: u64,
     ) -> Option<HeartbeatReply> {
-        if hb.epoch <= JOIN_EPOCH || generation != self.counts_generation {
+        let Intent::Beat {
+            member_id,
+            epoch: sent,
+            ..
+        } = &hb.intent
+        else {
+            return None;
+        };
+        if generation != self.counts_generation {
             return None;
         }
         let epoch = self.epoch;
-        let target = self.target.get(&hb.member_id);
-        let m = self.members.get_mut(&hb.member_id)?;
-        let steady = (hb.epoch == m.epoch || hb.epoch == m.previous_epoch)
+        let target = self.target.get(member_id);
+        let m = self.members.get_mut(member_id)?;
+        let steady = (*sent == m.epoch || *sent == m.previous_epoch)
             && m.epoch == epoch
             && !m.away
             && m.revoking.is_empty()
@@ -465,31 +462,35 @@ impl Group {
         new_member_id: impl FnOnce() -> String,
     ) -> Result<(HeartbeatReply, bool)> {
         let mut changed = false;
-        let id = match hb.epoch {
-            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
-                let reply = self.leave(&hb, now_ms, &counts);
+        let id = match &hb.intent {
+            Intent::Leave { member_id, for_now } => {
+                let reply = self.leave(member_id, *for_now, now_ms, &counts);
                 self.check_invariants()?;
                 self.refresh_deadline_floor();
                 return Ok((reply, true));
             }
-            JOIN_EPOCH => {
+            Intent::Join { previous_id } => {
                 changed = true;
                 self.counts_generation = generation;
-                self.join(&hb, now_ms, &counts, new_member_id)
+                self.join(previous_id.as_deref(), &hb, now_ms, &counts, new_member_id)
             }
-            sent => {
-                let Some(m) = self.members.get_mut(&hb.member_id) else {
+            Intent::Beat {
+                member_id,
+                epoch: sent,
+                owned,
+            } => {
+                let Some(m) = self.members.get_mut(member_id) else {
                     return Err(Fenced::UnknownMember {
                         group: self.id.clone(),
-                        member: hb.member_id,
+                        member: member_id.clone(),
                     }
                     .into());
                 };
-                if sent != m.epoch && sent != m.previous_epoch {
+                if *sent != m.epoch && *sent != m.previous_epoch {
                     return Err(Fenced::StaleEpoch {
                         group: self.id.clone(),
-                        member: hb.member_id,
-                        sent,
+                        member: member_id.clone(),
+                        sent: *sent,
                         current: m.epoch,
                     }
                     .into());
@@ -499,11 +500,9 @@ impl Group {
                     || m.rebalance_timeout_ms != hb.rebalance_timeout_ms;
                 m.session_timeout_ms = hb.session_timeout_ms;
                 m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
-                if let Some(owned) = &hb.owned {
-                    let before = m.revoking.len();
-                    m.revoking.retain(|tp| owned.contains(tp));
-                    changed |= m.revoking.len() != before;
-                }
+                let before = m.revoking.len();
+                m.revoking.retain(|tp| owned.contains(tp));
+                changed |= m.revoking.len() != before;
                 if m.topics != hb.topics {
                     m.topics = hb.topics.clone();
                     let all = self.subscribed_topics();
@@ -515,7 +514,7 @@ impl Group {
                     changed |= self.refresh_counts(counts(&all));
                     self.counts_generation = generation;
                 }
-                hb.member_id
+                member_id.clone()
             }
         };
         changed |= self.reconcile(&id, now_ms);
@@ -539,6 +538,7 @@ impl Group {
 
     fn join(
         &mut self,
+        previous_id: Option<&str>,
         hb: &Heartbeat,
         now_ms: u64,
         counts: &impl Fn(&BTreeSet<String>) -> BTreeMap<String, u32>,
@@ -581,7 +581,9 @@ impl Group {
             return id;
         }
         // A member that rejoins under its own id starts over.
-        self.members.remove(&hb.member_id);
+        if let Some(old) = previous_id {
+            self.members.remove(old);
+        }
         self.members.insert(
             id.clone(),
             Member {
@@ -608,27 +610,29 @@ impl Group {
 
     fn leave(
         &mut self,
-        hb: &Heartbeat,
+        member_id: &str,
+        for_now: bool,
         now_ms: u64,
         counts: &impl Fn(&BTreeSet<String>) -> BTreeMap<String, u32>,
     ) -> HeartbeatReply {
-        let reply = HeartbeatReply {
-            member_id: hb.member_id.clone(),
-            epoch: hb.epoch,
+        let mut reply = HeartbeatReply {
+            member_id: member_id.to_string(),
+            epoch: 0,
             assigned: BTreeSet::new(),
             pending: 0,
         };
-        let Some(m) = self.members.get_mut(&hb.member_id) else {
+        let Some(m) = self.members.get_mut(member_id) else {
             return reply; // Leaving twice is fine.
         };
-        if hb.epoch == STATIC_LEAVE_EPOCH && m.instance_id.is_some() {
+        reply.epoch = m.epoch;
+        if for_now && m.instance_id.is_some() {
             // Its partitions wait for it for one session timeout.
             m.away = true;
             m.revoking.clear();
             m.revoke_deadline_ms = None;
             m.session_deadline_ms = now_ms + u64::from(m.session_timeout_ms);
         } else {
-            self.remove(&hb.member_id, counts);
+            self.remove(member_id, counts);
         }
         reply
     }

@@ -5,6 +5,8 @@
 //!   (sticky, range, round-robin).
 //! - [`group`]: one group's membership state machine (KIP-848 style):
 //!   epochs, reconciliation that revokes before it assigns, fencing.
+//! - [`intent`]: what one heartbeat asks (join, beat, leave), read from the
+//!   wire's epoch convention in one place.
 //! - [`fenced`]: why a member is refused, and how it recovers.
 //! - [`store`]: the internal log the groups are written through to, and
 //!   its replay at startup.
@@ -15,6 +17,7 @@ pub mod assignor;
 pub mod coordinator;
 pub mod fenced;
 pub mod group;
+pub mod intent;
 pub mod store;
 
 pub use assignor::{Assignor, Tp};
@@ -22,3 +25,4 @@ pub use coordinator::{
     Coordinator, GroupSettings, HeartbeatAnswer, HeartbeatRequest, OffsetInfo, ResetTo,
 };
 pub use group::{Committer, Fenced};
+pub use intent::Intent;
