@@ -716,6 +716,25 @@ async fn bad_requests_get_clear_errors_and_the_broker_keeps_serving() {
         err.message()
     );
     assert_eq!(error_info(&err), ("REQUEST_TOO_LARGE".into(), false));
+    // The same limit holds for each message of a produce stream, and the
+    // stream ends with that status rather than quietly.
+    let too_big = v1::ProduceStreamRequest {
+        id: 1,
+        request: Some(produce_batch(
+            "e",
+            0,
+            Bytes::from(vec![0u8; 65 << 20]),
+            v1::Acks::Durable,
+        )),
+    };
+    let mut answers = rec
+        .produce_stream(futures::stream::iter([too_big]))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = answers.message().await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("request_bytes_max"), "{err}");
 
     // And everything still works.
     let resp = rec

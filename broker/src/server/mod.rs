@@ -4,6 +4,8 @@
 //! - [`config`]: flags, environment and TOML file.
 //! - [`admin`], [`records`] and [`groups`]: the three `strata.v1` services.
 //! - [`status`]: the one place errors become gRPC statuses.
+//! - [`request_limit`]: `request_bytes_max` on every message's length
+//!   prefix, before tonic buffers it.
 //! - [`metrics`]: Prometheus metrics and the `/healthz` and `/readyz` probes.
 //!
 //! Startup: serve metrics and probes (`/readyz` says "recovering"), print
@@ -20,6 +22,7 @@ pub mod groups;
 pub mod metrics;
 pub mod produce;
 pub mod records;
+pub mod request_limit;
 pub mod status;
 
 use std::future::Future;
@@ -239,8 +242,8 @@ pub async fn run(
         }
     };
     let server = tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            status::name_request_limit(args.request_bytes_max),
+        .layer(tower::util::MapRequestLayer::new(
+            request_limit::limit_requests(args.request_bytes_max),
         ))
         .layer(metrics::RpcMetricsLayer)
         .tcp_nodelay(true)

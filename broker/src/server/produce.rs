@@ -66,7 +66,7 @@ impl LoseHook {
     }
 
     fn lost() -> Status {
-        Status::unavailable("test hook: this produce response was lost")
+        super::status::response_lost_by_test_hook()
     }
 }
 
@@ -317,8 +317,8 @@ impl Producing {
             let next = tokio::select! {
                 m = inbound.message() => m,
                 _ = self.shutdown.cancelled() => {
-                    let _ = tx.send(Err(to_status(BrokerError::ShuttingDown))).await;
-                    return;
+                    let shutting_down = to_status(BrokerError::ShuttingDown);
+                    return end_after_answers(&window, &tx, shutting_down).await;
                 }
                 _ = lost.cancelled() => return,
             };
@@ -327,9 +327,12 @@ impl Producing {
                 // The producer closed its side: answers still due go out,
                 // and the stream ends when the last one has.
                 Ok(None) => return,
+                // A message over request_bytes_max, or the client gone:
+                // the stream ends with that status (a gone client never
+                // reads it).
                 Err(status) => {
-                    tracing::debug!(%status, "produce stream ended by the client");
-                    return;
+                    tracing::debug!(%status, "produce stream ended by its request side");
+                    return end_after_answers(&window, &tx, status).await;
                 }
             };
             let Ok(permit) = window.clone().acquire_owned().await else {
@@ -484,4 +487,18 @@ struct WrittenRequest {
         Result<(Written, Arc<Partition>, Bytes), BrokerError>,
     )>,
     _permits: Vec<OwnedSemaphorePermit>,
+}
+
+/// Ends a produce stream with `status` once every answer already due has
+/// gone out: each request holds a `window` permit until its answer is
+/// sent, so holding them all means none is left.
+async fn end_after_answers(
+    window: &Semaphore,
+    tx: &mpsc::Sender<Result<v1::ProduceStreamResponse, Status>>,
+    status: Status,
+) {
+    let _all = window
+        .acquire_many(STREAM_REQUESTS_IN_FLIGHT_MAX as u32)
+        .await;
+    let _ = tx.send(Err(status)).await;
 }

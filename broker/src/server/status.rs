@@ -135,6 +135,13 @@ pub fn details(reason: ErrorReason, retriable: bool) -> ErrorDetails {
     details
 }
 
+/// A produce answer the `--test-lose-produce-responses` hook drops: what
+/// a client sees when the connection fails after the broker acted, a bare
+/// UNAVAILABLE without details, as a transport error carries none.
+pub fn response_lost_by_test_hook() -> Status {
+    Status::unavailable("test hook: this produce response was lost")
+}
+
 /// The `ErrorInfo` domain of every Strata error.
 pub const ERROR_DOMAIN: &str = "strata.v1";
 
@@ -149,71 +156,18 @@ pub fn to_error(e: &BrokerError) -> v1::Error {
     }
 }
 
-/// tonic refuses a request larger than its decoding limit itself, as
-/// OUT_OF_RANGE in its own words. This rewrites that answer to
-/// RESOURCE_EXHAUSTED naming our setting, so the client learns which bound
-/// it hit and how to raise it. Applied as a response layer on the server;
-/// the status travels in the headers or, usually, in the trailers.
-pub fn name_request_limit(
-    limit: u32,
-) -> impl Fn(http::Response<Body>) -> http::Response<Body> + Clone {
-    move |mut resp| {
-        rename_limit(resp.headers_mut(), limit);
-        resp.map(|inner| Body::new(OnTrailers::new(inner, move |t| rename_limit(t, limit))))
-    }
-}
-
-fn rename_limit(h: &mut http::HeaderMap, limit: u32) {
-    let message = percent_decode(
-        h.get("grpc-message")
-            .map(|m| m.as_bytes())
-            .unwrap_or_default(),
-    );
-    let too_large = h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11")
-        && message.contains("message length too large");
-    if !too_large {
-        return;
-    }
-    let found = message
-        .split("found ")
-        .nth(1)
-        .and_then(|m| m.split(' ').next())
-        .unwrap_or("more")
-        .to_string();
-    let msg = format!(
-        "request of {found} bytes exceeds request_bytes_max ({limit} bytes); send smaller requests or raise --request-bytes-max"
-    );
-    let status = Status::with_error_details(
+/// A request message of `found_bytes` over `request_bytes_max`: refused
+/// as RESOURCE_EXHAUSTED naming the setting, so the client learns which
+/// bound it hit and how to raise it (see [`super::request_limit`]).
+pub fn request_too_large(found_bytes: u64, limit_bytes: u32) -> Status {
+    Status::with_error_details(
         Code::ResourceExhausted,
-        msg,
+        format!(
+            "request of {found_bytes} bytes exceeds request_bytes_max ({limit_bytes} bytes); \
+             send smaller requests or raise --request-bytes-max"
+        ),
         details(ErrorReason::RequestTooLarge, false),
-    );
-    // Writes grpc-status, grpc-message and grpc-status-details-bin.
-    let _ = status.add_header(h);
-}
-
-/// Decodes gRPC's percent-encoded `grpc-message`.
-fn percent_decode(b: &[u8]) -> String {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    )
 }
 
 /// A response body that lets `f` see (and change) its trailers, where gRPC
