@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{Assignment, Assignor, Subscriptions, Tp};
 pub use super::fenced::{Committer, Fenced};
-pub use super::intent::Intent;
+pub use super::intent::{Heartbeat, HeartbeatReply, Intent};
 use super::store::{GroupValue, MemberValue, from_tps, tps};
 use crate::core::error::{BrokerError, Result};
 
@@ -149,38 +149,6 @@ impl Member {
             id: m.id,
         }
     }
-}
-
-/// What a heartbeat carries, as the group needs it.
-#[derive(Debug, Clone, Default)]
-pub struct Heartbeat {
-    /// Join, beat or leave.
-    pub intent: Intent,
-    /// Static membership id.
-    pub instance_id: Option<String>,
-    /// The client's name.
-    pub client_id: String,
-    /// The caller's address.
-    pub host: String,
-    /// The subscription.
-    pub topics: BTreeSet<String>,
-    /// Session timeout, already checked against the broker's bounds.
-    pub session_timeout_ms: u32,
-    /// Revocation timeout, already checked.
-    pub rebalance_timeout_ms: u32,
-}
-
-/// The answer to a heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatReply {
-    /// The member's id.
-    pub member_id: String,
-    /// Its epoch (after a leave: the one it left at, 0 if unknown).
-    pub epoch: i32,
-    /// What it may own.
-    pub assigned: BTreeSet<Tp>,
-    /// Target partitions still held by others.
-    pub pending: usize,
 }
 
 /// A committed offset.

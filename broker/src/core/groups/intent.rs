@@ -1,5 +1,5 @@
-//! What a member asks of its group with one heartbeat: join, beat at its
-//! epoch, or leave. The wire (strata.v1 and KIP-848 alike) folds this into
+//! One heartbeat as the group's state machine takes it and answers it, and
+//! what the member asks with it: join, beat at its epoch, or leave. The wire (strata.v1 and KIP-848 alike) folds this into
 //! a member epoch of 0 / -1 / -2 and an empty member id; [`Intent::from_wire`]
 //! is the one place that convention is read, so the state machine never
 //! sees a sentinel.
@@ -101,4 +101,36 @@ impl Intent {
             Intent::Beat { member_id, .. } | Intent::Leave { member_id, .. } => Some(member_id),
         }
     }
+}
+
+/// What a heartbeat carries, as the group needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    /// Join, beat or leave.
+    pub intent: Intent,
+    /// Static membership id.
+    pub instance_id: Option<String>,
+    /// The client's name.
+    pub client_id: String,
+    /// The caller's address.
+    pub host: String,
+    /// The subscription.
+    pub topics: BTreeSet<String>,
+    /// Session timeout, already checked against the broker's bounds.
+    pub session_timeout_ms: u32,
+    /// Revocation timeout, already checked.
+    pub rebalance_timeout_ms: u32,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// The member's id.
+    pub member_id: String,
+    /// Its epoch (after a leave: the one it left at, 0 if unknown).
+    pub epoch: i32,
+    /// What it may own.
+    pub assigned: BTreeSet<Tp>,
+    /// Target partitions still held by others.
+    pub pending: usize,
 }
