@@ -29,7 +29,7 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use super::status::OnTrailers;
+use super::body::Hooked;
 use crate::core::Broker;
 use crate::core::groups::Coordinator;
 
@@ -319,7 +319,16 @@ where
             histogram!("strata_rpc_duration_seconds", "rpc" => rpc)
                 .record(start.elapsed().as_secs_f64());
             record_status(rpc, resp.headers());
-            Ok(resp.map(|body| Body::new(OnTrailers::new(body, move |t| record_status(rpc, t)))))
+            // A call that did not fail at once carries its status in the
+            // trailers.
+            Ok(resp.map(|body| {
+                Hooked::body(body, move |frame| {
+                    if let Some(t) = frame.trailers_ref() {
+                        record_status(rpc, t);
+                    }
+                    Ok(())
+                })
+            }))
         })
     }
 }

@@ -6,6 +6,8 @@
 //! - [`status`]: the one place errors become gRPC statuses.
 //! - [`request_limit`]: `request_bytes_max` on every message's length
 //!   prefix, before tonic buffers it.
+//! - [`body`]: an HTTP body with a hook on each frame (request limits,
+//!   status metrics).
 //! - [`metrics`]: Prometheus metrics and the `/healthz` and `/readyz` probes.
 //!
 //! Startup: serve metrics and probes (`/readyz` says "recovering"), print
@@ -17,6 +19,7 @@
 //! `--shutdown-timeout-ms`), close every log cleanly, return.
 
 pub mod admin;
+pub mod body;
 pub mod config;
 pub mod groups;
 pub mod metrics;

@@ -4,29 +4,33 @@
 //! buffers it, in unary calls and in every message of a stream alike.
 //! tonic's own decoding limit stays set to the same value as a backstop.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
 
+use super::body::Hooked;
 use super::status;
 
 /// A gRPC message's prefix: a compressed flag and a big-endian u32 length.
 const PREFIX_BYTES: usize = 5;
 
-/// Wraps every request body of a server in a [`LimitedBody`].
+/// Wraps every request body of a server in a [`Framing`] check.
 pub fn limit_requests(
     limit_bytes: u32,
 ) -> impl Fn(http::Request<Body>) -> http::Request<Body> + Clone {
-    move |req| req.map(|body| Body::new(LimitedBody::new(body, limit_bytes)))
+    move |req| {
+        req.map(|body| {
+            let mut framing = Framing::new(limit_bytes);
+            Hooked::body(body, move |frame| match frame.data_ref() {
+                Some(data) => framing.check(data),
+                None => Ok(()),
+            })
+        })
+    }
 }
 
-/// A request body that fails as soon as a message prefix announces more
-/// than `limit_bytes`.
-pub struct LimitedBody {
-    inner: Body,
+/// Where a request body is in its gRPC message framing.
+struct Framing {
     limit_bytes: u32,
     prefix: [u8; PREFIX_BYTES],
     prefix_len: usize,
@@ -34,17 +38,9 @@ pub struct LimitedBody {
     message_left_bytes: u64,
 }
 
-impl std::fmt::Debug for LimitedBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LimitedBody")
-    }
-}
-
-impl LimitedBody {
-    /// Wraps `inner`.
-    pub fn new(inner: Body, limit_bytes: u32) -> Self {
+impl Framing {
+    fn new(limit_bytes: u32) -> Self {
         Self {
-            inner,
             limit_bytes,
             prefix: [0; PREFIX_BYTES],
             prefix_len: 0,
@@ -52,7 +48,8 @@ impl LimitedBody {
         }
     }
 
-    /// Follows the message framing through one chunk of the body.
+    /// Follows the framing through one chunk of the body; fails as soon as
+    /// a prefix announces more than `limit_bytes`.
     fn check(&mut self, mut chunk: &[u8]) -> Result<(), Status> {
         while !chunk.is_empty() {
             if self.message_left_bytes > 0 {
@@ -79,34 +76,6 @@ impl LimitedBody {
     }
 }
 
-impl http_body::Body for LimitedBody {
-    type Data = bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-            && let Err(status) = this.check(data)
-        {
-            return Poll::Ready(Some(Err(status)));
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,14 +94,14 @@ mod tests {
         // Every split of the stream into two chunks: the first message
         // passes, the second's prefix is refused wherever it is cut.
         for cut in 0..wire.len() {
-            let mut b = LimitedBody::new(Body::empty(), 10);
+            let mut b = Framing::new(10);
             let first = b.check(&wire[..cut]);
             let second = first.and_then(|()| b.check(&wire[cut..]));
             let err = second.unwrap_err();
             assert_eq!(err.code(), tonic::Code::ResourceExhausted);
             assert!(err.message().contains("request of 11 bytes"), "{err}");
         }
-        let mut b = LimitedBody::new(Body::empty(), 10);
+        let mut b = Framing::new(10);
         b.check(&wire[..15]).unwrap();
         assert_eq!(b.message_left_bytes, 0);
     }

@@ -1,13 +1,9 @@
 //! The one place broker errors become gRPC status codes.
 
 use std::collections::HashMap;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use strata_proto::v1::{self, ErrorReason};
-use tonic::body::Body;
-use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -168,54 +164,4 @@ pub fn request_too_large(found_bytes: u64, limit_bytes: u32) -> Status {
         ),
         details(ErrorReason::RequestTooLarge, false),
     )
-}
-
-/// A response body that lets `f` see (and change) its trailers, where gRPC
-/// puts a call's status when the call did not fail at once.
-pub struct OnTrailers<F> {
-    inner: Body,
-    f: F,
-}
-
-impl<F> std::fmt::Debug for OnTrailers<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OnTrailers")
-    }
-}
-
-impl<F: FnMut(&mut http::HeaderMap) + Send + Unpin + 'static> OnTrailers<F> {
-    /// Wraps `inner`.
-    pub fn new(inner: Body, f: F) -> Self {
-        Self { inner, f }
-    }
-}
-
-impl<F: FnMut(&mut http::HeaderMap) + Send + Unpin + 'static> http_body::Body for OnTrailers<F> {
-    type Data = bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
-                Ok(mut trailers) => {
-                    (this.f)(&mut trailers);
-                    http_body::Frame::trailers(trailers)
-                }
-                Err(frame) => frame,
-            }))),
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
