@@ -24,6 +24,8 @@
 //! into the producer's bytes without recomputing it; only log-append-time
 //! topics, which overwrite `maxTimestamp`, pay for a new CRC.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::error::CodecError;
@@ -84,6 +86,45 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// Every codec, in id order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The codec's id in the attributes (bits 0-2).
+    pub fn id(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
+
+    /// The codec's name as Kafka's `compression.type` spells it (`none`
+    /// for no codec; the topic key's `uncompressed` is parsed elsewhere).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The codec a name means (as [`Compression::name`] spells it).
+    pub fn parse(name: &str) -> Option<Compression> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
 /// What a batch's timestamps mean (attributes bit 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -114,6 +155,11 @@ impl Attributes {
             4 => Ok(Compression::Zstd),
             other => Err(CodecError::UnknownCompression(other)),
         }
+    }
+
+    /// These attributes with the compression codec set to `c`.
+    pub fn with_compression(self, c: Compression) -> Self {
+        Self((self.0 & !Self::COMPRESSION_MASK) | i16::from(c.id()))
     }
 
     /// The timestamp type.
@@ -262,6 +308,32 @@ pub struct ValidBatch {
     pub header: BatchHeader,
     /// Number of records (`last_offset_delta + 1`, unless compacted).
     pub record_count: u32,
+    /// The index of the first record without a key (compacted topics
+    /// refuse them); `None` when every record has one, or when the records
+    /// were not looked at (a stored compressed batch).
+    pub first_keyless: Option<usize>,
+}
+
+/// The name of the bound on a batch's decompressed records, in errors.
+pub const DECOMPRESSED_LIMIT_NAME: &str = "batch_decompressed_bytes_max";
+
+/// The default bound on a batch's decompressed records, for readers that
+/// are given none (the broker's `batch_decompressed_bytes_max` default).
+pub const BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT: usize = 64 << 20;
+
+/// A batch's records section, decompressed if it is compressed, within
+/// `max_bytes`.
+pub fn records_section<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+    max_bytes: usize,
+) -> Result<Cow<'a, [u8]>, CodecError> {
+    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
+    match header.attributes.compression()? {
+        Compression::None => Ok(Cow::Borrowed(body)),
+        codec => crate::compression::decompress(codec, body, max_bytes, DECOMPRESSED_LIMIT_NAME)
+            .map(Cow::Owned),
+    }
 }
 
 /// One record as [`filter`] shows it to its callback.
@@ -320,6 +392,13 @@ pub fn filter(
     if kept == 0 {
         return Ok(Filtered::Empty);
     }
+    let codec = header.attributes.compression()?;
+    if codec != Compression::None {
+        // The kept records, compressed again with the batch's codec.
+        let body = crate::compression::compress(codec, &out[BATCH_HEADER_LEN..])?;
+        out.truncate(BATCH_HEADER_LEN);
+        out.extend_from_slice(&body);
+    }
     let len = out.len();
     out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4]
         .copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
@@ -342,12 +421,13 @@ pub fn visit(batch: &[u8], mut f: impl FnMut(&RecordRef<'_>)) -> Result<(), Code
 /// The one walk behind [`filter`] and [`visit`]: calls `f` with each record
 /// of a stored batch as a [`RecordRef`], its bytes in the batch and its
 /// timestamp delta, and returns the batch's header.
-fn walk_records<'a>(
-    batch: &'a [u8],
-    mut f: impl FnMut(&RecordRef<'a>, &'a [u8], i64),
+fn walk_records(
+    batch: &[u8],
+    mut f: impl FnMut(&RecordRef<'_>, &[u8], i64),
 ) -> Result<BatchHeader, CodecError> {
     let header = BatchHeader::parse(batch)?;
-    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
+    let body = records_section(batch, &header, BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)?;
+    let body = &body[..];
     let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
     let mut pos = 0;
     for index in 0..header.record_count.max(0) as usize {
@@ -368,47 +448,36 @@ fn walk_records<'a>(
     Ok(header)
 }
 
-/// The index of the first record without a key, if any (compacted topics
-/// refuse them). `batch` must have passed [`validate`].
-pub fn first_keyless(batch: &[u8]) -> Result<Option<usize>, CodecError> {
-    let header = BatchHeader::parse(batch)?;
-    let body = &batch[BATCH_HEADER_LEN..header.total_len().min(batch.len())];
-    let mut pos = 0;
-    for index in 0..header.record_count.max(0) as usize {
-        if crate::record::skim_record(body, &mut pos, index)?
-            .key
-            .is_none()
-        {
-            return Ok(Some(index));
-        }
-    }
-    Ok(None)
-}
-
-/// Fully validates one complete, uncompressed batch: framing, CRC, and every
-/// record's structure (lengths, offset deltas 0..n, timestamps within the
-/// header's maximum). Allocates nothing. `batch` must be exactly one batch.
+/// Fully validates one complete batch: framing, CRC, and every record's
+/// structure (lengths, offset deltas 0..n, timestamps within the header's
+/// maximum). An uncompressed batch is checked in place; a compressed one
+/// is decompressed first, into at most `decompressed_bytes_max` (past it:
+/// [`CodecError::DecompressedTooLarge`]). `batch` must be exactly one
+/// batch.
 ///
 /// This is what a broker runs on a producer's bytes before appending them.
-pub fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
-    validate_with(batch, true)
+pub fn validate(batch: &[u8], decompressed_bytes_max: usize) -> Result<ValidBatch, CodecError> {
+    validate_with(batch, true, decompressed_bytes_max)
 }
 
 /// Like [`validate`], but for batches a broker has stored and may have
 /// compacted: the records' offset deltas must increase and stay within
 /// `lastOffsetDelta`, and need not be contiguous (compaction removes
 /// records and keeps the others' offsets, as Kafka's cleaner does). This is
-/// what recovery runs on stored batches.
+/// what recovery runs on stored batches. A compressed batch is checked by
+/// its header and CRC only (the CRC covers the compressed bytes): it was
+/// checked whole when it was produced, and recovery does not decompress.
 pub fn validate_stored(batch: &[u8]) -> Result<ValidBatch, CodecError> {
-    validate_with(batch, false)
+    validate_with(batch, false, 0)
 }
 
-fn validate_with(batch: &[u8], contiguous: bool) -> Result<ValidBatch, CodecError> {
+fn validate_with(
+    batch: &[u8],
+    contiguous: bool,
+    decompressed_bytes_max: usize,
+) -> Result<ValidBatch, CodecError> {
     let header = validate_framing(batch)?;
     let compression = header.attributes.compression()?;
-    if compression != Compression::None {
-        return Err(CodecError::UnsupportedCompression(compression));
-    }
     if header.record_count < 1 {
         return Err(CodecError::Inconsistent(format!(
             "recordCount is {}, a batch must hold at least one record",
@@ -427,7 +496,15 @@ fn validate_with(batch: &[u8], contiguous: bool) -> Result<ValidBatch, CodecErro
             header.last_offset_delta, header.record_count
         )));
     }
-    let body = &batch[BATCH_HEADER_LEN..];
+    if compression != Compression::None && !contiguous {
+        return Ok(ValidBatch {
+            header,
+            record_count: header.record_count as u32,
+            first_keyless: None,
+        });
+    }
+    let body = records_section(batch, &header, decompressed_bytes_max)?;
+    let body = &body[..];
     if (header.record_count as usize) > body.len() / RECORD_MIN_BYTES {
         return Err(CodecError::Inconsistent(format!(
             "recordCount {} cannot fit in {} bytes of records",
@@ -438,8 +515,12 @@ fn validate_with(batch: &[u8], contiguous: bool) -> Result<ValidBatch, CodecErro
     let mut pos = 0;
     let mut max_delta = i64::MIN;
     let mut previous = -1i32;
+    let mut first_keyless = None;
     for index in 0..header.record_count as usize {
         let rec = crate::record::skim_record(body, &mut pos, index)?;
+        if rec.key.is_none() && first_keyless.is_none() {
+            first_keyless = Some(index);
+        }
         let expected = contiguous.then_some(index as i32);
         let in_order = rec.offset_delta > previous && rec.offset_delta <= header.last_offset_delta;
         if expected.is_some_and(|e| e != rec.offset_delta) || !in_order {
@@ -481,6 +562,7 @@ fn validate_with(batch: &[u8], contiguous: bool) -> Result<ValidBatch, CodecErro
     Ok(ValidBatch {
         header,
         record_count: header.record_count as u32,
+        first_keyless,
     })
 }
 
@@ -617,9 +699,22 @@ impl Batch {
     }
 
     /// Iterates the records; each item is an error if that record is
-    /// malformed. Compressed batches yield one `UnsupportedCompression` error.
+    /// malformed. A compressed batch is decompressed first, within
+    /// [`BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT`]; if that fails, the one
+    /// item is the error.
     pub fn records(&self) -> RecordIter {
-        RecordIter::new(self.header, self.bytes.slice(BATCH_HEADER_LEN..))
+        self.records_within(BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)
+    }
+
+    /// [`Batch::records`], decompressing into at most `max_bytes`.
+    pub fn records_within(&self, max_bytes: usize) -> RecordIter {
+        match records_section(&self.bytes, &self.header, max_bytes) {
+            Ok(Cow::Borrowed(_)) => {
+                RecordIter::new(self.header, self.bytes.slice(BATCH_HEADER_LEN..))
+            }
+            Ok(Cow::Owned(body)) => RecordIter::new(self.header, Bytes::from(body)),
+            Err(e) => RecordIter::failed(self.header, e),
+        }
     }
 
     /// Decodes all records, or the first error.
@@ -634,6 +729,10 @@ mod filter_tests {
 
     use super::*;
     use crate::record::BatchBuilder;
+
+    fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
+        super::validate(batch, BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)
+    }
 
     /// A record as the tests write it: key, value, timestamp.
     type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
@@ -680,7 +779,7 @@ mod filter_tests {
         assert_eq!(got, vec![(1001, false), (1003, true)]);
         assert_eq!(filter(&batch, |_| true).unwrap(), Filtered::Unchanged);
         assert_eq!(filter(&batch, |_| false).unwrap(), Filtered::Empty);
-        assert_eq!(first_keyless(&batch).unwrap(), None);
+        assert_eq!(validate(&batch).unwrap().first_keyless, None);
         let keyless = stored(
             0,
             &[
@@ -688,7 +787,7 @@ mod filter_tests {
                 (None, Some(b"v".to_vec()), 1),
             ],
         );
-        assert_eq!(first_keyless(&keyless).unwrap(), Some(1));
+        assert_eq!(validate(&keyless).unwrap().first_keyless, Some(1));
     }
 
     proptest! {

@@ -38,9 +38,36 @@ pub enum CodecError {
         /// The CRC of the bytes as received.
         computed: u32,
     },
-    /// The batch uses a compression codec this build does not handle.
-    #[error("record batch compression {0:?} is not supported yet (send uncompressed batches)")]
-    UnsupportedCompression(Compression),
+    /// The compressed records could not be decompressed: truncated,
+    /// garbage, or framed in a way the codec does not read.
+    #[error("record batch compressed with {codec:?} does not decompress: {reason}")]
+    Decompress {
+        /// The batch's codec.
+        codec: Compression,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The records decompress to more than a named limit allows (a
+    /// decompression bomb, or a limit set too low).
+    #[error(
+        "record batch compressed with {codec:?} decompresses to more than {limit_name} ({limit} bytes)"
+    )]
+    DecompressedTooLarge {
+        /// The batch's codec.
+        codec: Compression,
+        /// The limit's name, as configured.
+        limit_name: &'static str,
+        /// The limit's value.
+        limit: usize,
+    },
+    /// Compressing records failed (the encoder's own error).
+    #[error("compressing records with {codec:?} failed: {reason}")]
+    Compress {
+        /// The codec.
+        codec: Compression,
+        /// What the encoder said.
+        reason: String,
+    },
     /// The attributes field holds a compression codec id Kafka does not define.
     #[error("record batch attributes name unknown compression codec id {0}")]
     UnknownCompression(u8),

@@ -8,6 +8,8 @@
 //!
 //! - [`batch`]: batch headers, validation, and the fields the broker
 //!   stamps (base offset, producer, log-append time).
+//! - [`compression`]: the records section through gzip, snappy, lz4 and
+//!   zstd, as Kafka's clients frame them, decompressed within a bound.
 //! - [`cursor`]: the one walk over batches laid end to end.
 //! - [`record`]: records inside a batch, and the builder.
 //! - [`varint`]: zig-zag varints, as records use them.
@@ -19,6 +21,7 @@
 //! that are actually there before anything is reserved.
 
 pub mod batch;
+pub mod compression;
 pub mod cursor;
 pub mod error;
 pub mod record;

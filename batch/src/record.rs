@@ -178,10 +178,13 @@ pub(crate) fn skim_record(
 #[derive(Debug)]
 pub struct RecordIter {
     header: BatchHeader,
+    /// The records section, decompressed.
     body: Bytes,
     pos: usize,
     index: usize,
     failed: bool,
+    /// Why the records section could not be had, yielded once.
+    pending: Option<CodecError>,
 }
 
 impl RecordIter {
@@ -192,6 +195,15 @@ impl RecordIter {
             pos: 0,
             index: 0,
             failed: false,
+            pending: None,
+        }
+    }
+
+    /// An iterator whose one item is `e`.
+    pub(crate) fn failed(header: BatchHeader, e: CodecError) -> Self {
+        Self {
+            pending: Some(e),
+            ..Self::new(header, Bytes::new())
         }
     }
 
@@ -225,19 +237,12 @@ impl Iterator for RecordIter {
     type Item = Result<Record, CodecError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending.take() {
+            self.failed = true;
+            return Some(Err(e));
+        }
         if self.failed || self.index >= self.header.record_count.max(0) as usize {
             return None;
-        }
-        match self.header.attributes.compression() {
-            Ok(Compression::None) => {}
-            Ok(other) => {
-                self.failed = true;
-                return Some(Err(CodecError::UnsupportedCompression(other)));
-            }
-            Err(e) => {
-                self.failed = true;
-                return Some(Err(e));
-            }
         }
         let item = self.decode_next();
         self.index += 1;
@@ -346,13 +351,27 @@ impl BatchBuilder {
         self.count += 1;
     }
 
-    /// Writes the header and CRC and returns the batch. The base offset is
-    /// 0; the broker stamps the real one.
+    /// Writes the header and CRC and returns the batch, uncompressed. The
+    /// base offset is 0; the broker stamps the real one.
     ///
     /// # Panics
     /// If no record was pushed: an empty batch is not a valid v2 batch.
-    pub fn finish(mut self) -> Bytes {
+    pub fn finish(self) -> Bytes {
+        self.finish_compressed(Compression::None)
+            .expect("an uncompressed batch has nothing to fail")
+    }
+
+    /// [`BatchBuilder::finish`], with the records compressed by `codec`.
+    ///
+    /// # Panics
+    /// If no record was pushed.
+    pub fn finish_compressed(mut self, codec: Compression) -> Result<Bytes, CodecError> {
         assert!(self.count > 0, "a record batch needs at least one record");
+        if codec != Compression::None {
+            let body = crate::compression::compress(codec, &self.buf[BATCH_HEADER_LEN..])?;
+            self.buf.truncate(BATCH_HEADER_LEN);
+            self.buf.extend_from_slice(&body);
+        }
         let len = self.buf.len();
         let b = &mut self.buf;
         let put = |b: &mut Vec<u8>, at: usize, bytes: &[u8]| {
@@ -366,7 +385,8 @@ impl BatchBuilder {
         );
         put(b, field::PARTITION_LEADER_EPOCH, &(-1i32).to_be_bytes());
         b[field::MAGIC] = MAGIC_V2 as u8;
-        put(b, field::ATTRIBUTES, &0i16.to_be_bytes());
+        let attributes = crate::batch::Attributes::default().with_compression(codec);
+        put(b, field::ATTRIBUTES, &attributes.0.to_be_bytes());
         put(b, field::LAST_OFFSET_DELTA, &(self.count - 1).to_be_bytes());
         put(b, field::BASE_TIMESTAMP, &self.base_timestamp.to_be_bytes());
         put(b, field::MAX_TIMESTAMP, &self.max_timestamp.to_be_bytes());
@@ -376,7 +396,7 @@ impl BatchBuilder {
         put(b, field::RECORD_COUNT, &self.count.to_be_bytes());
         let crc = compute_crc(b);
         put(b, field::CRC, &crc.to_be_bytes());
-        Bytes::from(self.buf)
+        Ok(Bytes::from(self.buf))
     }
 }
 

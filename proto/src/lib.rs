@@ -12,7 +12,7 @@ pub mod partitions;
 
 pub use strata_batch::{Attributes, Batch, BatchHeader, Compression, TimestampType};
 pub use strata_batch::{BatchBuilder, BatchCursor, CodecError, Header, Record};
-pub use strata_batch::{batch, cursor, error, record, sequence, varint};
+pub use strata_batch::{batch, compression, cursor, error, record, sequence, varint};
 
 /// The gRPC API, package `strata.v1`, generated from
 /// `proto/strata/v1/strata.proto`.

@@ -44,7 +44,20 @@ fn rec_strategy() -> impl Strategy<Value = Rec> {
         })
 }
 
+/// Every codec, ours beside kafka-protocol's.
+const CODECS: [(batch::Compression, KCompression); 5] = [
+    (batch::Compression::None, KCompression::None),
+    (batch::Compression::Gzip, KCompression::Gzip),
+    (batch::Compression::Snappy, KCompression::Snappy),
+    (batch::Compression::Lz4, KCompression::Lz4),
+    (batch::Compression::Zstd, KCompression::Zstd),
+];
+
 fn ours(recs: &[Rec]) -> Bytes {
+    ours_with(recs, batch::Compression::None)
+}
+
+fn ours_with(recs: &[Rec], codec: batch::Compression) -> Bytes {
     let mut b = BatchBuilder::new();
     for r in recs {
         let headers: Vec<Header> = r
@@ -54,10 +67,14 @@ fn ours(recs: &[Rec]) -> Bytes {
             .collect();
         b.push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers);
     }
-    b.finish()
+    b.finish_compressed(codec).expect("compresses")
 }
 
 fn theirs(recs: &[Rec]) -> Bytes {
+    theirs_with(recs, KCompression::None)
+}
+
+fn theirs_with(recs: &[Rec], compression: KCompression) -> Bytes {
     let krecs: Vec<KRecord> = recs
         .iter()
         .enumerate()
@@ -89,7 +106,7 @@ fn theirs(recs: &[Rec]) -> Bytes {
         &krecs,
         &RecordEncodeOptions {
             version: 2,
-            compression: KCompression::None,
+            compression,
         },
     )
     .expect("kafka-protocol encodes");
@@ -97,7 +114,8 @@ fn theirs(recs: &[Rec]) -> Bytes {
 }
 
 fn check_ours_decode(bytes: Bytes, recs: &[Rec]) -> Result<(), TestCaseError> {
-    batch::validate(&bytes).map_err(|e| TestCaseError::fail(format!("validate: {e}")))?;
+    batch::validate(&bytes, batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)
+        .map_err(|e| TestCaseError::fail(format!("validate: {e}")))?;
     let batches = Batch::decode_all(bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(batches.len(), 1);
     let decoded = batches[0]
@@ -152,6 +170,22 @@ proptest! {
         check_theirs_decode(ours(&recs), &recs)?;
     }
 
+    /// Each codec both ways: kafka-protocol compresses (gzip, xerial
+    /// snappy, an LZ4 frame from the lz4 C library, zstd) and we decompress,
+    /// and the other way round; the batch keeps its codec id.
+    #[test]
+    fn compressed_batches_cross_decode(
+        recs in proptest::collection::vec(rec_strategy(), 1..20),
+        codec in proptest::sample::select(CODECS.to_vec()),
+    ) {
+        let (ours_codec, their_codec) = codec;
+        let from_them = theirs_with(&recs, their_codec);
+        let header = batch::BatchHeader::parse(&from_them).unwrap();
+        prop_assert_eq!(header.attributes.compression().unwrap(), ours_codec);
+        check_ours_decode(from_them, &recs)?;
+        check_theirs_decode(ours_with(&recs, ours_codec), &recs)?;
+    }
+
     #[test]
     fn both_encoders_agree_byte_for_byte(mut recs in proptest::collection::vec(rec_strategy(), 1..20)) {
         // kafka-protocol takes the smallest timestamp as the base, the Java
@@ -162,7 +196,7 @@ proptest! {
 
     #[test]
     fn decoder_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = batch::validate(&bytes);
+        let _ = batch::validate(&bytes, batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT);
         let _ = batch::first_batch_len(&bytes);
         if let Ok(batches) = Batch::decode_all(Bytes::from(bytes)) {
             for b in batches {
@@ -188,7 +222,7 @@ proptest! {
             let crc = batch::compute_crc(&bytes);
             bytes[batch::field::CRC..batch::field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
         }
-        let _ = batch::validate(&bytes);
+        let _ = batch::validate(&bytes, batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT);
         if let Ok(b) = Batch::split_from(&mut Bytes::from(bytes)) {
             for r in b.records() {
                 let _ = r;

@@ -3,6 +3,10 @@
 use super::*;
 use crate::record::{BatchBuilder, Header};
 
+fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
+    super::validate(batch, BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)
+}
+
 fn sample() -> Vec<u8> {
     let mut b = BatchBuilder::new();
     b.push(
@@ -113,15 +117,19 @@ fn every_truncation_is_an_error() {
 }
 
 #[test]
-fn compressed_and_old_magic_are_refused_clearly() {
-    let mut bytes = sample();
-    bytes[field::ATTRIBUTES + 1] |= 4; // zstd
-    let crc = compute_crc(&bytes);
-    bytes[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
-    assert_eq!(
-        validate(&bytes),
-        Err(CodecError::UnsupportedCompression(Compression::Zstd))
-    );
+fn a_wrong_codec_and_old_magic_are_refused_clearly() {
+    // Uncompressed records labelled with each codec: not that codec's data.
+    for codec in &Compression::ALL[1..] {
+        let mut bytes = sample();
+        bytes[field::ATTRIBUTES + 1] |= codec.id();
+        let crc = compute_crc(&bytes);
+        bytes[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let err = validate(&bytes).unwrap_err();
+        assert!(
+            matches!(err, CodecError::Decompress { codec: c, .. } if c == *codec),
+            "{codec:?}: {err}"
+        );
+    }
     let mut old = sample();
     old[field::MAGIC] = 1;
     assert_eq!(validate(&old), Err(CodecError::BadMagic(1)));
