@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_batch::TimestampType;
 
+use super::decompression::{DECOMPRESSION_BYTES_MAX_DEFAULT, DecompressionBudget};
 use super::error::{Result, StorageError};
 use super::open_segments::{OpenSegments, SEALED_SEGMENTS_OPEN_MAX};
 use super::vfs::{self, Fs};
@@ -107,6 +108,13 @@ pub struct LogConfig {
     /// The registry that bounds open sealed segments; the broker shares one
     /// among all its logs (`sealed_segments_open_max`).
     pub open_segments: Arc<OpenSegments>,
+    /// The most a compressed batch's records may decompress to; past it the
+    /// append is refused, naming this limit. Default 64 MiB.
+    pub batch_decompressed_bytes_max: u32,
+    /// The budget compressed batches reserve `batch_decompressed_bytes_max`
+    /// of while they are validated; the broker shares one among all its
+    /// logs (`decompression_bytes_max`).
+    pub decompression: Arc<DecompressionBudget>,
 }
 
 impl Default for LogConfig {
@@ -124,6 +132,9 @@ impl Default for LogConfig {
             seal_in_background: true,
             keys_required: false,
             open_segments: OpenSegments::new(SEALED_SEGMENTS_OPEN_MAX),
+            batch_decompressed_bytes_max: strata_batch::batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT
+                as u32,
+            decompression: DecompressionBudget::new(DECOMPRESSION_BYTES_MAX_DEFAULT),
         }
     }
 }
@@ -157,6 +168,15 @@ impl LogConfig {
             return err(format!(
                 "index_bytes_max {} must be between {INDEX_BYTES_FLOOR} and {INDEX_BYTES_CEILING}",
                 self.index_bytes_max
+            ));
+        }
+        if self.batch_decompressed_bytes_max == 0
+            || self.batch_decompressed_bytes_max as usize > self.decompression.bytes_max()
+        {
+            return err(format!(
+                "batch_decompressed_bytes_max {} must be between 1 and decompression_bytes_max ({})",
+                self.batch_decompressed_bytes_max,
+                self.decompression.bytes_max()
             ));
         }
         if self.index_interval_bytes == 0 {

@@ -19,6 +19,8 @@
 //! - [`index`]: the memory-mapped offset and time indexes.
 //! - [`segment`]: one `.log` file and its indexes; appends, reads, scans.
 //! - [`open_segments`]: the broker-wide bound on open sealed segments.
+//! - [`decompression`]: the broker-wide bound on memory that compressed
+//!   batches take while an append validates them.
 //! - [`log`]: the segment list, appends with group commit, reads, recovery.
 //! - [`producers`]: idempotent producers' sequence state, and its snapshot.
 //! - [`log::compact`]: compaction: keep the newest record per key, swap
@@ -30,6 +32,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod decompression;
 pub mod envelope;
 pub mod error;
 pub mod index;
@@ -65,4 +68,9 @@ impl std::fmt::Display for FilePos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// The default `batch_decompressed_bytes_max` (64 MiB).
+pub fn batch_decompressed_bytes_max_default() -> usize {
+    strata_batch::batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT
 }

@@ -23,12 +23,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Semaphore;
 
 use super::budget::ResponseBudget;
-use super::config::{DurabilityKind, Limits, TopicConfig, TopicDefaults};
+use super::config::{DurabilityKind, Limits, SharedBounds, TopicConfig, TopicDefaults};
 use super::error::{BrokerError, Result};
 use super::partition::Partition;
 use super::topic::{self, TopicMeta, remove_children, remove_tmp_files};
 use crate::storage::checkpoint;
-use crate::storage::open_segments::OpenSegments;
 use crate::storage::vfs::{self, Fs, LockGuard, Vfs};
 use crate::storage::{Log, StorageError};
 
@@ -176,7 +175,7 @@ pub struct Broker {
     /// What fetch answers and queued subscription messages may hold.
     response_budget: ResponseBudget,
     /// Which sealed segments of all partitions keep their files open.
-    open_segments: Arc<OpenSegments>,
+    shared: SharedBounds,
     /// Producer ids handed out so far.
     producer_ids: Mutex<ProducerIds>,
     /// Held for the broker's life: a second broker on the same directory
@@ -279,11 +278,10 @@ impl Broker {
             .collect();
         // Every topic's metadata first, then every partition of every
         // topic recovered side by side: recovery waits on the disk.
-        let open_segments =
-            OpenSegments::new(options.limits.sealed_segments_open_max.max(1) as usize);
+        let shared = SharedBounds::new(&options.limits);
         let mut planned = Vec::with_capacity(names.len());
         for name in names {
-            planned.push(Self::load_topic(&options, &open_segments, &name)?);
+            planned.push(Self::load_topic(&options, &shared, &name)?);
         }
         let plans: Vec<PartitionPlan> = planned
             .iter_mut()
@@ -324,7 +322,7 @@ impl Broker {
                 options.limits.appends_in_flight_max as usize,
             )),
             response_budget: ResponseBudget::new(options.limits.response_bytes_max),
-            open_segments,
+            shared,
             options,
             topics: RwLock::new(topics),
             topology_generation: AtomicU64::new(1),
@@ -338,7 +336,7 @@ impl Broker {
     /// no partitions yet.
     fn load_topic(
         options: &BrokerOptions,
-        open_segments: &Arc<OpenSegments>,
+        shared: &SharedBounds,
         name: &str,
     ) -> Result<(Topic, Vec<PartitionPlan>)> {
         let dir = topics_dir(&options.data_dir).join(name);
@@ -387,7 +385,7 @@ impl Broker {
                 plans.push(PartitionPlan {
                     topic: name.clone(),
                     id,
-                    config: config.log_config(&options.fs, open_segments),
+                    config: config.log_config(&options.fs, shared),
                     missing: (!present).then(|| format!("directory {} is missing", dir.display())),
                     dir,
                 });
@@ -463,7 +461,7 @@ impl Broker {
     /// A topic's storage settings, on this broker's disk and registry of
     /// open segments.
     fn log_config(&self, config: &TopicConfig) -> crate::storage::LogConfig {
-        config.log_config(&self.options.fs, &self.open_segments)
+        config.log_config(&self.options.fs, &self.shared)
     }
 
     /// The budget of response memory (see `super::budget`).

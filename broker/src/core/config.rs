@@ -12,6 +12,7 @@ use std::sync::Arc;
 use strata_proto::TimestampType;
 
 use super::error::{BrokerError, Result};
+use crate::storage::decompression::{DECOMPRESSION_BYTES_MAX_DEFAULT, DecompressionBudget};
 use crate::storage::open_segments::{OpenSegments, SEALED_SEGMENTS_OPEN_MAX};
 use crate::storage::{Durability, Fs, LogConfig, SystemClock};
 
@@ -179,6 +180,13 @@ pub struct Limits {
     /// stay open at once, across the broker; past it the least recently
     /// used close (see `storage::open_segments`).
     pub sealed_segments_open_max: u32,
+    /// The most a compressed batch's records may decompress to; past it the
+    /// produce is refused with INVALID_ARGUMENT naming this limit.
+    pub batch_decompressed_bytes_max: u32,
+    /// Bytes that compressed batches being validated may hold at once,
+    /// across the broker; each reserves `batch_decompressed_bytes_max`, and
+    /// past it appends wait (see `storage::decompression`).
+    pub decompression_bytes_max: u64,
     /// Threads that open (and recover) partitions at startup, as Kafka's
     /// `num.recovery.threads.per.data.dir`: recovery is mostly waiting on
     /// the disk, so partitions recover side by side.
@@ -212,6 +220,9 @@ impl Default for Limits {
             fetch_partitions_max: 10_000,
             response_bytes_max: 1 << 30,
             sealed_segments_open_max: SEALED_SEGMENTS_OPEN_MAX as u32,
+            batch_decompressed_bytes_max: crate::storage::batch_decompressed_bytes_max_default()
+                as u32,
+            decompression_bytes_max: DECOMPRESSION_BYTES_MAX_DEFAULT as u64,
         }
     }
 }
@@ -481,9 +492,11 @@ impl TopicConfig {
     /// The storage engine's settings for a partition of this topic.
     /// The storage settings of a partition of this topic, on `fs`, with
     /// the broker's registry of open segments.
-    pub fn log_config(&self, fs: &Fs, open_segments: &Arc<OpenSegments>) -> LogConfig {
+    pub fn log_config(&self, fs: &Fs, shared: &SharedBounds) -> LogConfig {
         LogConfig {
-            open_segments: open_segments.clone(),
+            open_segments: shared.open_segments.clone(),
+            decompression: shared.decompression.clone(),
+            batch_decompressed_bytes_max: shared.batch_decompressed_bytes_max,
             segment_bytes_max: self.segment_bytes,
             segment_ms_max: self.segment_ms,
             batch_bytes_max: self.max_message_bytes,
@@ -543,5 +556,31 @@ mod tests {
         assert!(err.to_string().contains("known keys"), "{err}");
         o.insert("max.message.bytes".into(), "1".into());
         assert!(TopicConfig::resolve(&d, &o).is_err());
+    }
+}
+
+/// The bounds every log of a broker shares.
+#[derive(Debug, Clone)]
+pub struct SharedBounds {
+    /// Open sealed segments (`sealed_segments_open_max`).
+    pub open_segments: Arc<OpenSegments>,
+    /// Memory of compressed batches being validated
+    /// (`decompression_bytes_max`).
+    pub decompression: Arc<DecompressionBudget>,
+    /// `batch_decompressed_bytes_max`.
+    pub batch_decompressed_bytes_max: u32,
+}
+
+impl SharedBounds {
+    /// The shared bounds `limits` ask for.
+    pub fn new(limits: &Limits) -> Self {
+        let decompression = DecompressionBudget::new(limits.decompression_bytes_max as usize);
+        Self {
+            open_segments: OpenSegments::new(limits.sealed_segments_open_max.max(1) as usize),
+            batch_decompressed_bytes_max: limits
+                .batch_decompressed_bytes_max
+                .clamp(1, decompression.bytes_max().min(u32::MAX as usize) as u32),
+            decompression,
+        }
     }
 }

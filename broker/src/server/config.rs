@@ -156,6 +156,14 @@ pub struct Args {
     /// Messages queued per subscription for a slow reader.
     #[arg(long, env = "STRATA_SUBSCRIPTION_BUFFER_MESSAGES", default_value_t = Limits::default().subscription_buffer_messages)]
     pub subscription_buffer_messages: u32,
+    /// The most a compressed batch's records may decompress to (a bigger
+    /// one is refused, naming this limit).
+    #[arg(long, env = "STRATA_BATCH_DECOMPRESSED_BYTES_MAX", default_value_t = Limits::default().batch_decompressed_bytes_max)]
+    pub batch_decompressed_bytes_max: u32,
+    /// Bytes that compressed batches being validated may hold at once,
+    /// across the broker (appends past it wait).
+    #[arg(long, env = "STRATA_DECOMPRESSION_BYTES_MAX", default_value_t = Limits::default().decompression_bytes_max)]
+    pub decompression_bytes_max: u64,
     /// Appends running or waiting for a blocking thread at once.
     #[arg(long, env = "STRATA_APPENDS_IN_FLIGHT_MAX", default_value_t = Limits::default().appends_in_flight_max)]
     pub appends_in_flight_max: u32,
@@ -350,6 +358,8 @@ impl Args {
                 fetch_partitions_max: self.fetch_partitions_max.max(1),
                 response_bytes_max: self.response_bytes_max,
                 sealed_segments_open_max: self.sealed_segments_open_max.max(1),
+                batch_decompressed_bytes_max: self.batch_decompressed_bytes_max.max(1),
+                decompression_bytes_max: self.decompression_bytes_max.max(1),
             },
             fs: crate::storage::vfs::real(),
         }
@@ -391,6 +401,13 @@ impl Args {
                 "--response-bytes-max ({}) must be at least --fetch-bytes-max ({})",
                 self.response_bytes_max,
                 self.fetch_bytes_max
+            );
+        }
+        if u64::from(self.batch_decompressed_bytes_max) > self.decompression_bytes_max {
+            bail!(
+                "--batch-decompressed-bytes-max ({}) must be at most --decompression-bytes-max ({})",
+                self.batch_decompressed_bytes_max,
+                self.decompression_bytes_max
             );
         }
         if crate::core::config::CleanupPolicy::parse(&self.cleanup_policy).is_none() {

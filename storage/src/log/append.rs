@@ -42,9 +42,16 @@ impl Log {
                 limit: config.batch_bytes_max,
             });
         }
-        let valid = batch::validate(batch)?;
+        let valid = {
+            let decompressed_max = config.batch_decompressed_bytes_max as usize;
+            let compressed = batch::BatchHeader::parse(batch)
+                .and_then(|h| h.attributes.compression())
+                .is_ok_and(|c| c != batch::Compression::None);
+            let _held = compressed.then(|| config.decompression.reserve(decompressed_max));
+            batch::validate(batch, decompressed_max)?
+        };
         if config.keys_required
-            && let Some(index) = batch::first_keyless(batch)?
+            && let Some(index) = valid.first_keyless
         {
             return Err(StorageError::KeyRequired { index });
         }
