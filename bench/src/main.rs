@@ -10,8 +10,10 @@
 //! Two lower-level ones measure the layers under the client: `log`
 //! appends pre-built batches straight to a partition log on disk (the one
 //! place `bench` links the broker's storage engine), and `grpc-produce`
-//! sends pre-encoded batches with the generated gRPC client.
+//! sends pre-encoded batches with the generated gRPC client. `codecs`
+//! measures each compression codec on the bench's payload alone.
 
+mod codecs;
 mod consume;
 mod grpc_produce;
 mod log_append;
@@ -57,13 +59,18 @@ enum Command {
     /// Crash soak: kill -9 the broker again and again under durable load,
     /// then check every acknowledged record and committed offset.
     Soak(soak::Args),
+    /// Each compression codec on the bench's payload, on one core: ratio,
+    /// compress and decompress speed.
+    Codecs(codecs::Args),
 }
 
 /// A client workload's plan, its arguments checked; `Err` for bad ones.
 fn plan(command: Command) -> anyhow::Result<Result<workload::Plan, Command>> {
     use workload::{Kind, Plan};
     Ok(Ok(match command {
-        c @ (Command::Log(_) | Command::GrpcProduce(_) | Command::Soak(_)) => return Ok(Err(c)),
+        c @ (Command::Log(_) | Command::GrpcProduce(_) | Command::Soak(_) | Command::Codecs(_)) => {
+            return Ok(Err(c));
+        }
         Command::Produce(a) => {
             a.check()?;
             Plan {
@@ -103,6 +110,7 @@ fn main() -> anyhow::Result<()> {
         Ok(plan) => plan,
         Err(Command::Log(args)) => return log_append::run(args),
         Err(Command::GrpcProduce(args)) => return grpc_produce::run(args),
+        Err(Command::Codecs(args)) => return codecs::run(args),
         Err(Command::Soak(args)) => {
             return tokio::runtime::Runtime::new()?.block_on(soak::run(args));
         }

@@ -50,6 +50,7 @@ pub(crate) fn producer_config(c: &Common) -> ProducerConfig {
         linger: c.linger,
         buffer_bytes: (64 << 20).max(4 * c.batch_bytes),
         max_in_flight: c.in_flight,
+        compression: c.compression,
         ..ProducerConfig::default()
     }
 }
@@ -242,7 +243,8 @@ pub(crate) async fn produce_loop(
     rate_per_producer: f64,
 ) -> anyhow::Result<Produced> {
     let producer = client.producer(producer_config(&common));
-    let padding: Vec<u8> = (0..common.message_size).map(|i| (i % 251) as u8).collect();
+    let pool = payload::Pool::new(common.payload, common.message_size, u64::from(id) + 1);
+    let padding_len = common.message_size.saturating_sub(payload::HEADER_BYTES);
     let (tx, rx) = mpsc::channel(ACKS_IN_FLIGHT_MAX / HANDOFF_CHUNK);
     let mut handoff = Handoff {
         tx,
@@ -312,7 +314,7 @@ pub(crate) async fn produce_loop(
                 let mut record = ProducerRecord::new(topic.clone()).value(payload::encode(
                     stamp,
                     common.message_size,
-                    &padding,
+                    pool.padding(seq, padding_len),
                 ));
                 match common.keys {
                     Keys::None => {}

@@ -80,6 +80,11 @@ pub enum AckArg {
     Durable,
 }
 
+fn parse_compression(s: &str) -> Result<strata_client::Compression, String> {
+    strata_client::Compression::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a codec: none, gzip, snappy, lz4 or zstd"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (write it like 30s or 500ms)"))
 }
@@ -106,6 +111,13 @@ pub struct Common {
     /// Bytes of each message's value (at least 20: the bench's stamp).
     #[arg(long, default_value_t = 1024)]
     pub message_size: usize,
+    /// What fills each message after its stamp: random bytes, or
+    /// JSON-like event text (which compresses like real records).
+    #[arg(long, value_enum, default_value = "random")]
+    pub payload: crate::payload::PayloadKind,
+    /// The producer's compression codec: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    pub compression: strata_client::Compression,
     /// Keys: none, random, or fixed:N (N keys in turn).
     #[arg(long, default_value = "none")]
     pub keys: Keys,
@@ -202,6 +214,8 @@ impl Common {
             ("partitions", self.partitions.to_string()),
             ("message_size", self.message_size.to_string()),
             ("keys", self.keys.to_string()),
+            ("payload", format!("{:?}", self.payload).to_lowercase()),
+            ("compression", self.compression.name().to_string()),
             ("batch_bytes", self.batch_bytes.to_string()),
             (
                 "linger",

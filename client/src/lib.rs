@@ -67,7 +67,8 @@ pub use client::{Client, ClientOptions};
 pub use consumer::{Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Seek};
 pub use error::{Error, ErrorReason, Result};
 pub use producer::{
-    Acks, BatchDelivery, DeliveryFuture, MAX_IN_FLIGHT_MAX, Producer, ProducerConfig, ProducerStats,
+    Acks, BatchDelivery, Compression, DeliveryFuture, MAX_IN_FLIGHT_MAX, Producer, ProducerConfig,
+    ProducerStats,
 };
 pub use record::{ConsumerRecord, Header, IntoTopic, ProducerRecord, RecordMetadata};
 pub use strata_proto as proto;

@@ -49,6 +49,35 @@ fn produce_from_stdin_then_consume_from_the_beginning() {
 }
 
 #[test]
+fn produce_compressed_then_consume() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    assert!(strata(&b, &["topic", "create", "z", "--partitions", "1"], None).0);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let line = format!("{{\"codec\":\"{codec}\"}}\n");
+        let (ok, _, err) = strata(&b, &["produce", "z", "--compression", codec], Some(&line));
+        assert!(ok, "{codec}: {err}");
+    }
+    let (ok, out, err) = strata(
+        &b,
+        &["consume", "z", "--from-beginning", "--max-messages", "4"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "{\"codec\":\"gzip\"}\n{\"codec\":\"snappy\"}\n{\"codec\":\"lz4\"}\n{\"codec\":\"zstd\"}\n"
+    );
+    let (ok, _, err) = strata(
+        &b,
+        &["produce", "z", "--compression", "brotli"],
+        Some("x\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("--compression must be"), "{err}");
+}
+
+#[test]
 fn keys_headers_formats_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);

@@ -18,8 +18,8 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::json;
 use strata_client::{
-    Acks, Client, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig, ProducerRecord,
-    ResetSpec, Seek,
+    Acks, Client, Compression, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig,
+    ProducerRecord, ResetSpec, Seek,
 };
 
 #[derive(Debug, Parser)]
@@ -151,6 +151,9 @@ struct ProduceArgs {
     /// When the broker answers: none, written or durable.
     #[arg(long, default_value = "durable")]
     acks: String,
+    /// Compress each batch: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -342,9 +345,16 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
         "durable" => Acks::Durable,
         other => bail!("--acks must be none, written or durable, not {other:?}"),
     };
+    let Some(compression) = Compression::parse(&args.compression) else {
+        bail!(
+            "--compression must be none, gzip, snappy, lz4 or zstd, not {:?}",
+            args.compression
+        );
+    };
     let headers = key_values(&args.headers)?;
     let producer = client.producer(ProducerConfig {
         acks,
+        compression,
         ..ProducerConfig::default()
     });
     // Lines are read on a thread of their own and sent with the batch API,

@@ -42,6 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use strata_proto::BatchBuilder;
+pub use strata_proto::Compression;
 use tokio::sync::{Notify, Semaphore};
 
 pub use delivery::{BatchDelivery, DeliveryFuture};
@@ -100,6 +101,10 @@ pub struct ProducerConfig {
     /// With idempotence, order is kept whatever the value; without it, a
     /// retry may land after a later batch.
     pub max_in_flight: usize,
+    /// The codec each batch is compressed with (Kafka's
+    /// `compression.type`; none by default, as in Kafka). `batch_bytes`
+    /// and `buffer_bytes` count records before compression.
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -114,6 +119,7 @@ impl Default for ProducerConfig {
             retry_backoff_max: Duration::from_secs(1),
             idempotence: true,
             max_in_flight: MAX_IN_FLIGHT_MAX,
+            compression: Compression::None,
         }
     }
 }
