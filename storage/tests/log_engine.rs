@@ -324,11 +324,20 @@ fn concurrent_durable_appenders_share_fsyncs_and_get_distinct_offsets() {
 /// closing (a crash), and returns the directory and each batch's bytes
 /// and file position in the last segment.
 fn crashed_log(batches: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
+    crashed_log_with(batches, &[strata_batch::Compression::None])
+}
+
+/// [`crashed_log`], batch `i` compressed with `codecs[i % codecs.len()]`.
+fn crashed_log_with(
+    batches: usize,
+    codecs: &[strata_batch::Compression],
+) -> (tempfile::TempDir, Vec<Vec<u8>>) {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small_config(Durability::PageCache)).unwrap();
     let mut all = Vec::new();
     for i in 0..batches {
-        let mut b = make_batch(&format!("c{i}"), 1 + i % 3, i as i64);
+        let codec = codecs[i % codecs.len()];
+        let mut b = make_batch_with(&format!("c{i}"), 1 + i % 3, i as i64, codec);
         let info = log.append(&b).unwrap();
         // What the log stores: the producer's bytes with the offset stamped in.
         strata_batch::batch::set_base_offset(&mut b, info.base_offset.0 as i64);
@@ -354,7 +363,22 @@ fn read_all(log: &Log) -> Vec<u8> {
 
 #[test]
 fn torn_tail_at_every_byte_of_the_last_batch_is_truncated_exactly() {
-    let (dir, batches) = crashed_log(100);
+    torn_tail_at_every_byte(crashed_log(100));
+}
+
+/// The same with every codec among the batches, the last one compressed
+/// (zstd): recovery checks a compressed batch by its CRC alone, and a cut
+/// anywhere in it is still a torn tail.
+#[test]
+fn a_torn_compressed_tail_is_truncated_exactly_too() {
+    use strata_batch::Compression as C;
+    let (dir, batches) = crashed_log_with(100, &[C::None, C::Gzip, C::Snappy, C::Lz4, C::Zstd]);
+    let last = strata_batch::BatchHeader::parse(batches.last().unwrap()).unwrap();
+    assert_eq!(last.attributes.compression().unwrap(), C::Zstd);
+    torn_tail_at_every_byte((dir, batches));
+}
+
+fn torn_tail_at_every_byte((dir, batches): (tempfile::TempDir, Vec<Vec<u8>>)) {
     let last_seg = segment_files(dir.path()).pop().unwrap();
     let seg_len = std::fs::metadata(&last_seg).unwrap().len() as usize;
     let last_len = batches.last().unwrap().len();

@@ -45,6 +45,11 @@ pub fn small_config(durability: Durability) -> LogConfig {
 /// A batch of `n` records with recognisable values `"{tag}-{i}"`, a key on
 /// even records and a header on every third.
 pub fn make_batch(tag: &str, n: usize, ts: i64) -> Vec<u8> {
+    make_batch_with(tag, n, ts, strata_batch::Compression::None)
+}
+
+/// [`make_batch`], its records compressed with `codec`.
+pub fn make_batch_with(tag: &str, n: usize, ts: i64, codec: strata_batch::Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     for i in 0..n {
         let key = format!("k{i}");
@@ -61,7 +66,7 @@ pub fn make_batch(tag: &str, n: usize, ts: i64) -> Vec<u8> {
             &headers,
         );
     }
-    b.finish().to_vec()
+    b.finish_compressed(codec).expect("compresses").to_vec()
 }
 
 /// Decodes every batch in `bytes` into records.
