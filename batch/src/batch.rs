@@ -360,6 +360,36 @@ pub enum Filtered {
     Rewritten(Bytes),
 }
 
+/// The same batch with its records compressed by `codec` instead: every
+/// header field is kept (producer, sequence, timestamps, attributes but
+/// the codec), the records section is decompressed (into at most
+/// `decompressed_bytes_max`) and compressed again, and the length and CRC
+/// are recomputed. This is what a topic with a `compression.type` of its
+/// own does to a batch that arrives with another codec. `batch` must have
+/// passed [`validate`].
+pub fn recompress(
+    batch: &[u8],
+    codec: Compression,
+    decompressed_bytes_max: usize,
+) -> Result<Vec<u8>, CodecError> {
+    let header = BatchHeader::parse(batch)?;
+    let records = records_section(batch, &header, decompressed_bytes_max)?;
+    let body = match codec {
+        Compression::None => records,
+        c => Cow::Owned(crate::compression::compress(c, &records)?),
+    };
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let len = (out.len() - LOG_OVERHEAD) as i32;
+    out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    let attributes = header.attributes.with_compression(codec);
+    out[field::ATTRIBUTES..field::ATTRIBUTES + 2].copy_from_slice(&attributes.0.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 /// Keeps the records of one stored batch for which `keep` says yes, as
 /// compaction does: the kept records' bytes are copied unchanged (their
 /// offset and timestamp deltas stay valid, because the header keeps its

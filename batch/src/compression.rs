@@ -233,6 +233,8 @@ fn raw_snappy(
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::batch::{
         self, BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT, BATCH_HEADER_LEN, Batch, Filtered, compute_crc,
@@ -314,6 +316,48 @@ mod tests {
                 (0..200).step_by(3).collect::<Vec<i64>>(),
                 "{codec:?}"
             );
+        }
+    }
+
+    #[test]
+    fn recompressing_keeps_every_field_but_the_codec() {
+        let want = Batch::decode_all(builder(60).finish()).unwrap()[0]
+            .decode_records()
+            .unwrap();
+        for from in Compression::ALL {
+            let mut b2 = builder(60);
+            b2.producer(42, 3, 1_000);
+            let original = b2.finish_compressed(from).unwrap();
+            for to in Compression::ALL {
+                let out = batch::recompress(&original, to, MAX).unwrap();
+                let v = batch::validate(&out, MAX).unwrap();
+                let (h, o) = (v.header, batch::BatchHeader::parse(&original).unwrap());
+                assert_eq!(
+                    h.attributes.compression().unwrap(),
+                    to,
+                    "{from:?} to {to:?}"
+                );
+                assert_eq!(
+                    (
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_sequence,
+                        h.base_timestamp,
+                        h.max_timestamp
+                    ),
+                    (
+                        o.producer_id,
+                        o.producer_epoch,
+                        o.base_sequence,
+                        o.base_timestamp,
+                        o.max_timestamp
+                    )
+                );
+                let got = Batch::decode_all(Bytes::from(out)).unwrap()[0]
+                    .decode_records()
+                    .unwrap();
+                assert_eq!(got, want, "{from:?} to {to:?}");
+            }
         }
     }
 

@@ -115,6 +115,10 @@ pub struct LogConfig {
     /// of while they are validated; the broker shares one among all its
     /// logs (`decompression_bytes_max`).
     pub decompression: Arc<DecompressionBudget>,
+    /// The codec batches are stored with: `None` keeps the producer's
+    /// (Kafka's `compression.type=producer`); a codec recompresses every
+    /// batch that arrives with another one.
+    pub compression: Option<strata_batch::Compression>,
 }
 
 impl Default for LogConfig {
@@ -135,6 +139,7 @@ impl Default for LogConfig {
             batch_decompressed_bytes_max: strata_batch::batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT
                 as u32,
             decompression: DecompressionBudget::new(DECOMPRESSION_BYTES_MAX_DEFAULT),
+            compression: None,
         }
     }
 }

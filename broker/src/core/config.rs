@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use strata_proto::TimestampType;
+use strata_proto::{Compression, TimestampType};
 
 use super::error::{BrokerError, Result};
 use crate::storage::decompression::{DECOMPRESSION_BYTES_MAX_DEFAULT, DecompressionBudget};
@@ -39,6 +39,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "durability",
         "fsync (fsync before any ack), interval (fsync every flush.ms / flush.messages), page_cache",
+    ),
+    (
+        "compression.type",
+        "producer (keep each batch's codec), uncompressed, gzip, snappy, lz4 or zstd (recompress to it)",
     ),
     (
         "flush.ms",
@@ -254,6 +258,40 @@ pub struct TopicConfig {
     pub delete_retention_ms: i64,
     /// `min.cleanable.dirty.ratio`.
     pub min_cleanable_dirty_ratio: f64,
+    /// `compression.type`.
+    pub compression_type: CompressionType,
+}
+
+/// The codec a topic stores its batches with (the `compression.type` key,
+/// Kafka's values and meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Keep whatever codec each producer chose (the default).
+    Producer,
+    /// Recompress every batch that arrives with another codec to this one
+    /// (`uncompressed` is `Compression::None`).
+    Codec(Compression),
+}
+
+impl CompressionType {
+    /// Parses Kafka's spelling: producer, uncompressed, gzip, snappy, lz4, zstd.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "producer" => Some(Self::Producer),
+            "uncompressed" => Some(Self::Codec(Compression::None)),
+            "none" => None,
+            other => Compression::parse(other).map(Self::Codec),
+        }
+    }
+
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::Codec(Compression::None) => "uncompressed",
+            Self::Codec(c) => c.name(),
+        }
+    }
 }
 
 /// What a topic does with old data (the `cleanup.policy` key).
@@ -339,6 +377,7 @@ impl Default for TopicConfig {
             },
             delete_retention_ms: 24 * 3600 * 1000,
             min_cleanable_dirty_ratio: 0.5,
+            compression_type: CompressionType::Producer,
         }
     }
 }
@@ -441,6 +480,15 @@ impl TopicConfig {
                 })?
             }
             "delete.retention.ms" => self.delete_retention_ms = int(key, value, 0, i64::MAX / 2)?,
+            "compression.type" => {
+                self.compression_type = CompressionType::parse(value).ok_or_else(|| {
+                    invalid(
+                        key,
+                        value,
+                        "must be producer, uncompressed, gzip, snappy, lz4 or zstd",
+                    )
+                })?
+            }
             "min.cleanable.dirty.ratio" => {
                 let r: f64 = value
                     .trim()
@@ -478,6 +526,10 @@ impl TopicConfig {
             ("flush.ms", self.flush_ms.to_string()),
             ("flush.messages", self.flush_messages.to_string()),
             ("cleanup.policy", self.cleanup.as_str().to_string()),
+            (
+                "compression.type",
+                self.compression_type.as_str().to_string(),
+            ),
             ("delete.retention.ms", self.delete_retention_ms.to_string()),
             (
                 "min.cleanable.dirty.ratio",
@@ -512,6 +564,10 @@ impl TopicConfig {
             clock: Arc::new(SystemClock),
             fs: fs.clone(),
             keys_required: self.cleanup.compact,
+            compression: match self.compression_type {
+                CompressionType::Producer => None,
+                CompressionType::Codec(c) => Some(c),
+            },
             ..LogConfig::default()
         }
     }

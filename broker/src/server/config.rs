@@ -120,6 +120,10 @@ pub struct Args {
     /// Default cleanup.policy: delete, compact, or compact,delete.
     #[arg(long, env = "STRATA_CLEANUP_POLICY", default_value = "delete")]
     pub cleanup_policy: String,
+    /// Default `compression.type`: producer (keep each batch's codec),
+    /// uncompressed, gzip, snappy, lz4 or zstd (recompress to it).
+    #[arg(long, env = "STRATA_COMPRESSION_TYPE", default_value = "producer")]
+    pub compression_type: String,
     /// Default delete.retention.ms: how long compaction keeps a tombstone.
     #[arg(long, env = "STRATA_DELETE_RETENTION_MS", default_value_t = TopicConfig::default().delete_retention_ms)]
     pub delete_retention_ms: i64,
@@ -338,6 +342,10 @@ impl Args {
                     // Checked in `validate`; the built-in default otherwise.
                     cleanup: crate::core::config::CleanupPolicy::parse(&self.cleanup_policy)
                         .unwrap_or(TopicConfig::default().cleanup),
+                    compression_type: crate::core::config::CompressionType::parse(
+                        &self.compression_type,
+                    )
+                    .unwrap_or(TopicConfig::default().compression_type),
                     delete_retention_ms: self.delete_retention_ms,
                     min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
                 },
@@ -409,6 +417,9 @@ impl Args {
                 self.batch_decompressed_bytes_max,
                 self.decompression_bytes_max
             );
+        }
+        if crate::core::config::CompressionType::parse(&self.compression_type).is_none() {
+            bail!("--compression-type must be producer, uncompressed, gzip, snappy, lz4 or zstd");
         }
         if crate::core::config::CleanupPolicy::parse(&self.cleanup_policy).is_none() {
             bail!("--cleanup-policy must be delete, compact, or compact,delete");

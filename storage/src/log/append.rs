@@ -42,13 +42,32 @@ impl Log {
                 limit: config.batch_bytes_max,
             });
         }
-        let valid = {
+        let converted;
+        let (valid, batch) = {
             let decompressed_max = config.batch_decompressed_bytes_max as usize;
-            let compressed = batch::BatchHeader::parse(batch)
+            let codec = batch::BatchHeader::parse(batch)
                 .and_then(|h| h.attributes.compression())
-                .is_ok_and(|c| c != batch::Compression::None);
+                .ok();
+            let compressed = codec.is_some_and(|c| c != batch::Compression::None);
             let _held = compressed.then(|| config.decompression.reserve(decompressed_max));
-            batch::validate(batch, decompressed_max)?
+            let valid = batch::validate(batch, decompressed_max)?;
+            match config.compression {
+                // The topic's own codec (`compression.type`): the records
+                // are compressed again, every other field kept.
+                Some(target) if codec != Some(target) => {
+                    converted = batch::recompress(batch, target, decompressed_max)?;
+                    // What is stored must fit the limit too.
+                    if converted.len() > config.batch_bytes_max as usize {
+                        return Err(StorageError::BatchTooLarge {
+                            size: converted.len(),
+                            limit: config.batch_bytes_max,
+                        });
+                    }
+                    let header = batch::BatchHeader::parse(&converted)?;
+                    (batch::ValidBatch { header, ..valid }, &converted[..])
+                }
+                _ => (valid, batch),
+            }
         };
         if config.keys_required
             && let Some(index) = valid.first_keyless
