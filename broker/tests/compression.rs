@@ -160,6 +160,28 @@ async fn every_codec_is_stored_as_sent_served_raw_and_decoded_across_restarts() 
         got.push(read_back(&mut rec, topic).await);
     }
     check("after kill -9")(got);
+
+    // A decoded subscription reads compressed batches too.
+    for (topic, _, codec) in &sent {
+        let mut stream = rec
+            .subscribe(v1::SubscribeRequest {
+                decode: true,
+                ..subscribe_earliest(topic, 0, 1 << 20)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut values_seen = Vec::new();
+        while values_seen.len() < expected.len() {
+            let msg = stream
+                .message()
+                .await
+                .unwrap()
+                .expect("the subscription goes on");
+            values_seen.extend(values(&msg.records));
+        }
+        assert_eq!(&values_seen, &expected, "{codec:?} subscription");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

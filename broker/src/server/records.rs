@@ -92,18 +92,26 @@ fn check_fetch_targets(req: &v1::FetchRequest, max: u32) -> Result<(), BrokerErr
 async fn consumed_blocking(
     batches: Bytes,
     from: u64,
+    decompressed_bytes_max: u32,
 ) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
-    tokio::task::spawn_blocking(move || consumed(&batches, from))
+    tokio::task::spawn_blocking(move || consumed(&batches, from, decompressed_bytes_max as usize))
         .await
         .map_err(|e| BrokerError::Internal(format!("decode task: {e}")))?
 }
 
-fn consumed(batches: &Bytes, from: u64) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
+/// The records of `batches` from offset `from`, compressed batches
+/// decompressed within the broker's `batch_decompressed_bytes_max` (what
+/// they were validated against when they were produced).
+fn consumed(
+    batches: &Bytes,
+    from: u64,
+    decompressed_bytes_max: usize,
+) -> Result<Vec<v1::ConsumedRecord>, BrokerError> {
     let mut out = Vec::new();
     for batch in Batch::decode_all(batches.clone())
         .map_err(|e| BrokerError::Internal(format!("stored batch: {e}")))?
     {
-        for r in batch.records() {
+        for r in batch.records_within(decompressed_bytes_max) {
             let r = r.map_err(|e| BrokerError::Internal(format!("stored record: {e}")))?;
             if r.offset as u64 >= from {
                 out.push(v1::ConsumedRecord {
@@ -310,7 +318,8 @@ impl Records for RecordsService {
                             batches.clone(),
                         ));
                         if req.decode {
-                            match consumed_blocking(batches, fp.offset as u64).await {
+                            let max = limits.batch_decompressed_bytes_max;
+                            match consumed_blocking(batches, fp.offset as u64, max).await {
                                 Ok(records) => out.records = records,
                                 Err(e) => out.error = Some(to_error(&e)),
                             }
@@ -427,7 +436,10 @@ impl Records for RecordsService {
         };
         let shutdown = self.shutdown.clone();
         let count = self.subscriptions.clone();
-        let decode = req.decode;
+        // Decoded answers decompress within the broker's bound.
+        let decode = req
+            .decode
+            .then_some(self.broker.limits().batch_decompressed_bytes_max);
         metrics::subscriptions(1.0);
         tokio::spawn(async move {
             let _open = CountGuard(count);
@@ -512,7 +524,7 @@ impl Out {
 async fn stream_partitions(
     mut positions: Vec<(String, Arc<Partition>, u64)>,
     max_bytes: usize,
-    decode: bool,
+    decode: Option<u32>,
     out: Out,
     shutdown: CancellationToken,
 ) {
@@ -538,8 +550,8 @@ async fn stream_partitions(
                 next_offset: next as i64,
                 ..Default::default()
             };
-            if decode {
-                match consumed_blocking(r.batches, *offset).await {
+            if let Some(max) = decode {
+                match consumed_blocking(r.batches, *offset, max).await {
                     Ok(records) => msg.records = records,
                     Err(e) => return out.fail(e).await,
                 }
