@@ -11,9 +11,8 @@
 //! - [`Producing::produce_stream`] writes each request's batches to the
 //!   log in the order the requests arrived on the stream (one HTTP/2 stream
 //!   is an ordered byte stream, so that is the order the producer sent
-//!   them), then waits for each request's fsync on the blocking thread
-//!   that wrote it, which sends the answer itself; the fsyncs of several
-//!   requests overlap and group-commit. This is why a
+//!   them), then waits for each request's fsync on its own task, so the
+//!   fsyncs of several requests overlap and group-commit. This is why a
 //!   producer can keep several batches of one partition in flight without
 //!   ever having them reordered.
 
@@ -306,7 +305,11 @@ impl Producing {
         ReceiverStream::new(rx)
     }
 
-    async fn read_stream(self, mut inbound: Streaming<v1::ProduceStreamRequest>, tx: AnswerTx) {
+    async fn read_stream(
+        self,
+        mut inbound: Streaming<v1::ProduceStreamRequest>,
+        tx: mpsc::Sender<Result<v1::ProduceStreamResponse, Status>>,
+    ) {
         let window = Arc::new(Semaphore::new(STREAM_REQUESTS_IN_FLIGHT_MAX));
         // Cancelled when the stream is to end early (a lost answer).
         let lost = CancellationToken::new();
@@ -366,168 +369,134 @@ impl Producing {
                     return;
                 }
             }
-            let answer = Answering {
-                tx: tx.clone(),
-                id,
-                due: prepared.acks != Acks::None,
-                lose: self.lose.clone(),
-                lost: lost.clone(),
-                _window: permit,
-            };
-            if !self.write_then_answer(prepared, answer).await {
+            let Some(written) = self.write_in_order(prepared).await else {
                 return;
-            }
+            };
+            let (this, tx, lost) = (self.clone(), tx.clone(), lost.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let acks = written.acks;
+                let answer = this.complete(written).await;
+                if acks == Acks::None {
+                    return;
+                }
+                let item = if this.lose.hit() {
+                    lost.cancel();
+                    Err(LoseHook::lost())
+                } else {
+                    Ok(v1::ProduceStreamResponse {
+                        id,
+                        response: Some(answer),
+                        error: None,
+                    })
+                };
+                let _ = tx.send(item).await;
+            });
         }
     }
 
-    /// Writes a request's batches, in order, and returns once they are in
-    /// the log, before the next request is read; the same blocking thread
-    /// then waits for the fsyncs the acks ask for and sends the answer
-    /// itself. One hop to the blocking pool per request, not two: the
-    /// answer does not wake a task of ours on its way out. Waits for an
-    /// append slot per batch first. `false` if the broker is shutting down
-    /// or the write could not run.
-    async fn write_then_answer(&self, p: Prepared, mut answer: Answering) -> bool {
+    /// Writes a request's batches, in order, before the next request is
+    /// read. Waits for an append slot per batch first. `None` if the broker
+    /// is shutting down.
+    async fn write_in_order(&self, p: Prepared) -> Option<WrittenRequest> {
         let slots = self.broker.append_slots();
         let mut permits: Vec<OwnedSemaphorePermit> = Vec::with_capacity(p.targets.len());
         for _ in p.targets.iter().filter(|t| t.batch.is_ok()) {
-            match slots.clone().acquire_owned().await {
-                Ok(permit) => permits.push(permit),
-                Err(_) => {
-                    answer.refuse(&BrokerError::ShuttingDown);
-                    return false;
+            permits.push(slots.clone().acquire_owned().await.ok()?);
+        }
+        let targets = p.targets;
+        let written = tokio::task::spawn_blocking(move || {
+            targets
+                .into_iter()
+                .map(|t| {
+                    let w = t
+                        .batch
+                        .and_then(|(part, batch)| Ok((part.write_blocking(&batch)?, part, batch)));
+                    (t.topic, t.partition, w)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .ok()?;
+        Some(WrittenRequest {
+            acks: p.acks,
+            shape: p.shape,
+            written,
+            _permits: permits,
+        })
+    }
+
+    /// The fsyncs a written request's acks ask for, then its answer.
+    async fn complete(&self, w: WrittenRequest) -> v1::ProduceResponse {
+        let WrittenRequest {
+            acks,
+            shape,
+            written,
+            _permits,
+        } = w;
+        let ids: Vec<u32> = written.iter().map(|(_, p, _)| *p).collect();
+        let results = tokio::task::spawn_blocking(move || {
+            let results: Vec<_> = written
+                .into_iter()
+                .map(|(topic, partition, w)| {
+                    let r = w.and_then(|(written, part, batch)| {
+                        let info = part.complete_blocking(written, acks)?;
+                        count_produced(&topic, &batch, Some(&info));
+                        Ok((acks != Acks::None).then_some(info))
+                    });
+                    (partition, r)
+                })
+                .collect();
+            drop(_permits);
+            results
+        })
+        .await
+        .unwrap_or_else(|e| {
+            // Every batch was written; whether it is durable is unknown.
+            tracing::error!(error = %e, "produce completion task failed");
+            ids.into_iter()
+                .map(|p| {
+                    (
+                        p,
+                        Err(BrokerError::Internal(format!(
+                            "produce completion task: {e}"
+                        ))),
+                    )
+                })
+                .collect()
+        });
+        if acks == Acks::None {
+            for (_, r) in &results {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "append with acks=none failed");
                 }
             }
         }
-        let (written_tx, written_rx) = tokio::sync::oneshot::channel();
-        let Prepared {
-            acks,
-            shape,
-            targets,
-        } = p;
-        tokio::task::spawn_blocking(move || {
-            let written = write_targets(targets);
-            let _ = written_tx.send(());
-            let response = complete_written(acks, shape, written);
-            drop(permits);
-            answer.send(response);
-        });
-        written_rx.await.is_ok()
+        response(shape, results)
     }
 }
 
-/// Writes each target's batch in order (on a blocking thread).
-fn write_targets(targets: Vec<Target>) -> Vec<WrittenTarget> {
-    targets
-        .into_iter()
-        .map(|t| {
-            let w = t
-                .batch
-                .and_then(|(part, batch)| Ok((part.write_blocking(&batch)?, part, batch)));
-            (t.topic, t.partition, w)
-        })
-        .collect()
-}
-
-/// The fsyncs written batches' acks ask for, then the request's answer
-/// (blocking: it may wait for a group commit).
-fn complete_written(
+/// A request whose batches are in the log, awaiting completion.
+struct WrittenRequest {
     acks: Acks,
     shape: Vec<(String, usize)>,
-    written: Vec<WrittenTarget>,
-) -> v1::ProduceResponse {
-    let results: Vec<_> = written
-        .into_iter()
-        .map(|(topic, partition, w)| {
-            let r = w.and_then(|(written, part, batch)| {
-                let info = part.complete_blocking(written, acks)?;
-                count_produced(&topic, &batch, Some(&info));
-                Ok((acks != Acks::None).then_some(info))
-            });
-            if acks == Acks::None
-                && let Err(e) = &r
-            {
-                tracing::warn!(error = %e, "append with acks=none failed");
-            }
-            (partition, r)
-        })
-        .collect();
-    response(shape, results)
-}
-
-/// One target's batch in the log, awaiting completion, or why not.
-type WrittenTarget = (
-    String,
-    u32,
-    Result<(Written, Arc<Partition>, Bytes), BrokerError>,
-);
-
-/// Where a produce stream's answers go.
-type AnswerTx = mpsc::Sender<Result<v1::ProduceStreamResponse, Status>>;
-
-/// The answer one stream request owes, sent from the blocking thread that
-/// completed it. Holds the request's place in the stream's window until
-/// then. Dropped unsent (the thread panicked), it answers with an internal
-/// error, so the producer is never left waiting.
-struct Answering {
-    tx: AnswerTx,
-    id: u64,
-    /// Whether an answer is owed (acks=none was answered before writing).
-    due: bool,
-    lose: Arc<LoseHook>,
-    lost: CancellationToken,
-    _window: OwnedSemaphorePermit,
-}
-
-impl Answering {
-    fn send(mut self, response: v1::ProduceResponse) {
-        if !std::mem::take(&mut self.due) {
-            return;
-        }
-        let item = if self.lose.hit() {
-            self.lost.cancel();
-            Err(LoseHook::lost())
-        } else {
-            Ok(v1::ProduceStreamResponse {
-                id: self.id,
-                response: Some(response),
-                error: None,
-            })
-        };
-        // A blocking thread, so a blocking send: a full channel is a slow
-        // client, and waiting here is the back-pressure.
-        let _ = self.tx.blocking_send(item);
-    }
-
-    /// Answers with `e` for the whole request, without blocking (maybe on
-    /// an async thread).
-    fn refuse(&mut self, e: &BrokerError) {
-        if !std::mem::take(&mut self.due) {
-            return;
-        }
-        let answer = v1::ProduceStreamResponse {
-            id: self.id,
-            response: None,
-            error: Some(to_error(e)),
-        };
-        if self.tx.try_send(Ok(answer)).is_err() {
-            tracing::error!(id = self.id, error = %e, "a produce request could not be answered");
-        }
-    }
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        self.refuse(&BrokerError::Internal(
-            "the produce task failed; its batches may or may not be in the log".into(),
-        ));
-    }
+    #[allow(clippy::type_complexity)]
+    written: Vec<(
+        String,
+        u32,
+        Result<(Written, Arc<Partition>, Bytes), BrokerError>,
+    )>,
+    _permits: Vec<OwnedSemaphorePermit>,
 }
 
 /// Ends a produce stream with `status` once every answer already due has
 /// gone out: each request holds a `window` permit until its answer is
 /// sent, so holding them all means none is left.
-async fn end_after_answers(window: &Semaphore, tx: &AnswerTx, status: Status) {
+async fn end_after_answers(
+    window: &Semaphore,
+    tx: &mpsc::Sender<Result<v1::ProduceStreamResponse, Status>>,
+    status: Status,
+) {
     let _all = window
         .acquire_many(STREAM_REQUESTS_IN_FLIGHT_MAX as u32)
         .await;
