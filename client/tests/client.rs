@@ -344,15 +344,7 @@ async fn the_stream_delivers_new_records_as_they_arrive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_advances_the_start_and_consumers_reset_by_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let b = BrokerProcess::start_in(
-        &dir.path().join("data"),
-        &[
-            "--retention-check-interval-ms",
-            "20",
-            "--segment-bytes-min",
-            "1024",
-        ],
-    );
+    let b = BrokerProcess::start_in(&dir.path().join("data"), support::FAST_CLEANUP);
     let client = Client::connect(b.url()).await.unwrap();
     // Small segments, and records stamped in 1970: every sealed segment is
     // past a one-hour retention at the first check.
@@ -438,15 +430,7 @@ async fn retention_advances_the_start_and_consumers_reset_by_policy() {
 async fn a_compacted_topic_keeps_the_newest_value_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut b = BrokerProcess::start_in(
-        &data,
-        &[
-            "--retention-check-interval-ms",
-            "20",
-            "--segment-bytes-min",
-            "1024",
-        ],
-    );
+    let mut b = BrokerProcess::start_in(&data, support::FAST_CLEANUP);
     let client = Client::connect(b.url()).await.unwrap();
     let admin = client.admin();
     admin

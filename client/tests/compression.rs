@@ -76,15 +76,7 @@ async fn each_codec_round_trips_through_producer_and_consumer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_of_an_lz4_topic_keeps_the_newest_value_per_key_and_the_codec() {
     let dir = tempfile::tempdir().unwrap();
-    let b = BrokerProcess::start_in(
-        &dir.path().join("data"),
-        &[
-            "--retention-check-interval-ms",
-            "20",
-            "--segment-bytes-min",
-            "1024",
-        ],
-    );
+    let b = BrokerProcess::start_in(&dir.path().join("data"), support::FAST_CLEANUP);
     let client = Client::connect(b.url()).await.unwrap();
     let config = [
         ("cleanup.policy", "compact"),

@@ -201,6 +201,15 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// Broker flags for tests of retention and compaction: the cleaner runs
+/// every 20 ms, and topics may have segments as small as 1 KiB.
+pub const FAST_CLEANUP: &[&str] = &[
+    "--retention-check-interval-ms",
+    "20",
+    "--segment-bytes-min",
+    "1024",
+];
+
 /// Creates a topic, panicking on failure.
 pub async fn create_topic(
     admin: &mut AdminClient<Channel>,
