@@ -395,26 +395,33 @@ pub fn recompress(
 /// offset and timestamp deltas stay valid, because the header keeps its
 /// base offset, base timestamp and `lastOffsetDelta`); the header gets the
 /// new record count, maximum timestamp (create-time batches), length and
-/// CRC. Producer id, epoch and base sequence are kept. `batch` must have
-/// passed [`validate_stored`].
+/// CRC. Producer id, epoch and base sequence are kept. A compressed batch
+/// is decompressed (into at most `decompressed_bytes_max`) and the kept
+/// records compressed again with its codec. `batch` must have passed
+/// [`validate_stored`].
 pub fn filter(
     batch: &[u8],
+    decompressed_bytes_max: usize,
     mut keep: impl FnMut(&RecordRef<'_>) -> bool,
 ) -> Result<Filtered, CodecError> {
     let mut out: Vec<u8> = Vec::new();
     let mut kept = 0i32;
     let mut max_delta = i64::MIN;
-    let header = walk_records(batch, |r, bytes, timestamp_delta| {
-        if keep(r) {
-            if out.is_empty() {
-                out.reserve(batch.len());
-                out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+    let header = walk_records(
+        batch,
+        decompressed_bytes_max,
+        |r, bytes, timestamp_delta| {
+            if keep(r) {
+                if out.is_empty() {
+                    out.reserve(batch.len());
+                    out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+                }
+                out.extend_from_slice(bytes);
+                kept += 1;
+                max_delta = max_delta.max(timestamp_delta);
             }
-            out.extend_from_slice(bytes);
-            kept += 1;
-            max_delta = max_delta.max(timestamp_delta);
-        }
-    })?;
+        },
+    )?;
     let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
     if kept == header.record_count {
         return Ok(Filtered::Unchanged);
@@ -443,9 +450,15 @@ pub fn filter(
 }
 
 /// Calls `f` with every record of one stored batch, in order, without
-/// copying anything. `batch` must have passed [`validate_stored`].
-pub fn visit(batch: &[u8], mut f: impl FnMut(&RecordRef<'_>)) -> Result<(), CodecError> {
-    walk_records(batch, |r, _, _| f(r)).map(drop)
+/// copying anything (a compressed batch is decompressed first, into at
+/// most `decompressed_bytes_max`). `batch` must have passed
+/// [`validate_stored`].
+pub fn visit(
+    batch: &[u8],
+    decompressed_bytes_max: usize,
+    mut f: impl FnMut(&RecordRef<'_>),
+) -> Result<(), CodecError> {
+    walk_records(batch, decompressed_bytes_max, |r, _, _| f(r)).map(drop)
 }
 
 /// The one walk behind [`filter`] and [`visit`]: calls `f` with each record
@@ -453,10 +466,11 @@ pub fn visit(batch: &[u8], mut f: impl FnMut(&RecordRef<'_>)) -> Result<(), Code
 /// timestamp delta, and returns the batch's header.
 fn walk_records(
     batch: &[u8],
+    decompressed_bytes_max: usize,
     mut f: impl FnMut(&RecordRef<'_>, &[u8], i64),
 ) -> Result<BatchHeader, CodecError> {
     let header = BatchHeader::parse(batch)?;
-    let body = records_section(batch, &header, BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)?;
+    let body = records_section(batch, &header, decompressed_bytes_max)?;
     let body = &body[..];
     let log_append = header.attributes.timestamp_type() == TimestampType::LogAppendTime;
     let mut pos = 0;
@@ -754,111 +768,7 @@ impl Batch {
 }
 
 #[cfg(test)]
-mod filter_tests {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::record::BatchBuilder;
-
-    fn validate(batch: &[u8]) -> Result<ValidBatch, CodecError> {
-        super::validate(batch, BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT)
-    }
-
-    /// A record as the tests write it: key, value, timestamp.
-    type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
-
-    /// A stored batch at `base` of `records`.
-    fn stored(base: i64, records: &[Rec]) -> Vec<u8> {
-        let mut b = BatchBuilder::new();
-        b.producer(7, 1, 40);
-        for (k, v, t) in records {
-            b.push(*t, k.as_deref(), v.as_deref(), &[]);
-        }
-        let mut out = b.finish().to_vec();
-        out[field::BASE_OFFSET..field::BASE_OFFSET + 8].copy_from_slice(&base.to_be_bytes());
-        out
-    }
-
-    #[test]
-    fn kept_records_keep_their_offsets_and_the_header_its_identity() {
-        let recs: Vec<_> = (0..5)
-            .map(|i| {
-                (
-                    Some(vec![b'k', i]),
-                    (i != 3).then(|| vec![i]),
-                    100 + i64::from(i),
-                )
-            })
-            .collect();
-        let batch = stored(1000, &recs);
-        let Filtered::Rewritten(out) = filter(&batch, |r| r.offset % 2 == 1).unwrap() else {
-            panic!("expected a rewrite");
-        };
-        validate(&out).unwrap_err(); // gaps: not a producer's batch
-        let v = validate_stored(&out).unwrap();
-        assert_eq!(v.record_count, 2);
-        assert_eq!(v.header.last_offset(), 1004, "lastOffsetDelta kept");
-        assert_eq!(v.header.max_timestamp, 103);
-        assert_eq!((v.header.producer_id, v.header.base_sequence), (7, 40));
-        let b = Batch::decode_all(out).unwrap().remove(0);
-        let got: Vec<(i64, bool)> = b
-            .records()
-            .map(|r| r.unwrap())
-            .map(|r| (r.offset, r.value.is_none()))
-            .collect();
-        assert_eq!(got, vec![(1001, false), (1003, true)]);
-        assert_eq!(filter(&batch, |_| true).unwrap(), Filtered::Unchanged);
-        assert_eq!(filter(&batch, |_| false).unwrap(), Filtered::Empty);
-        assert_eq!(validate(&batch).unwrap().first_keyless, None);
-        let keyless = stored(
-            0,
-            &[
-                (Some(b"a".to_vec()), None, 1),
-                (None, Some(b"v".to_vec()), 1),
-            ],
-        );
-        assert_eq!(validate(&keyless).unwrap().first_keyless, Some(1));
-    }
-
-    proptest! {
-        /// Any subset of any batch's records survives filtering exactly,
-        /// and the result passes the stored-batch validation.
-        #[test]
-        fn filtering_keeps_exactly_the_chosen_records(
-            records in proptest::collection::vec(
-                (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
-                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
-                 0i64..1_000),
-                1..20),
-            mask in proptest::collection::vec(any::<bool>(), 20),
-            base in 0i64..1_000_000,
-        ) {
-            let batch = stored(base, &records);
-            let keep = |r: &RecordRef<'_>| mask[(r.offset - base) as usize];
-            let expected: Vec<(i64, Option<Vec<u8>>, bool)> = records
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| mask[*i])
-                .map(|(i, (k, v, _))| (base + i as i64, k.clone(), v.is_none()))
-                .collect();
-            let got = match filter(&batch, keep).unwrap() {
-                Filtered::Unchanged => Batch::decode_all(Bytes::from(batch.clone())).unwrap(),
-                Filtered::Empty => Vec::new(),
-                Filtered::Rewritten(b) => {
-                    validate_stored(&b).unwrap();
-                    Batch::decode_all(b).unwrap()
-                }
-            };
-            let got: Vec<(i64, Option<Vec<u8>>, bool)> = got
-                .iter()
-                .flat_map(|b| b.records())
-                .map(|r| r.unwrap())
-                .map(|r| (r.offset, r.key.map(|k| k.to_vec()), r.value.is_none()))
-                .collect();
-            prop_assert_eq!(got, expected);
-        }
-    }
-}
+mod filter_tests;
 
 #[cfg(test)]
 mod tests;
