@@ -301,7 +301,8 @@ mod tests {
                 .unwrap();
             assert_eq!(got, want, "{codec:?}");
             // Compaction keeps the codec and the kept records.
-            let Filtered::Rewritten(kept) = batch::filter(&bytes, |r| r.offset % 3 == 0).unwrap()
+            let Filtered::Rewritten(kept) =
+                batch::filter(&bytes, MAX, |r| r.offset % 3 == 0).unwrap()
             else {
                 panic!("{codec:?}: expected a rewrite");
             };

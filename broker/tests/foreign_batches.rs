@@ -18,42 +18,42 @@ fn fixture(codec: &str) -> Bytes {
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
+/// Produces `sent` raw to a new one-partition `topic`, checks that it is
+/// stored byte for byte and carries the codec `codec` names, and returns
+/// its records decoded by the broker.
+async fn produce_and_decode(
+    b: &BrokerProcess,
+    topic: &str,
+    sent: &Bytes,
+    codec: &str,
+) -> Vec<v1::ConsumedRecord> {
+    let mut admin = b.admin().await;
+    let mut rec = b.records().await;
+    create_topic(&mut admin, topic, 1, &[]).await;
+    let header = strata_proto::BatchHeader::parse(sent).unwrap();
+    assert_eq!(header.attributes.compression().unwrap().name(), codec);
+    let r = rec
+        .produce(produce_batch(topic, 0, sent.clone(), v1::Acks::Durable))
+        .await
+        .unwrap()
+        .into_inner();
+    let p = &r.topics[0].partitions[0];
+    assert!(p.error.is_none(), "{codec}: {:?}", p.error);
+    assert_eq!(p.base_offset, 0);
+    let fetch = |decode| fetch_one(topic, 0, 0, decode);
+    let raw = only(rec.fetch(fetch(false)).await.unwrap().into_inner());
+    assert_eq!(&raw.batches, sent, "{codec}: stored as sent");
+    only(rec.fetch(fetch(true)).await.unwrap().into_inner()).records
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_python_batches_of_every_codec_are_stored_and_decoded() {
     let dir = tempfile::tempdir().unwrap();
     let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
-    let mut admin = b.admin().await;
-    let mut rec = b.records().await;
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-        let topic = format!("py-{codec}");
-        create_topic(&mut admin, &topic, 1, &[]).await;
-        let sent = fixture(codec);
-        let header = strata_proto::BatchHeader::parse(&sent).unwrap();
-        assert_eq!(header.attributes.compression().unwrap().name(), codec);
-        let r = rec
-            .produce(produce_batch(&topic, 0, sent.clone(), v1::Acks::Durable))
-            .await
-            .unwrap()
-            .into_inner();
-        let p = &r.topics[0].partitions[0];
-        assert!(p.error.is_none(), "{codec}: {:?}", p.error);
-        assert_eq!(p.base_offset, 0);
-
-        let raw = only(
-            rec.fetch(fetch_one(&topic, 0, 0, false))
-                .await
-                .unwrap()
-                .into_inner(),
-        );
-        assert_eq!(raw.batches, sent, "{codec}: stored as sent");
-        let got = only(
-            rec.fetch(fetch_one(&topic, 0, 0, true))
-                .await
-                .unwrap()
-                .into_inner(),
-        );
-        assert_eq!(got.records.len(), 50, "{codec}");
-        for (i, r) in got.records.iter().enumerate() {
+        let got = produce_and_decode(&b, &format!("py-{codec}"), &fixture(codec), codec).await;
+        assert_eq!(got.len(), 50, "{codec}");
+        for (i, r) in got.iter().enumerate() {
             let value = format!(r#"{{"n":{i},"source":"kafka-python","codec":"{codec}"}}"#);
             assert_eq!(r.offset, i as i64);
             assert_eq!(r.timestamp_ms, 1_700_000_000_000 + i as i64);
@@ -113,8 +113,6 @@ async fn kafka_protocol_batches_of_every_codec_are_stored_and_decoded() {
     use kafka_protocol::records::Compression as K;
     let dir = tempfile::tempdir().unwrap();
     let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
-    let mut admin = b.admin().await;
-    let mut rec = b.records().await;
     for (name, codec) in [
         ("none", K::None),
         ("gzip", K::Gzip),
@@ -122,33 +120,10 @@ async fn kafka_protocol_batches_of_every_codec_are_stored_and_decoded() {
         ("lz4", K::Lz4),
         ("zstd", K::Zstd),
     ] {
-        let topic = format!("kp-{name}");
-        create_topic(&mut admin, &topic, 1, &[]).await;
         let sent = kafka_protocol_batch(40, codec);
-        let header = strata_proto::BatchHeader::parse(&sent).unwrap();
-        assert_eq!(header.attributes.compression().unwrap().name(), name);
-        let r = rec
-            .produce(produce_batch(&topic, 0, sent.clone(), v1::Acks::Durable))
-            .await
-            .unwrap()
-            .into_inner();
-        let p = &r.topics[0].partitions[0];
-        assert!(p.error.is_none(), "{name}: {:?}", p.error);
-        let raw = only(
-            rec.fetch(fetch_one(&topic, 0, 0, false))
-                .await
-                .unwrap()
-                .into_inner(),
-        );
-        assert_eq!(raw.batches, sent, "{name}: stored as sent");
-        let got = only(
-            rec.fetch(fetch_one(&topic, 0, 0, true))
-                .await
-                .unwrap()
-                .into_inner(),
-        );
-        assert_eq!(got.records.len(), 40, "{name}");
-        for (i, r) in got.records.iter().enumerate() {
+        let got = produce_and_decode(&b, &format!("kp-{name}"), &sent, name).await;
+        assert_eq!(got.len(), 40, "{name}");
+        for (i, r) in got.iter().enumerate() {
             let value = format!(r#"{{"n":{i},"source":"kafka-protocol"}}"#);
             assert_eq!(r.offset, i as i64);
             assert_eq!(r.key.as_deref(), Some(format!("k{}", i % 5).as_bytes()));

@@ -131,6 +131,11 @@ pub struct ConsumerConfig {
     pub client_id: String,
     /// The group's assignor: "sticky" (default), "range" or "roundrobin".
     pub assignor: String,
+    /// The most a compressed batch's records may decompress to; a bigger
+    /// one fails the poll as DATA_LOSS naming `batch_decompressed_bytes_max`.
+    /// Default 64 MiB, the broker's default for what it accepts; raise it
+    /// with the broker's.
+    pub batch_decompressed_bytes_max: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -148,6 +153,7 @@ impl Default for ConsumerConfig {
             group_instance_id: None,
             client_id: "strata-client".into(),
             assignor: String::new(),
+            batch_decompressed_bytes_max: strata_proto::batch::BATCH_DECOMPRESSED_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -625,7 +631,7 @@ impl Consumer {
                     // gone: resume after the batch, or its remaining
                     // records would be fetched again forever.
                     next = next.max(b.header().last_offset() + 1);
-                    for r in b.records() {
+                    for r in b.records_within(self.config.batch_decompressed_bytes_max) {
                         let r = r.map_err(|e| {
                             Error::local_partition(
                                 &t.topic,

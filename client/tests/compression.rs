@@ -70,6 +70,19 @@ async fn each_codec_round_trips_through_producer_and_consumer() {
         for batch in &batches {
             assert_eq!(batch.header().attributes.compression().unwrap(), codec);
         }
+        // A consumer bound below a batch's records refuses it by name.
+        if codec != Compression::None {
+            let mut tight = client.consumer(ConsumerConfig {
+                batch_decompressed_bytes_max: 1000,
+                ..ConsumerConfig::default()
+            });
+            tight.assign_topic(&topic, Seek::Beginning).await.unwrap();
+            let err = tight.poll().await.unwrap_err();
+            assert!(
+                err.to_string().contains("batch_decompressed_bytes_max"),
+                "{codec:?}: {err}"
+            );
+        }
     }
 }
 

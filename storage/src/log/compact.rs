@@ -331,6 +331,7 @@ impl Log {
     }
 
     fn build_map(&self, segs: &[Arc<Segment>], from: u64, max: usize) -> Result<(KeyMap, u64)> {
+        let decompressed_max = self.config().batch_decompressed_bytes_max as usize;
         let mut map = KeyMap {
             newest: HashMap::new(),
             bytes: 0,
@@ -340,7 +341,7 @@ impl Log {
         for seg in segs.iter().filter(|s| s.next_offset() > from) {
             for_each_batch(seg, from, |h, bytes| {
                 let mut keys: Vec<(Bytes, u64)> = Vec::new();
-                batch::visit(bytes, |r| {
+                batch::visit(bytes, decompressed_max, |r| {
                     if let Some(k) = r.key
                         && r.offset as u64 >= from
                     {
@@ -438,24 +439,25 @@ impl Log {
             group.push(seg.clone());
             report.bytes_before += seg.size();
             for_each_batch(seg, 0, |h, bytes| {
-                let kept = batch::filter(bytes, |r| {
-                    let offset = r.offset as u64;
-                    if offset >= map_end {
-                        return true;
-                    }
-                    let Some(key) = r.key else {
-                        return true;
-                    };
-                    if map.newest.get(key).is_some_and(|&newest| newest > offset) {
-                        report.records_removed += 1;
-                        return false;
-                    }
-                    if r.tombstone && r.timestamp < horizon {
-                        report.tombstones_removed += 1;
-                        return false;
-                    }
-                    true
-                })?;
+                let kept =
+                    batch::filter(bytes, config.batch_decompressed_bytes_max as usize, |r| {
+                        let offset = r.offset as u64;
+                        if offset >= map_end {
+                            return true;
+                        }
+                        let Some(key) = r.key else {
+                            return true;
+                        };
+                        if map.newest.get(key).is_some_and(|&newest| newest > offset) {
+                            report.records_removed += 1;
+                            return false;
+                        }
+                        if r.tombstone && r.timestamp < horizon {
+                            report.tombstones_removed += 1;
+                            return false;
+                        }
+                        true
+                    })?;
                 let bytes: &[u8] = match &kept {
                     Filtered::Empty => return Ok(true),
                     Filtered::Unchanged => bytes,
