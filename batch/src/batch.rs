@@ -381,13 +381,22 @@ pub fn recompress(
     let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
     out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
     out.extend_from_slice(&body);
-    let len = (out.len() - LOG_OVERHEAD) as i32;
-    out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
-    let attributes = header.attributes.with_compression(codec);
-    out[field::ATTRIBUTES..field::ATTRIBUTES + 2].copy_from_slice(&attributes.0.to_be_bytes());
-    let crc = compute_crc(&out);
-    out[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    finish_header(&mut out, codec);
     Ok(out)
+}
+
+/// Makes the header of `batch` (a header followed by a new records
+/// section, compressed with `codec`) agree with it: `batchLength`, the
+/// codec bits of the attributes, and the CRC. Every other field is left as
+/// it is. The one place a rewritten batch gets its framing.
+pub fn finish_header(batch: &mut [u8], codec: Compression) {
+    let len = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[field::BATCH_LENGTH..field::BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    let at = field::ATTRIBUTES;
+    let attributes = Attributes(i16::from_be_bytes([batch[at], batch[at + 1]]));
+    batch[at..at + 2].copy_from_slice(&attributes.with_compression(codec).0.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Keeps the records of one stored batch for which `keep` says yes, as
@@ -436,16 +445,12 @@ pub fn filter(
         out.truncate(BATCH_HEADER_LEN);
         out.extend_from_slice(&body);
     }
-    let len = out.len();
-    out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4]
-        .copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
     out[field::RECORD_COUNT..field::RECORD_COUNT + 4].copy_from_slice(&kept.to_be_bytes());
     if !log_append {
         let max_ts = header.base_timestamp.wrapping_add(max_delta);
         out[field::MAX_TIMESTAMP..field::MAX_TIMESTAMP + 8].copy_from_slice(&max_ts.to_be_bytes());
     }
-    let crc = compute_crc(&out);
-    out[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    finish_header(&mut out, codec);
     Ok(Filtered::Rewritten(Bytes::from(out)))
 }
 

@@ -268,10 +268,12 @@ mod tests {
     fn with_body(batch: &[u8], body: &[u8]) -> Vec<u8> {
         let mut out = batch[..BATCH_HEADER_LEN].to_vec();
         out.extend_from_slice(body);
-        let len = (out.len() - crate::batch::LOG_OVERHEAD) as i32;
-        out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
-        let crc = compute_crc(&out);
-        out[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let codec = batch::BatchHeader::parse(batch)
+            .unwrap()
+            .attributes
+            .compression()
+            .unwrap();
+        batch::finish_header(&mut out, codec);
         out
     }
 

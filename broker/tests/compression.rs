@@ -32,16 +32,7 @@ fn json_batch(tag: &str, n: usize, codec: Compression) -> Bytes {
 fn with_body(batch: &[u8], body: &[u8], codec: Compression) -> Bytes {
     let mut out = batch[..BATCH_HEADER_LEN].to_vec();
     out.extend_from_slice(body);
-    let len = (out.len() - 12) as i32;
-    out[field::BATCH_LENGTH..field::BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
-    let attributes = batch::Attributes(i16::from_be_bytes([
-        out[field::ATTRIBUTES],
-        out[field::ATTRIBUTES + 1],
-    ]))
-    .with_compression(codec);
-    out[field::ATTRIBUTES..field::ATTRIBUTES + 2].copy_from_slice(&attributes.0.to_be_bytes());
-    let crc = compute_crc(&out);
-    out[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    batch::finish_header(&mut out, codec);
     Bytes::from(out)
 }
 
