@@ -27,7 +27,7 @@ run() {
   local data=$DIR/data-$name
   rm -rf "$data"; mkdir -p "$data"
   sync; echo 3 > /proc/sys/vm/drop_caches
-  "$K" --data-dir "$data" --listen 127.0.0.1:$port --no-metrics > "$R/$name.broker.log" 2>&1 &
+  "$K" --data-dir "$data" --listen 127.0.0.1:$port --no-metrics --no-kafka > "$R/$name.broker.log" 2>&1 &
   local kp=$!
   for _ in $(seq 100); do grep -q "listening on" "$R/$name.broker.log" && break; sleep 0.1; done
   "$B" "$@" --broker http://127.0.0.1:$port --json "$R/$name.json" > "$R/$name.txt" 2>&1 &

@@ -21,7 +21,7 @@ rm -rf "$dir"; mkdir -p "$dir"
 start() {
     local log=$1
     local t0=$(date +%s.%N)
-    "$bin/strata-broker" --data-dir "$dir/data" --listen 127.0.0.1:$port --no-metrics >"$log" 2>&1 &
+    "$bin/strata-broker" --data-dir "$dir/data" --listen 127.0.0.1:$port --no-metrics --no-kafka >"$log" 2>&1 &
     pid=$!
     until grep -q "listening on" "$log"; do
         kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }

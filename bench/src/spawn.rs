@@ -49,7 +49,7 @@ pub fn start_broker(
         .process_group(0)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--listen", listen, "--no-metrics"])
+        .args(["--listen", listen, "--no-metrics", "--no-kafka"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

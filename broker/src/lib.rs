@@ -10,10 +10,13 @@
 //! - [`core`]: topics and partitions, their rules and limits; async, but
 //!   no transport.
 //! - [`server`]: the gRPC services, configuration, startup and shutdown.
+//! - [`kafka`]: the Kafka wire protocol listener, beside gRPC on the same
+//!   core.
 //!
 //! See `docs/ARCHITECTURE.md`.
 
 pub mod core;
+pub mod kafka;
 pub mod server;
 
 pub use strata_storage as storage;

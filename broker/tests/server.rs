@@ -992,7 +992,7 @@ async fn health_reports_serving_and_a_second_broker_cannot_take_the_directory() 
     let out = std::process::Command::new(broker_bin())
         .arg("--data-dir")
         .arg(&b.data_dir)
-        .args(["--listen", "127.0.0.1:0", "--no-metrics"])
+        .args(["--listen", "127.0.0.1:0", "--no-metrics", "--no-kafka"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -1052,6 +1052,7 @@ async fn settings_come_from_flags_then_environment_then_the_toml_file() {
             "--listen",
             "127.0.0.1:0",
             "--no-metrics",
+            "--no-kafka",
             "--retention-ms",
             "2000",
         ])

@@ -336,6 +336,7 @@ fn the_container_setup_works_from_the_environment_alone() {
         .env("STRATA_DATA_DIR", dir.path().join("data"))
         .env("STRATA_LISTEN", "127.0.0.1:0")
         .env("STRATA_METRICS_LISTEN", "127.0.0.1:0")
+        .env("STRATA_KAFKA_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -343,16 +344,21 @@ fn the_container_setup_works_from_the_environment_alone() {
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut addr = None;
     let mut metrics = None;
+    let mut kafka = None;
     while addr.is_none() {
         let line = lines.next().unwrap().unwrap();
         if let Some(a) = line.strip_prefix("strata-broker metrics on ") {
             metrics = Some(a.to_string());
+        }
+        if let Some(a) = line.strip_prefix("strata-broker kafka on ") {
+            kafka = Some(a.to_string());
         }
         if let Some(a) = line.strip_prefix("strata-broker listening on ") {
             addr = Some(a.to_string());
         }
     }
     assert!(metrics.is_some(), "the metrics address is printed first");
+    assert!(kafka.is_some(), "the Kafka listener is on, as in the image");
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["--broker", &format!("http://{}", addr.unwrap()), "health"])
         .output()

@@ -478,13 +478,29 @@ impl Broker {
         self.topology_generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Creates a topic (`partitions` 0 means the default count).
-    pub fn create_topic(
+    /// Checks a topic could be created as asked, creating nothing (Kafka's
+    /// `validate_only`): its name, partition count, config, and that it
+    /// does not exist yet.
+    pub fn check_new_topic(
         &self,
         name: &str,
         partitions: u32,
-        overrides: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>> {
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.plan_topic(name, partitions, overrides)?;
+        if self.topics.read().expect("topics lock").contains_key(name) {
+            return Err(BrokerError::TopicExists(name.into()));
+        }
+        Ok(())
+    }
+
+    /// A new topic's partition count (0: the default) and config, checked.
+    fn plan_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(u32, TopicConfig)> {
         topic::validate_name(name)?;
         let partitions = if partitions == 0 {
             self.options.defaults.partitions
@@ -492,7 +508,18 @@ impl Broker {
             partitions
         };
         self.check_partition_count(partitions)?;
-        let config = TopicConfig::resolve(&self.options.defaults, &overrides)?;
+        let config = TopicConfig::resolve(&self.options.defaults, overrides)?;
+        Ok((partitions, config))
+    }
+
+    /// Creates a topic (`partitions` 0 means the default count).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>> {
+        let (partitions, config) = self.plan_topic(name, partitions, &overrides)?;
         let _admin = self.admin.lock().expect("admin lock");
         let topics_count = self.topics.read().expect("topics lock").len();
         if self.topics.read().expect("topics lock").contains_key(name) {

@@ -68,6 +68,27 @@ pub struct Args {
     /// printed as "strata-broker metrics on ADDR".
     #[arg(long, env = "STRATA_METRICS_LISTEN", default_value = "127.0.0.1:7391")]
     pub metrics_listen: SocketAddr,
+    /// Address of the Kafka protocol listener (port 0 picks a free port,
+    /// printed as "strata-broker kafka on ADDR").
+    #[arg(long, env = "STRATA_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub kafka_listen: SocketAddr,
+    /// Serve no Kafka protocol listener.
+    #[arg(long, env = "STRATA_NO_KAFKA")]
+    pub no_kafka: bool,
+    /// HOST:PORT that Kafka clients are told to connect to (Metadata,
+    /// FindCoordinator); default: the listener's address, with 127.0.0.1
+    /// for an unspecified one (set it when clients reach the broker by
+    /// another name, as in a container).
+    #[arg(long, env = "STRATA_KAFKA_ADVERTISE")]
+    pub kafka_advertise: Option<String>,
+    /// Kafka connections open at once.
+    #[arg(long, env = "STRATA_KAFKA_CONNECTIONS_MAX", default_value_t = 10_000)]
+    pub kafka_connections_max: u32,
+    /// Create a topic (with the defaults) when a Kafka client's Metadata
+    /// request names one that does not exist, as Kafka's
+    /// auto.create.topics.enable (off by default).
+    #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: bool,
     /// Serve no metrics or HTTP probes at all.
     #[arg(long, env = "STRATA_NO_METRICS")]
     pub no_metrics: bool,
@@ -247,6 +268,10 @@ pub struct Args {
     /// Topics one group member may subscribe to.
     #[arg(long, env = "STRATA_MEMBER_TOPICS_MAX", default_value_t = GroupSettings::default().member_topics_max)]
     pub member_topics_max: u32,
+    /// How long a new Kafka classic-protocol group's first rebalance waits
+    /// for more members to join (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = GroupSettings::default().initial_rebalance_delay_ms)]
+    pub group_initial_rebalance_delay_ms: u32,
     /// Milliseconds between checks for members whose session ran out.
     #[arg(long, env = "STRATA_GROUP_CHECK_INTERVAL_MS", default_value_t = 100)]
     pub group_check_interval_ms: u64,
@@ -385,7 +410,35 @@ impl Args {
             group_members_max: self.group_members_max,
             commit_metadata_bytes_max: self.commit_metadata_bytes_max,
             member_topics_max: self.member_topics_max.max(1),
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
         }
+    }
+
+    /// The Kafka listener's settings, once it is bound to `bound`.
+    pub fn kafka_settings(&self, bound: SocketAddr) -> anyhow::Result<crate::kafka::KafkaSettings> {
+        let (host, port) = match &self.kafka_advertise {
+            Some(a) => {
+                let (h, p) = a
+                    .rsplit_once(':')
+                    .with_context(|| format!("--kafka-advertise {a:?} must be HOST:PORT"))?;
+                let port: u16 = p
+                    .parse()
+                    .with_context(|| format!("--kafka-advertise {a:?}: bad port"))?;
+                (h.trim_matches(['[', ']']).to_string(), port)
+            }
+            // Clients resolve "localhost" to ::1 first; an IPv4 address
+            // is what they can always reach on loopback.
+            None if bound.ip().is_unspecified() => ("127.0.0.1".to_string(), bound.port()),
+            None => (bound.ip().to_string(), bound.port()),
+        };
+        Ok(crate::kafka::KafkaSettings {
+            advertised_host: host,
+            advertised_port: port,
+            request_bytes_max: self.request_bytes_max,
+            connections_max: self.kafka_connections_max,
+            auto_create_topics: self.auto_create_topics,
+            cluster_id: "strata".to_string(),
+        })
     }
 
     /// Checks settings that clap's types cannot.

@@ -10,6 +10,9 @@
 //!   status metrics).
 //! - [`metrics`]: Prometheus metrics and the `/healthz` and `/readyz` probes.
 //!
+//! The Kafka protocol listener ([`crate::kafka`]) is started here too, on
+//! the same broker and coordinator, after recovery.
+//!
 //! Startup: serve metrics and probes (`/readyz` says "recovering"), print
 //! `strata-broker metrics on ADDR`, recover every partition and the groups
 //! (blocking), bind, print `strata-broker listening on ADDR`, report
@@ -172,6 +175,23 @@ pub async fn run(
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let kafka = if args.no_kafka {
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(args.kafka_listen)
+            .await
+            .with_context(|| format!("binding the Kafka address {}", args.kafka_listen))?;
+        let bound = listener.local_addr()?;
+        let state = Arc::new(crate::kafka::Kafka::new(
+            broker.clone(),
+            coordinator.clone(),
+            records::RecordsService::new(broker.clone(), token.clone(), 0),
+            produce::Producing::new(broker.clone(), token.clone(), produce::LoseHook::new(0)),
+            args.kafka_settings(bound)?,
+            token.clone(),
+        ));
+        Some((listener, bound, state))
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -282,6 +302,11 @@ pub async fn run(
     if let Some(s) = &scrape {
         s.readiness.serving();
     }
+    let kafka_served = kafka.map(|(listener, bound, state)| {
+        tracing::info!(%bound, advertised = %format!("{}:{}", state.settings.advertised_host, state.settings.advertised_port), "kafka protocol listener");
+        println!("strata-broker kafka on {bound}");
+        tokio::spawn(crate::kafka::serve(listener, state))
+    });
     tracing::info!(%addr, "serving");
     println!("strata-broker listening on {addr}");
     std::io::stdout().flush().ok();
@@ -298,6 +323,9 @@ pub async fn run(
         }
     };
     token.cancel();
+    if let Some(k) = kafka_served {
+        let _ = k.await;
+    }
     let _ = flusher.await;
     let _ = retention.await;
     let _ = group_ticker.await;

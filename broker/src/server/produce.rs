@@ -170,7 +170,7 @@ fn record_count(batch: &[u8]) -> u64 {
 
 /// What one target's append answered: `Ok(None)` when nothing is
 /// acknowledged (acks=none).
-type Answer = Result<Option<AppendInfo>, BrokerError>;
+pub(crate) type Answer = Result<Option<AppendInfo>, BrokerError>;
 
 fn partition_result(partition: u32, r: Answer) -> v1::PartitionProduceResult {
     match r {
@@ -395,6 +395,19 @@ impl Producing {
         }
     }
 
+    /// Writes a request's batches to their logs, in request order, without
+    /// waiting for an fsync: the Kafka listener's produce, which awaits
+    /// [`Producing::complete_answers`] on its connection's answer side.
+    pub(crate) async fn write_request(
+        &self,
+        req: v1::ProduceRequest,
+    ) -> Result<WrittenRequest, BrokerError> {
+        let prepared = prepare(&self.broker, req)?;
+        self.write_in_order(prepared)
+            .await
+            .ok_or(BrokerError::ShuttingDown)
+    }
+
     /// Writes a request's batches, in order, before the next request is
     /// read. Waits for an append slot per batch first. `None` if the broker
     /// is shutting down.
@@ -428,6 +441,17 @@ impl Producing {
 
     /// The fsyncs a written request's acks ask for, then its answer.
     async fn complete(&self, w: WrittenRequest) -> v1::ProduceResponse {
+        let (shape, results) = self.complete_answers(w).await;
+        response(shape, results)
+    }
+
+    /// The fsyncs a written request's acks ask for, then each target's
+    /// answer in request order (with the request's shape: each topic and
+    /// how many targets it has).
+    pub(crate) async fn complete_answers(
+        &self,
+        w: WrittenRequest,
+    ) -> (Vec<(String, usize)>, Vec<(u32, Answer)>) {
         let WrittenRequest {
             acks,
             shape,
@@ -472,12 +496,12 @@ impl Producing {
                 }
             }
         }
-        response(shape, results)
+        (shape, results)
     }
 }
 
 /// A request whose batches are in the log, awaiting completion.
-struct WrittenRequest {
+pub(crate) struct WrittenRequest {
     acks: Acks,
     shape: Vec<(String, usize)>,
     #[allow(clippy::type_complexity)]

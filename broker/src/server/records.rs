@@ -53,6 +53,160 @@ impl RecordsService {
         }
     }
 
+    /// A fetch: long-polls until `min_bytes` are there, `max_wait_ms`
+    /// passes or the broker shuts down; each partition's answer is its
+    /// whole batches from the one holding the asked offset. The gRPC
+    /// `Fetch` and the Kafka listener's Fetch both answer through this.
+    pub(crate) async fn fetch_batches(
+        &self,
+        req: v1::FetchRequest,
+    ) -> Result<v1::FetchResponse, BrokerError> {
+        let limits = self.broker.limits();
+        let max_bytes = match req.max_bytes {
+            0 => limits.fetch_bytes_max,
+            n => n.min(limits.fetch_bytes_max),
+        } as usize;
+        // Never wait for more than the answer may hold.
+        let min_bytes = (req.min_bytes as usize).min(max_bytes);
+        let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(limits.fetch_wait_ms_max)));
+        let deadline = tokio::time::Instant::now() + wait;
+        check_fetch_targets(&req, limits.fetch_partitions_max)?;
+        // Each target's partition, or the error to answer for it on every
+        // round of the long-poll (already in its wire form, so cloneable).
+        let targets: Vec<(
+            String,
+            v1::FetchPartition,
+            Result<Arc<Partition>, v1::Error>,
+        )> = req
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    (
+                        t.topic.clone(),
+                        *p,
+                        self.broker
+                            .partition(&t.topic, p.partition)
+                            .map_err(|e| to_error(&e)),
+                    )
+                })
+            })
+            .collect();
+        loop {
+            // Watch before reading, so an append after the read wakes us.
+            let mut watches: Vec<_> = targets
+                .iter()
+                .filter_map(|(_, _, p)| p.as_ref().ok())
+                .map(|p| p.watch())
+                .collect();
+            let mut total = 0usize;
+            // This round's reads against the response budget: dropped with
+            // the round's results, or kept until the answer is built.
+            let mut held = Held::default();
+            let mut failed = false;
+            let mut results = Vec::with_capacity(targets.len());
+            // What this round read, counted only if it is the answer.
+            let mut sent = Vec::new();
+            for (topic, fp, partition) in &targets {
+                let mut out = v1::FetchPartitionResult {
+                    partition: fp.partition,
+                    ..Default::default()
+                };
+                let budget = max_bytes.saturating_sub(total);
+                let part_max = if fp.max_bytes == 0 {
+                    budget
+                } else {
+                    (fp.max_bytes as usize).min(budget)
+                };
+                let read = match partition {
+                    Err(e) => Err(e.clone()),
+                    Ok(_) if fp.offset < 0 => Err(to_error(&BrokerError::InvalidArgument(
+                        format!("{topic}/{}: offset {} is negative", fp.partition, fp.offset),
+                    ))),
+                    // Out of budget: report offsets only, read nothing.
+                    Ok(p) if part_max == 0 && total > 0 => p
+                        .stats()
+                        .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
+                        .map_err(|e| to_error(&e)),
+                    Ok(p) => 'read: {
+                        // Memory for the answer, or (the broker's response
+                        // budget being spent until the deadline) offsets only.
+                        let reserve = self.budget.reserve(part_max.max(1));
+                        let Ok(mut h) = tokio::time::timeout_at(deadline, reserve).await else {
+                            break 'read p
+                                .stats()
+                                .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
+                                .map_err(|e| to_error(&e));
+                        };
+                        let r = p
+                            .read(fp.offset as u64, part_max.max(1))
+                            .await
+                            .map(|r| (r.high_watermark.0, r.log_start.0, r.batches))
+                            .map_err(|e| to_error(&e));
+                        h.shrink_to(r.as_ref().map_or(0, |r| r.2.len()));
+                        held.merge(h);
+                        r
+                    }
+                };
+                match read {
+                    Ok((hwm, start, batches)) => {
+                        out.high_watermark = hwm as i64;
+                        out.log_start_offset = start as i64;
+                        total += batches.len();
+                        sent.push((
+                            topic,
+                            batches.len(),
+                            fp.offset.max(0) as u64,
+                            batches.clone(),
+                        ));
+                        if req.decode {
+                            let max = limits.batch_decompressed_bytes_max;
+                            match consumed_blocking(batches, fp.offset as u64, max).await {
+                                Ok(records) => out.records = records,
+                                Err(e) => out.error = Some(to_error(&e)),
+                            }
+                        } else {
+                            out.batches = batches;
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        out.error = Some(e);
+                    }
+                }
+                results.push((topic.clone(), out));
+            }
+            let done = failed || total >= min_bytes || tokio::time::Instant::now() >= deadline;
+            if done || self.shutdown.is_cancelled() {
+                for (topic, bytes, from, batches) in sent {
+                    let records = span(&batches, from).map_or(0, |(_, n)| n);
+                    metrics::consumed(topic, bytes, records);
+                }
+                let mut topics: Vec<v1::FetchTopicResult> = Vec::new();
+                for (topic, r) in results {
+                    match topics.last_mut() {
+                        Some(t) if t.topic == topic => t.partitions.push(r),
+                        _ => topics.push(v1::FetchTopicResult {
+                            topic,
+                            partitions: vec![r],
+                        }),
+                    }
+                }
+                let answer = v1::FetchResponse { topics };
+                drop(held);
+                return Ok(answer);
+            }
+            // Nothing of this round is answered: give its memory back
+            // before waiting.
+            drop((results, sent, held));
+            tokio::select! {
+                _ = any_changed(&mut watches) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+        }
+    }
+
     fn check_running(&self) -> Result<(), Status> {
         if self.shutdown.is_cancelled() {
             return Err(to_status(BrokerError::ShuttingDown));
@@ -218,151 +372,10 @@ impl Records for RecordsService {
         req: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
         self.check_running()?;
-        let req = req.into_inner();
-        let limits = self.broker.limits();
-        let max_bytes = match req.max_bytes {
-            0 => limits.fetch_bytes_max,
-            n => n.min(limits.fetch_bytes_max),
-        } as usize;
-        // Never wait for more than the answer may hold.
-        let min_bytes = (req.min_bytes as usize).min(max_bytes);
-        let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(limits.fetch_wait_ms_max)));
-        let deadline = tokio::time::Instant::now() + wait;
-        check_fetch_targets(&req, limits.fetch_partitions_max).map_err(to_status)?;
-        // Each target's partition, or the error to answer for it on every
-        // round of the long-poll (already in its wire form, so cloneable).
-        let targets: Vec<(
-            String,
-            v1::FetchPartition,
-            Result<Arc<Partition>, v1::Error>,
-        )> = req
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions.iter().map(|p| {
-                    (
-                        t.topic.clone(),
-                        *p,
-                        self.broker
-                            .partition(&t.topic, p.partition)
-                            .map_err(|e| to_error(&e)),
-                    )
-                })
-            })
-            .collect();
-        loop {
-            // Watch before reading, so an append after the read wakes us.
-            let mut watches: Vec<_> = targets
-                .iter()
-                .filter_map(|(_, _, p)| p.as_ref().ok())
-                .map(|p| p.watch())
-                .collect();
-            let mut total = 0usize;
-            // This round's reads against the response budget: dropped with
-            // the round's results, or kept until the answer is built.
-            let mut held = Held::default();
-            let mut failed = false;
-            let mut results = Vec::with_capacity(targets.len());
-            // What this round read, counted only if it is the answer.
-            let mut sent = Vec::new();
-            for (topic, fp, partition) in &targets {
-                let mut out = v1::FetchPartitionResult {
-                    partition: fp.partition,
-                    ..Default::default()
-                };
-                let budget = max_bytes.saturating_sub(total);
-                let part_max = if fp.max_bytes == 0 {
-                    budget
-                } else {
-                    (fp.max_bytes as usize).min(budget)
-                };
-                let read = match partition {
-                    Err(e) => Err(e.clone()),
-                    Ok(_) if fp.offset < 0 => Err(to_error(&BrokerError::InvalidArgument(
-                        format!("{topic}/{}: offset {} is negative", fp.partition, fp.offset),
-                    ))),
-                    // Out of budget: report offsets only, read nothing.
-                    Ok(p) if part_max == 0 && total > 0 => p
-                        .stats()
-                        .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
-                        .map_err(|e| to_error(&e)),
-                    Ok(p) => 'read: {
-                        // Memory for the answer, or (the broker's response
-                        // budget being spent until the deadline) offsets only.
-                        let reserve = self.budget.reserve(part_max.max(1));
-                        let Ok(mut h) = tokio::time::timeout_at(deadline, reserve).await else {
-                            break 'read p
-                                .stats()
-                                .map(|s| (s.high_watermark, s.log_start, Bytes::new()))
-                                .map_err(|e| to_error(&e));
-                        };
-                        let r = p
-                            .read(fp.offset as u64, part_max.max(1))
-                            .await
-                            .map(|r| (r.high_watermark.0, r.log_start.0, r.batches))
-                            .map_err(|e| to_error(&e));
-                        h.shrink_to(r.as_ref().map_or(0, |r| r.2.len()));
-                        held.merge(h);
-                        r
-                    }
-                };
-                match read {
-                    Ok((hwm, start, batches)) => {
-                        out.high_watermark = hwm as i64;
-                        out.log_start_offset = start as i64;
-                        total += batches.len();
-                        sent.push((
-                            topic,
-                            batches.len(),
-                            fp.offset.max(0) as u64,
-                            batches.clone(),
-                        ));
-                        if req.decode {
-                            let max = limits.batch_decompressed_bytes_max;
-                            match consumed_blocking(batches, fp.offset as u64, max).await {
-                                Ok(records) => out.records = records,
-                                Err(e) => out.error = Some(to_error(&e)),
-                            }
-                        } else {
-                            out.batches = batches;
-                        }
-                    }
-                    Err(e) => {
-                        failed = true;
-                        out.error = Some(e);
-                    }
-                }
-                results.push((topic.clone(), out));
-            }
-            let done = failed || total >= min_bytes || tokio::time::Instant::now() >= deadline;
-            if done || self.shutdown.is_cancelled() {
-                for (topic, bytes, from, batches) in sent {
-                    let records = span(&batches, from).map_or(0, |(_, n)| n);
-                    metrics::consumed(topic, bytes, records);
-                }
-                let mut topics: Vec<v1::FetchTopicResult> = Vec::new();
-                for (topic, r) in results {
-                    match topics.last_mut() {
-                        Some(t) if t.topic == topic => t.partitions.push(r),
-                        _ => topics.push(v1::FetchTopicResult {
-                            topic,
-                            partitions: vec![r],
-                        }),
-                    }
-                }
-                let answer = Response::new(v1::FetchResponse { topics });
-                drop(held);
-                return Ok(answer);
-            }
-            // Nothing of this round is answered: give its memory back
-            // before waiting.
-            drop((results, sent, held));
-            tokio::select! {
-                _ = any_changed(&mut watches) => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = self.shutdown.cancelled() => {}
-            }
-        }
+        self.fetch_batches(req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     type SubscribeStream = SubscribeStream;

@@ -77,7 +77,8 @@ fn storage_code(e: &StorageError) -> Code {
     }
 }
 
-fn storage_reason(e: &StorageError) -> ErrorReason {
+/// The reason of a storage error.
+pub fn storage_reason(e: &StorageError) -> ErrorReason {
     use ErrorReason as R;
     match e {
         StorageError::InvalidBatch(_) => R::InvalidBatch,

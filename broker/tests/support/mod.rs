@@ -51,6 +51,8 @@ pub struct BrokerProcess {
     pub addr: SocketAddr,
     /// The metrics and probes endpoint, unless started with --no-metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// The Kafka protocol listener, unless started with --no-kafka.
+    pub kafka_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr: PathBuf,
 }
@@ -68,6 +70,13 @@ impl BrokerProcess {
                 &["--listen", "127.0.0.1:0"][..]
             })
             .args(
+                if extra.contains(&"--kafka-listen") || extra.contains(&"--no-kafka") {
+                    &[][..]
+                } else {
+                    &["--kafka-listen", "127.0.0.1:0"][..]
+                },
+            )
+            .args(
                 if extra.contains(&"--metrics-listen") || extra.contains(&"--no-metrics") {
                     &[][..]
                 } else {
@@ -83,11 +92,15 @@ impl BrokerProcess {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut metrics_addr = None;
+        let mut kafka_addr = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(a) = line.strip_prefix("strata-broker metrics on ") {
                         metrics_addr = Some(a.parse().unwrap());
+                    }
+                    if let Some(a) = line.strip_prefix("strata-broker kafka on ") {
+                        kafka_addr = Some(a.parse().unwrap());
                     }
                     if let Some(a) = line.strip_prefix("strata-broker listening on ") {
                         break a.parse().unwrap();
@@ -105,6 +118,7 @@ impl BrokerProcess {
             child: Some(child),
             addr,
             metrics_addr,
+            kafka_addr,
             data_dir: data_dir.to_owned(),
             stderr,
         }

@@ -33,6 +33,7 @@ use std::time::Instant;
 use prost::Message;
 
 use super::assignor::{Assignor, Tp};
+use super::classic::{ClassicGroups, ClassicSettings};
 use super::group::{self, Committed, Committer, Group, Intent};
 use super::store::{Entry, Key, OffsetValue, Store};
 use crate::core::Broker;
@@ -62,6 +63,9 @@ pub struct GroupSettings {
     /// Topics one member may subscribe to: a change of subscription walks
     /// every member's topics under the groups lock.
     pub member_topics_max: u32,
+    /// How long a new classic (Kafka JoinGroup) group's first rebalance
+    /// waits for more members.
+    pub initial_rebalance_delay_ms: u32,
 }
 
 impl Default for GroupSettings {
@@ -76,6 +80,7 @@ impl Default for GroupSettings {
             group_members_max: 1_000,
             commit_metadata_bytes_max: 4_096,
             member_topics_max: 1_000,
+            initial_rebalance_delay_ms: 3_000,
         }
     }
 }
@@ -161,6 +166,9 @@ pub struct Coordinator {
     groups: Mutex<BTreeMap<String, Group>>,
     store: Store,
     clock: SessionClock,
+    /// Kafka's classic-protocol groups (membership only; their offsets
+    /// are here with everyone's).
+    classic: ClassicGroups,
 }
 
 /// The clock of sessions, in ms from the coordinator's start.
@@ -233,7 +241,14 @@ impl Coordinator {
         clock: SessionClock,
     ) -> Result<Self> {
         let (store, groups) = Store::open(&broker.options().fs, dir, 0)?;
+        let classic = ClassicGroups::new(ClassicSettings {
+            session_timeout_ms_min: settings.session_timeout_ms_min,
+            session_timeout_ms_max: settings.session_timeout_ms_max,
+            group_members_max: settings.group_members_max,
+            initial_rebalance_delay_ms: settings.initial_rebalance_delay_ms,
+        });
         Ok(Self {
+            classic,
             broker,
             settings,
             groups: Mutex::new(groups),
@@ -245,6 +260,30 @@ impl Coordinator {
     /// The settings in force.
     pub fn settings(&self) -> &GroupSettings {
         &self.settings
+    }
+
+    /// Kafka's classic-protocol groups.
+    pub fn classic(&self) -> &ClassicGroups {
+        &self.classic
+    }
+
+    /// Members of `group` under this coordinator's (KIP-848) protocol.
+    pub fn member_count(&self, group: &str) -> usize {
+        self.lock().get(group).map_or(0, |g| g.members().len())
+    }
+
+    /// Refuses to let the other protocol use a group name while classic
+    /// members hold it (see [`super::classic`]).
+    fn refuse_if_classic(&self, group: &str, what: &str) -> Result<()> {
+        if self.classic.has_members(group) {
+            let members = self.classic.describe(group).map_or(0, |g| g.members.len());
+            return Err(BrokerError::GroupNotEmpty {
+                group: group.into(),
+                members,
+                what: format!("{what} (its members use Kafka's classic group protocol)"),
+            });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
@@ -303,6 +342,7 @@ impl Coordinator {
     /// Joins, heartbeats, reconciles or leaves.
     pub fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatAnswer> {
         check_group_name(&req.group)?;
+        self.refuse_if_classic(&req.group, "join it with the consumer protocol")?;
         let session_timeout_ms = self.bounded(
             req.session_timeout_ms,
             self.settings.session_timeout_ms,
@@ -662,6 +702,7 @@ impl Coordinator {
 
     /// Deletes a group and its offsets; refused while it has members.
     pub fn delete(&self, group: &str) -> Result<()> {
+        self.refuse_if_classic(group, "delete it")?;
         let target = {
             let mut groups = self.lock();
             let g = groups
@@ -697,6 +738,7 @@ impl Coordinator {
     /// applied on its own, so one refused write holds back no other group.
     /// (Partition counts are followed by the members' heartbeats.)
     pub fn tick(&self) -> Result<()> {
+        self.classic.tick();
         let now = self.now_ms();
         let mut target = None;
         let mut first_error = None;
@@ -738,6 +780,7 @@ impl Coordinator {
 
     /// Closes the groups log cleanly.
     pub fn close(&self) -> Result<()> {
+        self.classic.close();
         self.store.close()
     }
 }

@@ -10,10 +10,13 @@
 //! - [`fenced`]: why a member is refused, and how it recovers.
 //! - [`store`]: the internal log the groups are written through to, and
 //!   its replay at startup.
+//! - [`classic`]: Kafka's classic group protocol (JoinGroup, SyncGroup):
+//!   the broker runs the barrier, the leader assigns.
 //! - [`coordinator`]: all groups behind one lock; validates, decides on a
 //!   copy, persists, applies, and answers the server.
 
 pub mod assignor;
+pub mod classic;
 pub mod coordinator;
 pub mod fenced;
 pub mod group;

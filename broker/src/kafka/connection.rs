@@ -1,0 +1,172 @@
+//! One Kafka connection: requests are read and handled one at a time, in
+//! arrival order, and answered in that order, as Kafka clients expect.
+//!
+//! A produce request is written to its logs before the next request is
+//! read (so an idempotent producer's pipelined batches reach the log in
+//! the order it sent them), but its fsync is awaited on the answer side:
+//! the writer task awaits each answer in turn, so the fsyncs of several
+//! pipelined produce requests overlap and group-commit while the order of
+//! answers stays the order of requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::frame::{self, ParseError, Request};
+use super::{Kafka, admin, fetch, groups, metadata, produce, versions};
+
+/// Answers a connection may have due (written, not yet sent) before the
+/// broker stops reading its requests: back-pressure, not an error.
+/// librdkafka keeps at most 5 produce requests in flight per connection.
+pub const ANSWERS_IN_FLIGHT_MAX: usize = 16;
+
+/// What a request is answered with.
+#[derive(Debug)]
+pub enum Reply {
+    /// This frame.
+    Send(Bytes),
+    /// Nothing (a produce with acks=0).
+    Nothing,
+    /// Close the connection (an answer that could not be encoded).
+    Close,
+}
+
+/// A reply that may still be completing (a produce awaiting its fsync).
+pub type Answer = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// An answer that is ready now.
+pub fn ready(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: impl Into<ResponseKind>,
+) -> Answer {
+    let reply = encode(api, version, correlation_id, body.into());
+    Box::pin(std::future::ready(reply))
+}
+
+/// Encodes a response, or asks to close the connection if it cannot be
+/// (a bug: a field set outside the versions that have it).
+pub fn encode(api: ApiKey, version: i16, correlation_id: i32, body: ResponseKind) -> Reply {
+    match frame::encode(api, version, correlation_id, &body) {
+        Ok(b) => Reply::Send(b),
+        Err(e) => {
+            tracing::error!(?api, version, error = %format!("{e:#}"), "encoding a kafka response failed; closing the connection");
+            Reply::Close
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, sends something that
+/// is not a request we serve, or the broker shuts down.
+pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(64 << 10, rd);
+    let (tx, mut rx) = mpsc::channel::<Answer>(ANSWERS_IN_FLIGHT_MAX);
+    let writer = tokio::spawn(async move {
+        while let Some(answer) = rx.recv().await {
+            match answer.await {
+                Reply::Send(b) => {
+                    if wr.write_all(&b).await.is_err() {
+                        return;
+                    }
+                }
+                Reply::Nothing => {}
+                Reply::Close => return,
+            }
+        }
+    });
+    let max = kafka.settings.request_bytes_max;
+    loop {
+        let read = tokio::select! {
+            r = frame::read(&mut rd, max) => r,
+            _ = kafka.shutdown.cancelled() => break,
+            _ = tx.closed() => break,
+        };
+        let frame = match read {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "kafka connection closed");
+                break;
+            }
+        };
+        let answer = match frame::parse(frame) {
+            Ok(req) => handle(kafka, req, peer).await,
+            // KIP-511: answer at v0 with our versions; the client retries.
+            Err(ParseError::UnsupportedVersion {
+                api: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => ready(
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                versions::api_versions(Some(ResponseError::UnsupportedVersion)),
+            ),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "kafka request refused; closing the connection");
+                break;
+            }
+        };
+        if tx.send(answer).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Handles one request; its answer may still be completing.
+async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
+    let Request {
+        api,
+        version,
+        correlation_id,
+        client_id,
+        body,
+    } = req;
+    let v = version;
+    let done = |body: ResponseKind| ready(api, v, correlation_id, body);
+    match body {
+        RequestKind::ApiVersions(_) => done(versions::api_versions(None).into()),
+        RequestKind::Produce(r) => produce::produce(k, r, v, correlation_id).await,
+        RequestKind::Fetch(r) => done(fetch::fetch(k, r, v).await.into()),
+        RequestKind::ListOffsets(r) => done(fetch::list_offsets(k, r, v).await.into()),
+        RequestKind::Metadata(r) => done(metadata::metadata(k, r, v).await.into()),
+        RequestKind::FindCoordinator(r) => done(metadata::find_coordinator(k, r, v).into()),
+        RequestKind::InitProducerId(r) => done(metadata::init_producer_id(k, r).await.into()),
+        RequestKind::CreateTopics(r) => done(admin::create_topics(k, r, v).await.into()),
+        RequestKind::DeleteTopics(r) => done(admin::delete_topics(k, r, v).await.into()),
+        RequestKind::CreatePartitions(r) => done(admin::create_partitions(k, r).await.into()),
+        RequestKind::DescribeConfigs(r) => done(admin::describe_configs(k, r, v).into()),
+        RequestKind::AlterConfigs(r) => done(admin::alter_configs(k, r).await.into()),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            done(admin::incremental_alter_configs(k, r).await.into())
+        }
+        RequestKind::JoinGroup(r) => {
+            done(groups::join_group(k, r, v, &client_id, peer).await.into())
+        }
+        RequestKind::SyncGroup(r) => done(groups::sync_group(k, r, v).await.into()),
+        RequestKind::Heartbeat(r) => done(groups::heartbeat(k, r).into()),
+        RequestKind::LeaveGroup(r) => done(groups::leave_group(k, r, v).into()),
+        RequestKind::OffsetCommit(r) => done(groups::offset_commit(k, r, v).await.into()),
+        RequestKind::OffsetFetch(r) => done(groups::offset_fetch(k, r, v).await.into()),
+        RequestKind::ListGroups(r) => done(groups::list_groups(k, r).into()),
+        RequestKind::DescribeGroups(r) => done(groups::describe_groups(k, r, v).into()),
+        RequestKind::DeleteGroups(r) => done(groups::delete_groups(k, r).await.into()),
+        other => {
+            // frame::parse admits only served APIs, and each has an arm.
+            tracing::error!(?api, request = ?std::mem::discriminant(&other), "no handler for a served kafka api");
+            Box::pin(std::future::ready(Reply::Close))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The APIs and versions the listener serves, as ApiVersions advertises
+//! them. Clients switch features on from these ranges (librdkafka: batch
+//! v2 from Produce 3 / Fetch 4, idempotence from InitProducerId, zstd from
+//! Produce 7 / Fetch 10, KIP-848 from ConsumerGroupHeartbeat with
+//! OffsetCommit/OffsetFetch 9), so only what is implemented is listed.
+//!
+//! Not listed, on purpose: transactions (AddPartitionsToTxn, EndTxn, ...),
+//! SASL, ACLs, share groups, and the topic-id versions (Metadata 10+ names
+//! topics by id only for KIP-848; Fetch 13+ and DeleteTopics 6 by id).
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+
+use super::error::code;
+use kafka_protocol::error::ResponseError;
+
+/// Served APIs: key, lowest and highest version.
+pub const SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 10),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 1, 9),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+];
+
+/// The served range of `api`, if it is served.
+pub fn range(api: ApiKey) -> Option<(i16, i16)> {
+    SERVED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// The ApiVersions answer; `error` set when the request's own version was
+/// not understood (KIP-511: the client retries at v0 with what we list).
+pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.error_code = error.map_or(0, code);
+    r.api_keys = SERVED
+        .iter()
+        .map(|(k, min, max)| {
+            let mut v = ApiVersion::default();
+            v.api_key = *k as i16;
+            v.min_version = *min;
+            v.max_version = *max;
+            v
+        })
+        .collect();
+    r
+}

@@ -1,0 +1,417 @@
+//! The Kafka listener driven by a client we did not write: librdkafka,
+//! through the `rdkafka` crate (its bundled source, built by rdkafka-sys).
+//! The real broker on ephemeral ports, a temporary data directory.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use strata_proto::v1;
+use support::BrokerProcess;
+
+fn start(extra: &[&str]) -> (tempfile::TempDir, BrokerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), extra);
+    (dir, b)
+}
+
+fn bootstrap(b: &BrokerProcess) -> String {
+    b.kafka_addr.expect("kafka listener").to_string()
+}
+
+fn producer(bootstrap: &str, codec: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.codec", codec)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("producer")
+}
+
+fn consumer(bootstrap: &str, group: Option<&str>) -> BaseConsumer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .set("fetch.wait.max.ms", "100");
+    c.set("group.id", group.unwrap_or("unused"));
+    c.create().expect("consumer")
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin")
+}
+
+async fn create_topic(b: &str, name: &str, partitions: i32) {
+    let r = admin(b)
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+}
+
+/// Polls `c` until `want` records arrived or `limit` passed; returns
+/// (partition, offset, key, value, headers) of each.
+type Got = (i32, i64, Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
+fn poll_n(c: &BaseConsumer, want: usize, limit: Duration) -> Vec<Got> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((
+                m.partition(),
+                m.offset(),
+                m.key().map(<[u8]>::to_vec),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_producer_with_every_codec_round_trips() {
+    let (_dir, b) = start(&[]);
+    let bs = bootstrap(&b);
+    create_topic(&bs, "codecs", 1).await;
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    let per = 300;
+    for codec in codecs {
+        let p = producer(&bs, codec);
+        let sends = (0..per).map(|i| {
+            let value = format!("{codec}-{i}-{}", "x".repeat(i % 50));
+            let key = format!("k{i}");
+            let p = p.clone();
+            async move {
+                p.send(
+                    FutureRecord::to("codecs")
+                        .key(&key)
+                        .payload(&value)
+                        .headers(OwnedHeaders::new().insert(Header {
+                            key: "codec",
+                            value: Some(codec),
+                        })),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+            }
+        });
+        for r in futures::future::join_all(sends).await {
+            r.unwrap_or_else(|e| panic!("{codec}: {e}"));
+        }
+    }
+    let c = consumer(&bs, None);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("codecs", 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let got = poll_n(&c, codecs.len() * per, Duration::from_secs(60));
+    assert_eq!(got.len(), codecs.len() * per, "every record comes back");
+    let offsets: Vec<i64> = got.iter().map(|g| g.1).collect();
+    assert_eq!(
+        offsets,
+        (0..got.len() as i64).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    let mut seen = BTreeSet::new();
+    for (_, _, key, value, headers) in &got {
+        let value = String::from_utf8(value.clone()).unwrap();
+        let codec = value.split('-').next().unwrap().to_string();
+        let i: usize = value.split('-').nth(1).unwrap().parse().unwrap();
+        assert_eq!(key.as_deref(), Some(format!("k{i}").as_bytes()));
+        assert_eq!(
+            headers,
+            &vec![("codec".to_string(), codec.clone().into_bytes())]
+        );
+        assert!(seen.insert((codec, i)), "no duplicates");
+    }
+    // Our own fetch sees the same records, in the batches librdkafka
+    // compressed: the bytes stored are the bytes the producer sent.
+    let mut records = b.records().await;
+    let fetched = records
+        .fetch(v1::FetchRequest {
+            topics: vec![v1::FetchTopic {
+                topic: "codecs".into(),
+                partitions: vec![v1::FetchPartition {
+                    partition: 0,
+                    offset: 0,
+                    max_bytes: 0,
+                }],
+            }],
+            max_bytes: 64 << 20,
+            decode: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let n = fetched.topics[0].partitions[0].records.len();
+    assert!(n > 0 && n <= codecs.len() * per);
+}
+
+/// Group members' current assignments, polled until `done` or `limit`.
+fn assignment(c: &BaseConsumer) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|t| t.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_them() {
+    let (_dir, b) = start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let bs = bootstrap(&b);
+    create_topic(&bs, "grouped", 6).await;
+    let p = producer(&bs, "lz4");
+    let total = 600;
+    let sends = (0..total).map(|i| {
+        let p = p.clone();
+        async move {
+            let v = format!("{i}");
+            p.send(
+                FutureRecord::to("grouped").key(&v).payload(&v),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        r.unwrap();
+    }
+    let members: Vec<BaseConsumer> = (0..3).map(|_| consumer(&bs, Some("g3"))).collect();
+    for m in &members {
+        m.subscribe(&["grouped"]).unwrap();
+    }
+    // Poll everyone until the six partitions are split three ways.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for m in &members {
+            for (_, _, _, v, _) in poll_n(m, 50, Duration::from_millis(50)) {
+                *seen.entry(String::from_utf8(v).unwrap()).or_default() += 1;
+            }
+        }
+        let sets: Vec<BTreeSet<i32>> = members.iter().map(assignment).collect();
+        let all: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+        if sets.iter().all(|s| s.len() == 2) && all.len() == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 3-way split: {sets:?}");
+    }
+    // One leaves; the other two take its partitions.
+    let mut members = members;
+    let gone = members.pop().unwrap();
+    drop(gone);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for m in &members {
+            for (_, _, _, v, _) in poll_n(m, 50, Duration::from_millis(50)) {
+                *seen.entry(String::from_utf8(v).unwrap()).or_default() += 1;
+            }
+        }
+        let sets: Vec<BTreeSet<i32>> = members.iter().map(assignment).collect();
+        if sets.iter().all(|s| s.len() == 3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 2-way split: {sets:?}");
+    }
+    // A new member joins and the three share again; then read the rest.
+    members.push(consumer(&bs, Some("g3")));
+    members[2].subscribe(&["grouped"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for m in &members {
+            for (_, _, _, v, _) in poll_n(m, 100, Duration::from_millis(50)) {
+                *seen.entry(String::from_utf8(v).unwrap()).or_default() += 1;
+            }
+        }
+        let sets: Vec<BTreeSet<i32>> = members.iter().map(assignment).collect();
+        if sets.iter().all(|s| s.len() == 2) && seen.len() == total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rejoin: {sets:?}, {} of {total} seen",
+            seen.len()
+        );
+    }
+    for i in 0..total {
+        assert!(
+            seen.contains_key(&i.to_string()),
+            "record {i} was never consumed"
+        );
+    }
+    // Commit where each member is, synchronously, with metadata...
+    for m in &members {
+        let mut tpl = TopicPartitionList::new();
+        for p in assignment(m) {
+            tpl.add_partition_offset("grouped", p, Offset::Offset(100))
+                .unwrap();
+        }
+        m.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+    // ...and our own client reads those commits.
+    let mut groups = strata_proto::v1::groups_client::GroupsClient::new(b.channel().await);
+    let offsets = groups
+        .fetch_offsets(v1::FetchOffsetsRequest {
+            group: "g3".into(),
+            partitions: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offsets;
+    let committed: BTreeMap<u32, i64> = offsets.iter().map(|o| (o.partition, o.offset)).collect();
+    assert_eq!(committed, (0..6).map(|p| (p, 100)).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_creates_describes_alters_grows_and_deletes_topics() {
+    let (_dir, b) = start(&[]);
+    let bs = bootstrap(&b);
+    let a = admin(&bs);
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let created = a
+        .create_topics(
+            &[NewTopic::new("adm", 2, TopicReplication::Fixed(1)).set("retention.ms", "3600000")],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let again = a
+        .create_topics(
+            &[NewTopic::new("adm", 2, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again[0], Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) if t == "adm"),
+        "{again:?}"
+    );
+    let bad = a
+        .create_topics(
+            &[NewTopic::new("three", 1, TopicReplication::Fixed(3))],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &bad[0],
+            Err((
+                _,
+                rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor
+            ))
+        ),
+        "{bad:?}"
+    );
+
+    let described = a
+        .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
+        .await
+        .unwrap();
+    let res = described[0].as_ref().unwrap();
+    let entries = res.entry_map();
+    assert_eq!(entries["retention.ms"].value.as_deref(), Some("3600000"));
+    assert!(!entries["retention.ms"].is_default);
+    assert!(entries["segment.bytes"].is_default);
+
+    let altered = a
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic("adm")).set("retention.ms", "7200000")],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    let described = a
+        .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
+        .await
+        .unwrap();
+    let value = described[0].as_ref().unwrap().entry_map()["retention.ms"]
+        .value
+        .clone();
+    assert_eq!(value.as_deref(), Some("7200000"));
+    let refused = a
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic("adm")).set("no.such.key", "1")],
+            &opts,
+        )
+        .await
+        .unwrap();
+    // (The rdkafka crate reports every AlterConfigs resource as Ok, so the
+    // refusal shows in what it left alone: nothing of that request.)
+    assert_eq!(refused.len(), 1);
+    let described = a
+        .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
+        .await
+        .unwrap();
+    let entries = described[0].as_ref().unwrap().entry_map();
+    assert!(!entries.contains_key("no.such.key"));
+    assert_eq!(
+        entries["retention.ms"].value.as_deref(),
+        Some("7200000"),
+        "a refused alter changes nothing"
+    );
+
+    let grown = a
+        .create_partitions(&[NewPartitions::new("adm", 5)], &opts)
+        .await
+        .unwrap();
+    assert!(grown[0].is_ok(), "{grown:?}");
+    let mut admin_grpc = b.admin().await;
+    let topic = admin_grpc
+        .describe_topic(v1::DescribeTopicRequest { name: "adm".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topic.topic.unwrap().partitions.len(), 5);
+
+    let deleted = a.delete_topics(&["adm"], &opts).await.unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    let missing = a.delete_topics(&["adm"], &opts).await.unwrap();
+    assert!(
+        matches!(
+            &missing[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition))
+        ),
+        "{missing:?}"
+    );
+}
