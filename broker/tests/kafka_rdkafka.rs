@@ -415,3 +415,111 @@ async fn admin_creates_describes_alters_grows_and_deletes_topics() {
         "{missing:?}"
     );
 }
+
+/// A port free now on 127.0.0.1 (for a broker restarted on the same
+/// Kafka address, which the producer's bootstrap list names).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_an_idempotent_producer_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kafka = format!("127.0.0.1:{}", free_port());
+    let flags = ["--kafka-listen", kafka.as_str()];
+    let mut b = BrokerProcess::start_in(&data, &flags);
+    create_topic(&kafka, "crash", 2).await;
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("retry.backoff.ms", "50")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    let total = 4000usize;
+    // How many sends are answered so far, watched by the test.
+    let (acked, mut acked_rx) = tokio::sync::watch::channel(0usize);
+    let acked = std::sync::Arc::new(acked);
+    let sender = {
+        let (p, acked) = (p.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut pending = futures::stream::FuturesUnordered::new();
+            for i in 0..total {
+                let (p, acked) = (p.clone(), acked.clone());
+                pending.push(async move {
+                    let v = i.to_string();
+                    let r = p
+                        .send(
+                            FutureRecord::to("crash").key(&v).payload(&v),
+                            Duration::from_secs(120),
+                        )
+                        .await;
+                    acked.send_modify(|n| *n += 1);
+                    r.map(|_| i).map_err(|(e, _)| e)
+                });
+                // A bounded number in flight, so the kill lands mid-stream.
+                while pending.len() >= 200 {
+                    use futures::StreamExt;
+                    pending.next().await.unwrap().unwrap();
+                }
+            }
+            use futures::StreamExt;
+            while let Some(r) = pending.next().await {
+                r.unwrap();
+            }
+        })
+    };
+    // Kill once a share is acknowledged, while the rest is in flight.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        acked_rx.wait_for(|n| *n >= total / 4),
+    )
+    .await
+    .expect("no progress before the kill")
+    .unwrap();
+    b.kill9();
+    assert!(
+        *acked_rx.borrow() < total,
+        "the kill landed with sends in flight"
+    );
+    let again = kafka.clone();
+    let b = tokio::task::spawn_blocking(move || {
+        BrokerProcess::start_in(&data, &["--kafka-listen", again.as_str()])
+    })
+    .await
+    .unwrap();
+    sender
+        .await
+        .expect("every send is acknowledged after the restart");
+    let c = consumer(&bootstrap(&b), None);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("crash", 0, Offset::Beginning)
+        .unwrap();
+    tpl.add_partition_offset("crash", 1, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let got = poll_n(&c, total, Duration::from_secs(60));
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for (_, _, _, v, _) in &got {
+        *counts
+            .entry(String::from_utf8(v.clone()).unwrap().parse().unwrap())
+            .or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..total).filter(|i| !counts.contains_key(i)).collect();
+    let doubled: Vec<usize> = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(i, _)| *i)
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    assert!(doubled.is_empty(), "written twice: {doubled:?}");
+    // Nothing more arrives: exactly `total` records are stored.
+    assert!(poll_n(&c, 1, Duration::from_millis(500)).is_empty());
+}
