@@ -1004,36 +1004,6 @@ async fn health_reports_serving_and_a_second_broker_cannot_take_the_directory() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_lists_our_services() {
-    use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
-    let (_d, b) = start();
-    let mut client = ServerReflectionClient::new(b.channel().await);
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut resp = client
-        .server_reflection_info(futures::stream::iter(vec![req]))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        resp.next().await.unwrap().unwrap().message_response
-    else {
-        panic!("expected a service list");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"strata.v1.Records".to_string()),
-        "{names:?}"
-    );
-    assert!(names.contains(&"strata.v1.Admin".to_string()), "{names:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_come_from_flags_then_environment_then_the_toml_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("strata.toml");

@@ -373,3 +373,134 @@ fn the_container_setup_works_from_the_environment_alone() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "SERVING\n");
     assert!(dir.path().join("data/broker.lock").exists());
 }
+
+#[test]
+fn produce_from_a_file_with_a_delimiter_then_consume_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    assert!(strata(&b, &["topic", "create", "f", "--partitions", "2"], None).0);
+    // NUL-separated records, one holding a newline.
+    let file = dir.path().join("records");
+    std::fs::write(&file, b"one\0two\nlines\0three").unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, _, err) = strata(
+        &b,
+        &[
+            "produce",
+            "f",
+            "--file",
+            path,
+            "--delimiter",
+            "\\0",
+            "--partition",
+            "1",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    // --exit-at-end: every partition read to where it ended, then exit
+    // (partition 0 is empty, so it is at its end at once).
+    let (ok, out, err) = strata(
+        &b,
+        &["consume", "f", "--from-beginning", "--exit-at-end"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "one\ntwo\nlines\nthree\n");
+    // --offset -N: the last N of each partition.
+    let (ok, out, err) = strata(
+        &b,
+        &[
+            "consume",
+            "f",
+            "--partition",
+            "1",
+            "--offset",
+            "-2",
+            "--exit-at-end",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "two\nlines\nthree\n");
+    // An offset past the end: said on stderr, started at the end.
+    let (ok, out, err) = strata(
+        &b,
+        &[
+            "consume",
+            "f",
+            "--partition",
+            "1",
+            "--offset",
+            "100",
+            "--exit-at-end",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("offset 100 is out of range for f/1") && err.contains("starting at 3"),
+        "{err}"
+    );
+    // A bad delimiter and a missing file are errors that say so.
+    let (ok, _, err) = strata(&b, &["produce", "f", "--delimiter", "\\q"], Some("x"));
+    assert!(!ok && err.contains("--delimiter"), "{err}");
+    let (ok, _, err) = strata(&b, &["produce", "f", "--file", "/no/such/file"], None);
+    assert!(!ok && err.contains("/no/such/file"), "{err}");
+}
+
+#[test]
+fn consume_from_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    assert!(strata(&b, &["topic", "create", "tm", "--partitions", "1"], None).0);
+    assert!(strata(&b, &["produce", "tm"], Some("early\n")).0);
+    let (ok, out, err) = strata(
+        &b,
+        &[
+            "consume",
+            "tm",
+            "--from-beginning",
+            "--exit-at-end",
+            "--format",
+            "%t",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let early_ms: i64 = out.trim().parse().unwrap();
+    // The clock moves past the first record's millisecond before the next.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        <= early_ms
+    {
+        std::hint::spin_loop();
+    }
+    assert!(strata(&b, &["produce", "tm"], Some("late\n")).0);
+    let after = (early_ms + 1).to_string();
+    let (ok, out, err) = strata(
+        &b,
+        &["consume", "tm", "--from-time", &after, "--exit-at-end"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "late\n");
+    let (ok, out, _) = strata(
+        &b,
+        &[
+            "consume",
+            "tm",
+            "--from-time",
+            "1970-01-02T00:00:00Z",
+            "--exit-at-end",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(out, "early\nlate\n");
+    let (ok, _, err) = strata(&b, &["consume", "tm", "--from-time", "yesterday"], None);
+    assert!(!ok && err.contains("--from-time"), "{err}");
+}

@@ -194,10 +194,16 @@ pub async fn run(
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // Reflection in both versions: grpcurl and most tools speak v1, but
+    // Python's grpcio-reflection and older GUI clients only v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building the v1alpha reflection service")?;
     let request_max = args.request_bytes_max as usize;
     // A fetch response holds up to fetch_bytes_max of batches plus framing.
     let response_max = args.fetch_bytes_max as usize + (1 << 20);
@@ -276,6 +282,7 @@ pub async fn run(
         .max_concurrent_streams(args.streams_per_connection_max)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(admin)
         .add_service(records)
         .add_service(groups)

@@ -11,16 +11,12 @@
 //! strata group reset-offsets billing --topic orders --to-earliest
 //! ```
 
-use std::io::{BufRead, Write};
+mod consume;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
 use serde_json::json;
-use strata_client::{
-    Acks, Client, Compression, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig,
-    ProducerRecord, ResetSpec, Seek,
-};
+use strata_client::{Acks, Client, Compression, ProducerConfig, ProducerRecord, ResetSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,10 +42,11 @@ enum Command {
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topic(TopicCommand),
-    /// Produce one record per line of standard input.
+    /// Produce one record per line of standard input (or --file), or per
+    /// --delimiter.
     Produce(ProduceArgs),
     /// Write records to standard output, one per line.
-    Consume(ConsumeArgs),
+    Consume(consume::ConsumeArgs),
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -154,36 +151,75 @@ struct ProduceArgs {
     /// Compress each batch: none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     compression: String,
+    /// Read records from this file instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    file: Option<std::path::PathBuf>,
+    /// What ends each record (default: a newline). Escapes \n, \t, \0
+    /// and \\ are understood, so --delimiter '\0' reads NUL-separated
+    /// records.
+    #[arg(long, value_name = "DELIM")]
+    delimiter: Option<String>,
 }
 
-#[derive(Debug, clap::Args)]
-struct ConsumeArgs {
-    topic: String,
-    /// Start at the first record (default: only new records).
-    #[arg(long, conflicts_with = "offset")]
-    from_beginning: bool,
-    /// Start at this offset (with --partition, or on every partition).
-    #[arg(long)]
-    offset: Option<i64>,
-    /// Read only this partition.
-    #[arg(long, conflicts_with = "group")]
-    partition: Option<u32>,
-    /// Consume as a member of this consumer group: the broker assigns the
-    /// partitions, and what is printed is committed. Without a committed
-    /// offset a partition starts at the end (or the beginning with
-    /// --from-beginning).
-    #[arg(long, conflicts_with = "offset")]
-    group: Option<String>,
-    /// Exit after this many records.
-    #[arg(long)]
-    max_messages: Option<u64>,
-    /// Output template: %k key, %v value, %p partition, %o offset, %t
-    /// timestamp, %h headers, %% a percent sign.
-    #[arg(long, conflicts_with = "json")]
-    format: Option<String>,
-    /// One JSON object per record.
-    #[arg(long)]
-    json: bool,
+/// A delimiter from the command line, with its escapes read.
+fn delimiter(d: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let Some(d) = d else {
+        return Ok(vec![b'\n']);
+    };
+    let mut out = Vec::new();
+    let mut chars = d.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('n') => out.push(b'\n'),
+                Some('t') => out.push(b'\t'),
+                Some('0') => out.push(0),
+                Some('\\') => out.push(b'\\'),
+                other => bail!(
+                    "--delimiter {d:?}: unknown escape \\{}",
+                    other.map(String::from).unwrap_or_default()
+                ),
+            },
+            (c, false) => out.extend(c.to_string().as_bytes()),
+        }
+    }
+    if out.is_empty() {
+        bail!("--delimiter must not be empty");
+    }
+    Ok(out)
+}
+
+/// Splits `input` into records ending at `delim` (the last one may lack
+/// it), on a thread of its own, into `tx`.
+fn read_records(
+    mut input: impl std::io::BufRead,
+    delim: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<String>>,
+) {
+    let last = *delim.last().expect("a delimiter is not empty");
+    let mut record = Vec::new();
+    loop {
+        let mut chunk = Vec::new();
+        match input.read_until(last, &mut chunk) {
+            Ok(0) => break,
+            Ok(_) => record.extend_from_slice(&chunk),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+        if record.ends_with(&delim) {
+            record.truncate(record.len() - delim.len());
+            let text = String::from_utf8_lossy(&record).into_owned();
+            record.clear();
+            if tx.blocking_send(Ok(text)).is_err() {
+                return;
+            }
+        }
+    }
+    if !record.is_empty() {
+        let _ = tx.blocking_send(Ok(String::from_utf8_lossy(&record).into_owned()));
+    }
 }
 
 fn key_values(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -195,44 +231,6 @@ fn key_values(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 .with_context(|| format!("{p:?} is not KEY=VALUE"))
         })
         .collect()
-}
-
-fn text(b: &Option<bytes::Bytes>) -> String {
-    b.as_deref()
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
-}
-
-fn render(r: &ConsumerRecord, format: &str) -> String {
-    let mut out = String::new();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('k') => out.push_str(&text(&r.key)),
-            Some('v') => out.push_str(&text(&r.value)),
-            Some('p') => out.push_str(&r.partition.to_string()),
-            Some('o') => out.push_str(&r.offset.to_string()),
-            Some('t') => out.push_str(&r.timestamp_ms.to_string()),
-            Some('h') => out.push_str(
-                &r.headers
-                    .iter()
-                    .map(|h| format!("{}={}", h.key, text(&h.value)))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
 }
 
 async fn topic(client: &Client, cmd: TopicCommand) -> anyhow::Result<()> {
@@ -361,12 +359,17 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
     // as many at a time as have arrived: a pipe goes out in large calls,
     // a line typed by hand at once.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(LINES_PER_CALL);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
+    let delim = delimiter(args.delimiter.as_deref())?;
+    let file = match &args.file {
+        Some(path) => Some(
+            std::fs::File::open(path)
+                .with_context(|| format!("opening --file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    std::thread::spawn(move || match file {
+        Some(f) => read_records(std::io::BufReader::new(f), delim, tx),
+        None => read_records(std::io::stdin().lock(), delim, tx),
     });
     let topic: std::sync::Arc<str> = args.topic.as_str().into();
     let mut pending = Vec::new();
@@ -380,7 +383,7 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
         }
         let mut records = Vec::with_capacity(lines.len());
         for line in lines {
-            let line = line.context("reading standard input")?;
+            let line = line.context("reading the records")?;
             let (key, value) = match &args.key_separator {
                 Some(sep) => match line.split_once(sep.as_str()) {
                     Some((k, v)) => (Some(k.to_string()), v.to_string()),
@@ -421,122 +424,17 @@ async fn produce(client: &Client, args: ProduceArgs) -> anyhow::Result<()> {
 /// Lines `strata produce` hands the producer in one call, at most.
 const LINES_PER_CALL: usize = 1024;
 
-fn line(r: &ConsumerRecord, args: &ConsumeArgs) -> anyhow::Result<String> {
-    Ok(if args.json {
-        serde_json::to_string(&json!({
-            "topic": r.topic,
-            "partition": r.partition,
-            "offset": r.offset,
-            "timestamp_ms": r.timestamp_ms,
-            "key": r.key.as_ref().map(|_| text(&r.key)),
-            "value": r.value.as_ref().map(|_| text(&r.value)),
-            "headers": r.headers.iter().map(|h| json!({"key": h.key, "value": h.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())})).collect::<Vec<_>>(),
-        }))?
-    } else {
-        render(r, args.format.as_deref().unwrap_or("%v"))
-    })
-}
-
-/// `consume --group`: poll, print, commit what was printed. Ctrl-C commits
-/// and leaves the group.
-async fn consume_group(client: &Client, group: &str, args: &ConsumeArgs) -> anyhow::Result<()> {
-    let mut consumer = client.consumer(ConsumerConfig {
-        offset_reset: if args.from_beginning {
-            OffsetReset::Earliest
-        } else {
-            OffsetReset::Latest
-        },
-        // Commit exactly what was printed, not what poll returned.
-        auto_commit: false,
-        client_id: "strata-cli".into(),
-        ..ConsumerConfig::default()
-    });
-    consumer.subscribe(group, &[args.topic.as_str()]).await?;
-    let mut seen = 0u64;
-    let stdout = std::io::stdout();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    'poll: while args.max_messages.is_none_or(|m| seen < m) {
-        let records = tokio::select! {
-            r = consumer.poll() => r?,
-            _ = &mut interrupted => break,
-        };
-        let mut printed: std::collections::BTreeMap<(String, u32), i64> = Default::default();
-        let mut closed = false;
-        for r in &records {
-            let text = line(r, args)?;
-            let mut out = stdout.lock();
-            if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
-                closed = true; // The reader went away (a closed pipe).
-                break;
-            }
-            printed.insert((r.topic.clone(), r.partition), r.offset + 1);
-            seen += 1;
-            if args.max_messages.is_some_and(|m| seen >= m) {
-                break;
-            }
-        }
-        let offsets: Vec<(String, u32, i64)> =
-            printed.into_iter().map(|((t, p), o)| (t, p, o)).collect();
-        consumer.commit_offsets(&offsets).await?;
-        if closed {
-            break 'poll;
-        }
-    }
-    consumer.close().await?;
-    Ok(())
-}
-
-async fn consume(client: &Client, args: ConsumeArgs) -> anyhow::Result<()> {
-    if let Some(group) = &args.group {
-        if args.max_messages == Some(0) {
-            return Ok(());
-        }
-        return consume_group(client, group, &args).await;
-    }
-    let mut consumer = client.consumer(ConsumerConfig {
-        offset_reset: OffsetReset::Earliest,
-        ..ConsumerConfig::default()
-    });
-    let start = match (args.offset, args.from_beginning) {
-        (Some(o), _) => Seek::Offset(o),
-        (None, true) => Seek::Beginning,
-        (None, false) => Seek::End,
-    };
-    match args.partition {
-        Some(p) => consumer.assign(&args.topic, p, start).await?,
-        None => consumer.assign_topic(&args.topic, start).await?,
-    }
-    if args.max_messages == Some(0) {
-        return Ok(());
-    }
-    let mut records = consumer.into_stream();
-    let mut seen = 0u64;
-    let stdout = std::io::stdout();
-    while let Some(r) = records.next().await {
-        let line = line(&r?, &args)?;
-        let mut out = stdout.lock();
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-            return Ok(()); // The reader went away (a closed pipe).
-        }
-        seen += 1;
-        if args.max_messages.is_some_and(|m| seen >= m) {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn parse_datetime(s: &str) -> anyhow::Result<i64> {
+/// A time given as RFC 3339 or as milliseconds since 1970.
+fn parse_datetime(flag: &str, s: &str) -> anyhow::Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
     let t = humantime::parse_rfc3339_weak(s).with_context(|| {
-        format!("--to-datetime {s:?} is neither RFC 3339 (2026-11-26T09:00:00Z) nor milliseconds")
+        format!("{flag} {s:?} is neither RFC 3339 (2026-11-26T09:00:00Z) nor milliseconds")
     })?;
     let ms = t
         .duration_since(std::time::UNIX_EPOCH)
-        .context("--to-datetime is before 1970")?
+        .with_context(|| format!("{flag} is before 1970"))?
         .as_millis();
     Ok(ms as i64)
 }
@@ -651,7 +549,7 @@ async fn group(client: &Client, cmd: GroupCommand) -> anyhow::Result<()> {
             let to = match (to_earliest, to_latest, to_datetime, to_offset) {
                 (true, ..) => ResetSpec::Earliest,
                 (_, true, ..) => ResetSpec::Latest,
-                (_, _, Some(dt), _) => ResetSpec::Timestamp(parse_datetime(&dt)?),
+                (_, _, Some(dt), _) => ResetSpec::Timestamp(parse_datetime("--to-datetime", &dt)?),
                 (_, _, _, Some(o)) => ResetSpec::Offset(o),
                 _ => {
                     bail!("say where to: --to-earliest, --to-latest, --to-datetime or --to-offset")
@@ -710,7 +608,7 @@ async fn main() {
         match cli.command {
             Command::Topic(cmd) => topic(&client, cmd).await,
             Command::Produce(args) => produce(&client, args).await,
-            Command::Consume(args) => consume(&client, args).await,
+            Command::Consume(args) => consume::consume(&client, args).await,
             Command::Group(cmd) => group(&client, cmd).await,
             Command::Health => unreachable!("answered above"),
         }
