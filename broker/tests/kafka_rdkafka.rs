@@ -45,13 +45,23 @@ fn producer(bootstrap: &str, codec: &str) -> FutureProducer {
 }
 
 fn consumer(bootstrap: &str, group: Option<&str>) -> BaseConsumer {
+    consumer_of(bootstrap, group, "classic")
+}
+
+/// A consumer of `group` speaking `protocol`: "classic" (JoinGroup and
+/// SyncGroup, the client assigns) or "consumer" (KIP-848, the broker
+/// assigns; its session and heartbeat are the broker's settings).
+fn consumer_of(bootstrap: &str, group: Option<&str>, protocol: &str) -> BaseConsumer {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "300")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        .set("group.protocol", protocol);
+    if protocol == "classic" {
+        c.set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "300");
+    }
     c.set("group.id", group.unwrap_or("unused"));
     c.create().expect("consumer")
 }
@@ -192,8 +202,25 @@ fn assignment(c: &BaseConsumer) -> BTreeSet<i32> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_them() {
-    let (_dir, b) = start(&["--group-initial-rebalance-delay-ms", "0"]);
+async fn a_classic_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_them() {
+    group_of_three("classic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip_848_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_them() {
+    group_of_three("consumer").await;
+}
+
+/// Three members share six partitions; one leaves and two share them,
+/// a new one joins and three share them again; every record is read,
+/// and the commits are what our own client reads back.
+async fn group_of_three(protocol: &str) {
+    let (_dir, b) = start(&[
+        "--group-initial-rebalance-delay-ms",
+        "0",
+        "--group-heartbeat-interval-ms",
+        "200",
+    ]);
     let bs = bootstrap(&b);
     create_topic(&bs, "grouped", 6).await;
     let p = producer(&bs, "lz4");
@@ -213,7 +240,9 @@ async fn a_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_
     for r in futures::future::join_all(sends).await {
         r.unwrap();
     }
-    let members: Vec<BaseConsumer> = (0..3).map(|_| consumer(&bs, Some("g3"))).collect();
+    let members: Vec<BaseConsumer> = (0..3)
+        .map(|_| consumer_of(&bs, Some("g3"), protocol))
+        .collect();
     for m in &members {
         m.subscribe(&["grouped"]).unwrap();
     }
@@ -251,7 +280,7 @@ async fn a_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_
         assert!(Instant::now() < deadline, "no 2-way split: {sets:?}");
     }
     // A new member joins and the three share again; then read the rest.
-    members.push(consumer(&bs, Some("g3")));
+    members.push(consumer_of(&bs, Some("g3"), protocol));
     members[2].subscribe(&["grouped"]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -298,6 +327,36 @@ async fn a_consumer_group_of_three_rebalances_and_commits_where_our_client_sees_
         .offsets;
     let committed: BTreeMap<u32, i64> = offsets.iter().map(|o| (o.partition, o.offset)).collect();
     assert_eq!(committed, (0..6).map(|p| (p, 100)).collect());
+    // The other protocol cannot use the group's name meanwhile: the
+    // broker refuses it (INCONSISTENT_GROUP_PROTOCOL, which librdkafka
+    // hands the application for a JoinGroup and retries quietly for a
+    // ConsumerGroupHeartbeat), and it never gets a partition.
+    let other = if protocol == "classic" {
+        "consumer"
+    } else {
+        "classic"
+    };
+    let intruder = consumer_of(&bs, Some("g3"), other);
+    intruder.subscribe(&["grouped"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match intruder.poll(Duration::from_millis(100)) {
+            Some(Err(e)) => {
+                assert!(e.to_string().to_lowercase().contains("inconsistent"), "{e}");
+                break;
+            }
+            Some(Ok(m)) => panic!(
+                "a {other} member of a {protocol} group read {:?}",
+                m.offset()
+            ),
+            None if b.stderr().contains("refused: the group's members use the") => break,
+            None => assert!(
+                Instant::now() < deadline,
+                "the {other} member was never refused"
+            ),
+        }
+    }
+    assert!(assignment(&intruder).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,10 +118,14 @@ fn api_versions_lists_what_is_served_and_falls_back_to_v0() {
         "librdkafka needs it for lz4"
     );
     assert!(range(ApiKey::InitProducerId).is_some(), "idempotence");
-    let offsets = range(ApiKey::OffsetCommit).unwrap();
-    assert!(
-        offsets.1 < 9,
-        "KIP-848 is not advertised through OffsetCommit 9"
+    // KIP-848: librdkafka uses it only with OffsetCommit/OffsetFetch 9+.
+    assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));
+    assert_eq!(range(ApiKey::OffsetCommit).map(|r| r.1), Some(9));
+    assert_eq!(range(ApiKey::OffsetFetch).map(|r| r.1), Some(9));
+    assert_eq!(
+        range(ApiKey::Metadata).map(|r| r.1),
+        Some(12),
+        "topic ids (10+) for KIP-848"
     );
     for unserved in [
         ApiKey::AddPartitionsToTxn,

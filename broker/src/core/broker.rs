@@ -26,7 +26,8 @@ use super::budget::ResponseBudget;
 use super::config::{DurabilityKind, Limits, SharedBounds, TopicConfig, TopicDefaults};
 use super::error::{BrokerError, Result};
 use super::partition::Partition;
-use super::topic::{self, TopicMeta, remove_children, remove_tmp_files};
+pub use super::topic::Topic;
+use super::topic::{self, TopicMeta, TopicState, remove_children, remove_tmp_files};
 use crate::storage::checkpoint;
 use crate::storage::vfs::{self, Fs, LockGuard, Vfs};
 use crate::storage::{Log, StorageError};
@@ -88,75 +89,6 @@ pub struct BrokerOptions {
     /// The file system under `data_dir`: the real one, or a simulated
     /// disk in tests.
     pub fs: Fs,
-}
-
-#[derive(Debug)]
-struct TopicState {
-    meta: TopicMeta,
-    config: TopicConfig,
-}
-
-/// One topic.
-#[derive(Debug)]
-pub struct Topic {
-    name: Arc<str>,
-    dir: PathBuf,
-    state: Mutex<TopicState>,
-    partitions: RwLock<Vec<Arc<Partition>>>,
-    /// Why the topic's metadata could not be read, if it could not.
-    damaged: Option<String>,
-}
-
-impl Topic {
-    /// The topic's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its partitions, in order.
-    pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().expect("partitions lock").clone()
-    }
-
-    /// The effective config.
-    pub fn config(&self) -> TopicConfig {
-        self.state.lock().expect("topic lock").config.clone()
-    }
-
-    /// The keys set on this topic.
-    pub fn overrides(&self) -> BTreeMap<String, String> {
-        self.state
-            .lock()
-            .expect("topic lock")
-            .meta
-            .overrides
-            .clone()
-    }
-
-    /// Why the topic is unusable, if it is.
-    pub fn damage(&self) -> Option<&str> {
-        self.damaged.as_deref()
-    }
-
-    /// Partition `id`.
-    pub fn partition(&self, id: u32) -> Result<Arc<Partition>> {
-        if let Some(reason) = &self.damaged {
-            return Err(BrokerError::PartitionFailed {
-                topic: self.name.to_string(),
-                partition: id,
-                reason: reason.clone(),
-            });
-        }
-        let parts = self.partitions.read().expect("partitions lock");
-        parts
-            .get(id as usize)
-            .cloned()
-            .ok_or_else(|| BrokerError::UnknownPartition {
-                topic: self.name.to_string(),
-                partition: id,
-                count: parts.len() as u32,
-            })
-    }
 }
 
 /// All topics of one broker.
@@ -345,7 +277,7 @@ impl Broker {
         remove_tmp_files(fs, &dir)?;
         let (meta, config, damaged) = match TopicMeta::read(fs, &dir)? {
             Ok(meta) => match TopicConfig::resolve_stored(&options.defaults, &meta.overrides) {
-                Ok(config) => (meta, config, None),
+                Ok(config) => (topic::with_id(fs, &dir, meta), config, None),
                 Err(e) => {
                     let config = TopicConfig::from_defaults(&options.defaults);
                     (meta, config, Some(format!("stored config is invalid: {e}")))
@@ -356,6 +288,7 @@ impl Broker {
                 let meta = TopicMeta {
                     partitions: 0,
                     overrides: BTreeMap::new(),
+                    id: None,
                 };
                 (
                     meta,
@@ -432,6 +365,13 @@ impl Broker {
     }
 
     /// All topics, sorted by name.
+    /// The topic with this id (Kafka clients name topics by id).
+    pub fn topic_by_id(&self, id: [u8; 16]) -> Option<Arc<Topic>> {
+        let topics = self.topics.read().expect("topics lock");
+        topics.values().find(|t| t.id() == id).cloned()
+    }
+
+    /// Every topic.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         self.topics
             .read()
@@ -561,6 +501,7 @@ impl Broker {
         let meta = TopicMeta {
             partitions,
             overrides,
+            id: Some(topic::new_id()),
         };
         meta.write(fs, &staging)?;
         sync_dir(fs, &staging)?;

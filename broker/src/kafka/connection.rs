@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::frame::{self, ParseError, Request};
-use super::{Kafka, admin, fetch, groups, metadata, produce, versions};
+use super::{Kafka, admin, consumer_group, fetch, groups, metadata, produce, versions};
 
 /// Answers a connection may have due (written, not yet sent) before the
 /// broker stops reading its requests: back-pressure, not an error.
@@ -135,6 +135,7 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
         body,
     } = req;
     let v = version;
+    tracing::debug!(%peer, ?api, version, correlation_id, client = %client_id, "kafka request");
     let done = |body: ResponseKind| ready(api, v, correlation_id, body);
     match body {
         RequestKind::ApiVersions(_) => done(versions::api_versions(None).into()),
@@ -163,6 +164,11 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
         RequestKind::ListGroups(r) => done(groups::list_groups(k, r).into()),
         RequestKind::DescribeGroups(r) => done(groups::describe_groups(k, r, v).into()),
         RequestKind::DeleteGroups(r) => done(groups::delete_groups(k, r).await.into()),
+        RequestKind::ConsumerGroupHeartbeat(r) => done(
+            consumer_group::heartbeat(k, r, &client_id, peer)
+                .await
+                .into(),
+        ),
         other => {
             // frame::parse admits only served APIs, and each has an arm.
             tracing::error!(?api, request = ?std::mem::discriminant(&other), "no handler for a served kafka api");

@@ -175,12 +175,18 @@ pub async fn offset_commit(
     _version: i16,
 ) -> OffsetCommitResponse {
     let group = r.group_id.to_string();
-    let whole = k
-        .coordinator
-        .classic()
-        .check_commit(&group, &r.member_id, r.generation_id_or_member_epoch)
-        .err()
-        .map(|e| of_classic(&e));
+    // A consumer-protocol (KIP-848) group checks the member and its epoch
+    // in the coordinator; a classic one its generation here.
+    let consumer_protocol = k.coordinator.member_count(&group) > 0;
+    let whole = if consumer_protocol {
+        None
+    } else {
+        k.coordinator
+            .classic()
+            .check_commit(&group, &r.member_id, r.generation_id_or_member_epoch)
+            .err()
+            .map(|e| of_classic(&e))
+    };
     let max = k.coordinator.settings().commit_metadata_bytes_max as usize;
     // Each partition's early refusal, or its place in the commit.
     let mut plan: Vec<(TopicName, Vec<Refusal>)> = Vec::new();
@@ -213,14 +219,27 @@ pub async fn offset_commit(
         Ok(())
     } else {
         let c = k.coordinator.clone();
-        tokio::task::spawn_blocking(move || c.commit(&group, Committer::Standalone, offsets, true))
-            .await
-            .map_err(|e| BrokerError::Internal(format!("commit task: {e}")))
-            .and_then(|r| r)
+        let (member, epoch) = (r.member_id.to_string(), r.generation_id_or_member_epoch);
+        tokio::task::spawn_blocking(move || {
+            let committer = if consumer_protocol {
+                Committer::Member { id: &member, epoch }
+            } else {
+                Committer::Standalone
+            };
+            c.commit(&group, committer, offsets, true)
+        })
+        .await
+        .map_err(|e| BrokerError::Internal(format!("commit task: {e}")))
+        .and_then(|r| r)
     };
     let failed = committed.err().map(|e| {
         tracing::info!(error = %e, "kafka offset commit refused");
-        of(&e)
+        match e {
+            BrokerError::Fenced(crate::core::groups::Fenced::StaleEpoch { .. }) => {
+                E::StaleMemberEpoch
+            }
+            e => of(&e),
+        }
     });
     let mut out = OffsetCommitResponse::default();
     for (name, parts) in plan {

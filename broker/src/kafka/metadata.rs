@@ -40,6 +40,7 @@ fn topic_entry(t: &Topic) -> MetadataResponseTopic {
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name().to_string()))))
+        .with_topic_id(uuid::Uuid::from_bytes(t.id()))
         .with_partitions(partitions)
 }
 
@@ -70,9 +71,14 @@ pub async fn metadata(k: &Arc<Kafka>, r: MetadataRequest, version: i16) -> Metad
     // Metadata v0-3 always allowed auto-creation; v4 made it a flag.
     let may_create = s.auto_create_topics && (version < 4 || r.allow_auto_topic_creation);
     for t in asked {
-        let Some(name) = t.name else {
-            out.topics
-                .push(missing(TopicName::default(), E::UnknownTopicId));
+        // Metadata 10+ may name a topic by id alone (KIP-848 assignments;
+        // a null name, or an empty one).
+        let Some(name) = t.name.filter(|n| !n.is_empty() || t.topic_id.is_nil()) else {
+            let entry = match k.broker.topic_by_id(*t.topic_id.as_bytes()) {
+                Some(topic) => topic_entry(&topic),
+                None => missing(TopicName::default(), E::UnknownTopicId).with_topic_id(t.topic_id),
+            };
+            out.topics.push(entry);
             continue;
         };
         let entry = match k.broker.topic(&name) {

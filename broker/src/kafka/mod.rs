@@ -14,14 +14,16 @@
 //!   answer side, so the next request is read while it completes.
 //! - [`versions`]: the APIs and versions served (ApiVersions).
 //! - [`error`]: the one place broker errors become Kafka error codes.
-//! - [`produce`], [`fetch`], [`metadata`], [`admin`], [`groups`]: the
-//!   APIs, by family.
+//! - [`produce`], [`fetch`], [`metadata`], [`admin`], [`groups`] (classic
+//!   groups and offsets), [`consumer_group`] (KIP-848): the APIs, by
+//!   family.
 //!
 //! `kafka-protocol` (Kafka's schemas, generated) is used only inside this
 //! module.
 
 pub mod admin;
 pub mod connection;
+pub mod consumer_group;
 pub mod error;
 pub mod fetch;
 pub mod frame;

@@ -5,8 +5,9 @@
 //! OffsetCommit/OffsetFetch 9), so only what is implemented is listed.
 //!
 //! Not listed, on purpose: transactions (AddPartitionsToTxn, EndTxn, ...),
-//! SASL, ACLs, share groups, and the topic-id versions (Metadata 10+ names
-//! topics by id only for KIP-848; Fetch 13+ and DeleteTopics 6 by id).
+//! SASL, ACLs, share groups, and the versions that name topics by id
+//! outside Metadata and KIP-848 (Fetch 13+, OffsetCommit/OffsetFetch 10,
+//! DeleteTopics 6).
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -19,9 +20,9 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
-    (ApiKey::Metadata, 1, 9),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 7),
     (ApiKey::Heartbeat, 0, 4),
@@ -38,6 +39,7 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// The served range of `api`, if it is served.

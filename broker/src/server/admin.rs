@@ -31,6 +31,19 @@ impl AdminService {
     }
 }
 
+/// A topic id in the UUID text form (8-4-4-4-12 hex digits).
+fn uuid_text(id: [u8; 16]) -> String {
+    let h: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// A topic as the API describes it.
 pub fn describe(topic: &Topic) -> v1::TopicDescription {
     let partitions = topic
@@ -58,6 +71,7 @@ pub fn describe(topic: &Topic) -> v1::TopicDescription {
         partitions,
         config: topic.config().to_map().into_iter().collect(),
         overridden_keys: topic.overrides().into_keys().collect(),
+        topic_id: uuid_text(topic.id()),
     }
 }
 

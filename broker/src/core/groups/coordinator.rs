@@ -272,6 +272,20 @@ impl Coordinator {
         self.lock().get(group).map_or(0, |g| g.members().len())
     }
 
+    /// A consumer-protocol member's subscription and what it holds
+    /// (assigned and still revoking): what a KIP-848 heartbeat that
+    /// sends neither (unchanged since its last) means.
+    pub fn member_holdings(
+        &self,
+        group: &str,
+        member: &str,
+    ) -> Option<(Vec<String>, BTreeSet<Tp>)> {
+        let groups = self.lock();
+        let m = groups.get(group)?.members().find(|m| m.id() == member)?;
+        let held = m.assigned().union(m.revoking()).cloned().collect();
+        Some((m.topics().iter().cloned().collect(), held))
+    }
+
     /// Refuses to let the other protocol use a group name while classic
     /// members hold it (see [`super::classic`]).
     fn refuse_if_classic(&self, group: &str, what: &str) -> Result<()> {

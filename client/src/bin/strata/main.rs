@@ -287,11 +287,11 @@ async fn topic(client: &Client, cmd: TopicCommand) -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::to_string(
-                        &json!({"name": d.name, "partitions": parts, "config": config, "overridden_keys": d.overridden_keys})
+                        &json!({"name": d.name, "topic_id": d.topic_id, "partitions": parts, "config": config, "overridden_keys": d.overridden_keys})
                     )?
                 );
             } else {
-                println!("topic {}", d.name);
+                println!("topic {} (id {})", d.name, d.topic_id);
                 println!(
                     "{:>9} {:>14} {:>14} {:>14} {:>14} {:>8}",
                     "PARTITION", "START", "END", "HIGH-WATERMARK", "SIZE-BYTES", "SEGMENTS"
