@@ -392,6 +392,16 @@ pub async fn offset_fetch(
     out
 }
 
+/// A consumer-protocol group's state by Kafka's names (KIP-848).
+fn kafka_state(state: &str) -> &'static str {
+    match state {
+        "empty" => "Empty",
+        "stable" => "Stable",
+        "reconciling" => "Reconciling",
+        _ => "Assigning",
+    }
+}
+
 /// Answers ListGroups: classic groups with members, and the coordinator's
 /// groups (consumer-protocol groups and groups that hold only offsets).
 pub fn list_groups(k: &Arc<Kafka>, r: ListGroupsRequest) -> ListGroupsResponse {
@@ -402,7 +412,7 @@ pub fn list_groups(k: &Arc<Kafka>, r: ListGroupsRequest) -> ListGroupsResponse {
         .collect();
     for (name, state, _) in k.coordinator.list() {
         if !classic.iter().any(|(n, _)| *n == name) {
-            groups.push((name, state.to_string()));
+            groups.push((name, kafka_state(state).to_string()));
         }
     }
     let wanted = |state: &str| {
@@ -454,7 +464,7 @@ pub fn describe_groups(
         } else {
             match k.coordinator.describe(&name) {
                 Ok((g, _)) => {
-                    d.group_state = s(g.state());
+                    d.group_state = s(kafka_state(g.state()));
                     d.protocol_type = s("consumer");
                     d.members = g
                         .members()

@@ -17,7 +17,13 @@ use kafka_protocol::error::ResponseError;
 
 /// Served APIs: key, lowest and highest version.
 pub const SERVED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 10),
+    // From 0, though v0-2 (message sets before batch v2) are not served:
+    // librdkafka before 2.3 compresses gzip, snappy and lz4 only if the
+    // broker lists Produce v0 (its check asks for a version <= 0). A
+    // v0-2 request does not decode and closes its connection; clients
+    // pick the highest common version, 10, so only a pre-0.11 client
+    // (which could not write batch v2 anyway) ever sends one.
+    (ApiKey::Produce, 0, 10),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
     (ApiKey::Metadata, 1, 12),
