@@ -91,9 +91,11 @@ fn closed(s: &mut TcpStream) -> bool {
 
 fn start() -> (tempfile::TempDir, BrokerProcess, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
+    // Long-polls end within 100 ms: a mutated Fetch may ask for a long
+    // max_wait, and that is an answer coming, not a hang.
     let b = BrokerProcess::start_in(
         &dir.path().join("data"),
-        &["--request-bytes-max", "1048576"],
+        &["--request-bytes-max", "1048576", "--fetch-wait-ms-max", "100"],
     );
     let addr = b.kafka_addr.unwrap();
     (dir, b, addr)
