@@ -402,6 +402,43 @@ async fn admin_creates_describes_alters_grows_and_deletes_topics() {
         "{bad:?}"
     );
 
+    // Explicit assignments: one replica on broker 0 per partition is all
+    // a broker of one has; anything else is refused.
+    let placed = a
+        .create_topics(
+            &[
+                NewTopic::new(
+                    "placed",
+                    3,
+                    TopicReplication::Variable(&[&[0], &[0], &[0]]),
+                ),
+                NewTopic::new("elsewhere", 1, TopicReplication::Variable(&[&[1]])),
+            ],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(placed[0].is_ok(), "{placed:?}");
+    assert!(
+        matches!(
+            &placed[1],
+            Err((
+                _,
+                rdkafka::types::RDKafkaErrorCode::InvalidReplicaAssignment
+            ))
+        ),
+        "{placed:?}"
+    );
+    let mut admin_grpc = b.admin().await;
+    let topic = admin_grpc
+        .describe_topic(v1::DescribeTopicRequest {
+            name: "placed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(topic.topic.unwrap().partitions.len(), 3);
+
     let described = a
         .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
         .await
@@ -455,7 +492,6 @@ async fn admin_creates_describes_alters_grows_and_deletes_topics() {
         .await
         .unwrap();
     assert!(grown[0].is_ok(), "{grown:?}");
-    let mut admin_grpc = b.admin().await;
     let topic = admin_grpc
         .describe_topic(v1::DescribeTopicRequest { name: "adm".into() })
         .await

@@ -95,7 +95,12 @@ fn start() -> (tempfile::TempDir, BrokerProcess, SocketAddr) {
     // max_wait, and that is an answer coming, not a hang.
     let b = BrokerProcess::start_in(
         &dir.path().join("data"),
-        &["--request-bytes-max", "1048576", "--fetch-wait-ms-max", "100"],
+        &[
+            "--request-bytes-max",
+            "1048576",
+            "--fetch-wait-ms-max",
+            "100",
+        ],
     );
     let addr = b.kafka_addr.unwrap();
     (dir, b, addr)

@@ -63,17 +63,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| BrokerError::Internal(format!("admin task: {e}")))?
 }
 
-fn check_replication(factor: i16, assignments: bool) -> Result<(), (E, String)> {
+/// Checks a replication factor and explicit replica assignments (each a
+/// partition's broker ids): one replica, on this broker, is all there is.
+fn check_replication<'a>(
+    factor: i16,
+    mut assignments: impl Iterator<Item = &'a [kafka_protocol::messages::BrokerId]>,
+) -> Result<(), (E, String)> {
     if factor != -1 && factor != 1 {
         return Err((
             E::InvalidReplicationFactor,
             format!("replication factor {factor}: this broker keeps one replica (use 1 or -1)"),
         ));
     }
-    if assignments {
+    if let Some(bad) = assignments.find(|ids| ids.len() != 1 || ids[0].0 != super::NODE_ID) {
+        let ids: Vec<i32> = bad.iter().map(|b| b.0).collect();
         return Err((
             E::InvalidReplicaAssignment,
-            "replica assignments are not supported: this broker keeps one replica".into(),
+            format!(
+                "replica assignment {ids:?}: this broker keeps one replica, on broker {}",
+                super::NODE_ID
+            ),
         ));
     }
     Ok(())
@@ -100,13 +109,18 @@ pub async fn create_topics(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        if let Err((e, m)) = check_replication(t.replication_factor, !t.assignments.is_empty()) {
+        let assigned = t.assignments.iter().map(|a| a.broker_ids.as_slice());
+        if let Err((e, m)) = check_replication(t.replication_factor, assigned) {
             res.error_code = code(e);
             res.error_message = Some(s(m));
             out.topics.push(res);
             continue;
         }
-        let partitions = t.num_partitions.max(0) as u32;
+        // Explicit assignments (one per partition) give the count.
+        let partitions = match t.assignments.len() {
+            0 => t.num_partitions.max(0) as u32,
+            n => n as u32,
+        };
         let name = t.name.to_string();
         let done = if r.validate_only {
             blocking(k, move |b| b.check_new_topic(&name, partitions, &overrides))
@@ -180,7 +194,11 @@ pub async fn create_partitions(
     let mut out = CreatePartitionsResponse::default();
     for t in r.topics {
         let mut res = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-        let assigned = t.assignments.as_ref().is_some_and(|a| !a.is_empty());
+        let assigned = t
+            .assignments
+            .iter()
+            .flatten()
+            .map(|a| a.broker_ids.as_slice());
         if let Err((e, m)) = check_replication(1, assigned) {
             res.error_code = code(e);
             res.error_message = Some(s(m));
