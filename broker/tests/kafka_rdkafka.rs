@@ -407,11 +407,7 @@ async fn admin_creates_describes_alters_grows_and_deletes_topics() {
     let placed = a
         .create_topics(
             &[
-                NewTopic::new(
-                    "placed",
-                    3,
-                    TopicReplication::Variable(&[&[0], &[0], &[0]]),
-                ),
+                NewTopic::new("placed", 3, TopicReplication::Variable(&[&[0], &[0], &[0]])),
                 NewTopic::new("elsewhere", 1, TopicReplication::Variable(&[&[1]])),
             ],
             &opts,

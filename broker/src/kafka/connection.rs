@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -31,8 +31,8 @@ pub const ANSWERS_IN_FLIGHT_MAX: usize = 16;
 /// What a request is answered with.
 #[derive(Debug)]
 pub enum Reply {
-    /// This frame.
-    Send(Bytes),
+    /// This frame, in pieces (a fetch answer's batches are not copied).
+    Send(Vec<Bytes>),
     /// Nothing (a produce with acks=0).
     Nothing,
     /// Close the connection (an answer that could not be encoded).
@@ -57,7 +57,7 @@ pub fn ready(
 /// (a bug: a field set outside the versions that have it).
 pub fn encode(api: ApiKey, version: i16, correlation_id: i32, body: ResponseKind) -> Reply {
     match frame::encode(api, version, correlation_id, &body) {
-        Ok(b) => Reply::Send(b),
+        Ok(b) => Reply::Send(vec![b]),
         Err(e) => {
             tracing::error!(?api, version, error = %format!("{e:#}"), "encoding a kafka response failed; closing the connection");
             Reply::Close
@@ -68,14 +68,22 @@ pub fn encode(api: ApiKey, version: i16, correlation_id: i32, body: ResponseKind
 /// Serves one connection until the client closes it, sends something that
 /// is not a request we serve, or the broker shuts down.
 pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
-    let (rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    // Small pieces gather in the buffer; a large one (a batch) goes
+    // straight to the socket after what is buffered.
+    let mut wr = BufWriter::with_capacity(64 << 10, wr);
     let mut rd = BufReader::with_capacity(64 << 10, rd);
     let (tx, mut rx) = mpsc::channel::<Answer>(ANSWERS_IN_FLIGHT_MAX);
     let writer = tokio::spawn(async move {
         while let Some(answer) = rx.recv().await {
             match answer.await {
-                Reply::Send(b) => {
-                    if wr.write_all(&b).await.is_err() {
+                Reply::Send(pieces) => {
+                    for b in pieces {
+                        if wr.write_all(&b).await.is_err() {
+                            return;
+                        }
+                    }
+                    if wr.flush().await.is_err() {
                         return;
                     }
                 }
@@ -140,7 +148,17 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
     match body {
         RequestKind::ApiVersions(_) => done(versions::api_versions(None).into()),
         RequestKind::Produce(r) => produce::produce(k, r, v, correlation_id).await,
-        RequestKind::Fetch(r) => done(fetch::fetch(k, r, v).await.into()),
+        RequestKind::Fetch(r) => {
+            let answer = fetch::fetch(k, r, v).await;
+            let reply = match fetch::encode_response(v, correlation_id, answer) {
+                Ok(pieces) => Reply::Send(pieces),
+                Err(e) => {
+                    tracing::error!(version = v, error = %format!("{e:#}"), "encoding a kafka fetch answer failed; closing the connection");
+                    Reply::Close
+                }
+            };
+            Box::pin(std::future::ready(reply))
+        }
         RequestKind::ListOffsets(r) => done(fetch::list_offsets(k, r, v).await.into()),
         RequestKind::Metadata(r) => done(metadata::metadata(k, r, v).await.into()),
         RequestKind::FindCoordinator(r) => done(metadata::find_coordinator(k, r, v).into()),

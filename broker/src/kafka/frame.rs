@@ -48,8 +48,15 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Option<By
     if size < HEAD_BYTES {
         return Err(FrameError::TooShort(size));
     }
-    let mut buf = BytesMut::zeroed(size);
-    r.read_exact(&mut buf).await?;
+    // Read into spare capacity (no zeroing first: a produce frame is
+    // megabytes), never past this frame.
+    let mut buf = BytesMut::with_capacity(size);
+    let mut frame = r.take(size as u64);
+    while buf.len() < size {
+        if frame.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
