@@ -357,6 +357,23 @@ async fn group_of_three(protocol: &str) {
         }
     }
     assert!(assignment(&intruder).is_empty());
+    if protocol == "classic" {
+        // A gRPC member is refused too, naming the protocol in use.
+        let refused = groups
+            .heartbeat(v1::HeartbeatRequest {
+                group: "g3".into(),
+                topics: vec!["grouped".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            refused.message().contains("classic"),
+            "{}",
+            refused.message()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,4 +630,87 @@ async fn kill_9_under_an_idempotent_producer_loses_and_duplicates_nothing() {
     assert!(doubled.is_empty(), "written twice: {doubled:?}");
     // Nothing more arrives: exactly `total` records are stored.
     assert!(poll_n(&c, 1, Duration::from_millis(500)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_our_client_commits_are_where_a_kafka_group_starts() {
+    let (_dir, b) = start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let bs = bootstrap(&b);
+    create_topic(&bs, "shared", 1).await;
+    let p = producer(&bs, "none");
+    for i in 0..10 {
+        let v = i.to_string();
+        p.send(
+            FutureRecord::to("shared").key(&v).payload(&v),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    }
+    // A standalone commit over gRPC, as `strata group reset-offsets` does...
+    let mut groups = strata_proto::v1::groups_client::GroupsClient::new(b.channel().await);
+    groups
+        .commit_offsets(v1::CommitOffsetsRequest {
+            group: "shared-g".into(),
+            partitions: vec![v1::CommitPartition {
+                topic: "shared".into(),
+                partition: 0,
+                offset: 7,
+                metadata: "from grpc".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // ...is where a librdkafka member of that group starts, metadata kept.
+    let c = consumer(&bs, Some("shared-g"));
+    c.subscribe(&["shared"]).unwrap();
+    let got = poll_n(&c, 3, Duration::from_secs(30));
+    let values: Vec<String> = got
+        .iter()
+        .map(|g| String::from_utf8(g.3.clone()).unwrap())
+        .collect();
+    assert_eq!(values, ["7", "8", "9"]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("shared", 0);
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let e = committed.find_partition("shared", 0).unwrap();
+    assert_eq!((e.offset(), e.metadata()), (Offset::Offset(7), "from grpc"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_creates_unknown_topics_only_when_the_broker_allows_it() {
+    for allowed in [false, true] {
+        let flags: &[&str] = if allowed {
+            &["--auto-create-topics"]
+        } else {
+            &[]
+        };
+        let (_dir, b) = start(flags);
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap(&b))
+            .set("message.timeout.ms", "3000")
+            .create()
+            .unwrap();
+        let sent = p
+            .send(
+                FutureRecord::to("typo").key("k").payload("v"),
+                Duration::from_secs(5),
+            )
+            .await;
+        let mut admin = b.admin().await;
+        let described = admin
+            .describe_topic(v1::DescribeTopicRequest {
+                name: "typo".into(),
+            })
+            .await;
+        if allowed {
+            sent.map_err(|(e, _)| e).expect("auto-created");
+            assert!(described.is_ok());
+        } else {
+            assert!(sent.is_err(), "an unknown topic is not created");
+            assert_eq!(described.unwrap_err().code(), tonic::Code::NotFound);
+        }
+    }
 }
