@@ -214,6 +214,54 @@ fn bad_frames_close_only_their_own_connection() {
     assert!(!b.stderr().contains("panicked"));
 }
 
+#[test]
+fn a_version_past_the_advertised_range_is_refused_in_its_own_terms() {
+    use kafka_protocol::messages::{JoinGroupResponse, MetadataResponse, ProduceResponse};
+    let (_dir, _b, addr) = start();
+    let mut s = connect(addr);
+    let topic = TopicName(StrBytes::from_static_str("wire"));
+    // Metadata 13 (we serve up to 12): each topic answered UNSUPPORTED_VERSION.
+    let metadata = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(topic.clone())),
+    ]));
+    s.write_all(&frame(ApiKey::Metadata, 13, 5, &metadata))
+        .unwrap();
+    let mut b = read_frame(&mut s).expect("answered, not closed");
+    assert_eq!(ResponseHeader::decode(&mut b, 1).unwrap().correlation_id, 5);
+    let r = MetadataResponse::decode(&mut b, 13).unwrap();
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].error_code, 35);
+    // Produce 11 (we serve up to 10): every partition refused, nothing written.
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![
+            kafka_protocol::messages::produce_request::TopicProduceData::default()
+                .with_name(topic)
+                .with_partition_data(vec![
+                    kafka_protocol::messages::produce_request::PartitionProduceData::default()
+                        .with_index(3),
+                ]),
+        ]);
+    s.write_all(&frame(ApiKey::Produce, 11, 6, &produce))
+        .unwrap();
+    let mut b = read_frame(&mut s).expect("answered, not closed");
+    assert_eq!(ResponseHeader::decode(&mut b, 1).unwrap().correlation_id, 6);
+    let r = ProduceResponse::decode(&mut b, 11).unwrap();
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.index, p.error_code), (3, 35));
+    // JoinGroup 8: the top-level error.
+    let join = kafka_protocol::messages::JoinGroupRequest::default().with_group_id(
+        kafka_protocol::messages::GroupId(StrBytes::from_static_str("g")),
+    );
+    s.write_all(&frame(ApiKey::JoinGroup, 8, 7, &join)).unwrap();
+    let mut b = read_frame(&mut s).expect("answered, not closed");
+    assert_eq!(ResponseHeader::decode(&mut b, 1).unwrap().correlation_id, 7);
+    assert_eq!(JoinGroupResponse::decode(&mut b, 8).unwrap().error_code, 35);
+    // And the connection goes on.
+    assert_eq!(api_versions(&mut s, 3, 8).unwrap().error_code, 0);
+}
+
 /// Valid requests of several APIs, to mutate. The produce request's
 /// batch has a wrong CRC, so no mutation of it can be a valid append.
 fn seeds() -> Vec<Vec<u8>> {

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::frame::{self, ParseError, Request};
-use super::{Kafka, admin, consumer_group, fetch, groups, metadata, produce, versions};
+use super::{Kafka, admin, consumer_group, fetch, groups, metadata, produce, refuse, versions};
 
 /// Answers a connection may have due (written, not yet sent) before the
 /// broker stops reading its requests: back-pressure, not an error.
@@ -120,6 +120,29 @@ pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
                 correlation_id,
                 versions::api_versions(Some(ResponseError::UnsupportedVersion)),
             ),
+            // Another served API past its range: refused in its own
+            // terms, at its own version, where that decodes.
+            Err(ParseError::UnsupportedVersion {
+                api,
+                version,
+                correlation_id,
+                request,
+                ..
+            }) => match request.and_then(|r| refuse::unsupported(*r)) {
+                Some(body) => {
+                    tracing::info!(%peer, ?api, version, "kafka request at an unsupported version refused");
+                    Box::pin(std::future::ready(encode(
+                        api,
+                        version,
+                        correlation_id,
+                        body,
+                    )))
+                }
+                None => {
+                    tracing::warn!(%peer, ?api, version, "kafka request at a version that does not decode; closing the connection");
+                    break;
+                }
+            },
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "kafka request refused; closing the connection");
                 break;

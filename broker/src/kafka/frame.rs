@@ -81,7 +81,9 @@ pub enum ParseError {
     /// An API key we do not serve (or that does not exist).
     #[error("API key {key} is not served here")]
     UnknownApi { key: i16, correlation_id: i32 },
-    /// A served API at a version outside the advertised range.
+    /// A served API at a version outside the advertised range, with the
+    /// request when it decodes at that version (so it can be refused in
+    /// its own terms).
     #[error("{api:?} v{version} is not supported (supported: v{min}-v{max})")]
     UnsupportedVersion {
         api: ApiKey,
@@ -89,6 +91,7 @@ pub enum ParseError {
         min: i16,
         max: i16,
         correlation_id: i32,
+        request: Option<Box<RequestKind>>,
     },
     /// The header or body does not decode.
     #[error("malformed {api:?} v{version} request: {reason}")]
@@ -115,6 +118,12 @@ pub fn parse(mut frame: Bytes) -> Result<Request, ParseError> {
             correlation_id,
         });
     };
+    let malformed = |e: anyhow::Error| ParseError::Malformed {
+        api,
+        version,
+        reason: format!("{e:#}"),
+    };
+    let decoded = decode(api, version, &mut frame).map_err(malformed);
     if !(min..=max).contains(&version) {
         return Err(ParseError::UnsupportedVersion {
             api,
@@ -122,16 +131,10 @@ pub fn parse(mut frame: Bytes) -> Result<Request, ParseError> {
             min,
             max,
             correlation_id,
+            request: decoded.ok().map(|(_, body)| Box::new(body)),
         });
     }
-    let malformed = |e: anyhow::Error| ParseError::Malformed {
-        api,
-        version,
-        reason: format!("{e:#}"),
-    };
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
-        .map_err(malformed)?;
-    let body = RequestKind::decode(api, &mut frame, version).map_err(malformed)?;
+    let (header, body) = decoded?;
     if frame.has_remaining() {
         return Err(ParseError::Malformed {
             api,
@@ -146,6 +149,17 @@ pub fn parse(mut frame: Bytes) -> Result<Request, ParseError> {
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         body,
     })
+}
+
+/// The header and body of a request frame (after its size prefix).
+fn decode(
+    api: ApiKey,
+    version: i16,
+    frame: &mut Bytes,
+) -> anyhow::Result<(RequestHeader, RequestKind)> {
+    let header = RequestHeader::decode(frame, api.request_header_version(version))?;
+    let body = RequestKind::decode(api, frame, version)?;
+    Ok((header, body))
 }
 
 /// A response frame: size, header, body, encoded at the request's version.

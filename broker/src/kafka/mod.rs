@@ -14,6 +14,8 @@
 //!   answer side, so the next request is read while it completes.
 //! - [`versions`]: the APIs and versions served (ApiVersions).
 //! - [`error`]: the one place broker errors become Kafka error codes.
+//! - [`refuse`]: UNSUPPORTED_VERSION answers to served APIs at versions
+//!   outside the advertised range.
 //! - [`produce`], [`fetch`], [`metadata`], [`admin`], [`groups`] (classic
 //!   groups and offsets), [`consumer_group`] (KIP-848): the APIs, by
 //!   family.
@@ -30,6 +32,7 @@ pub mod frame;
 pub mod groups;
 pub mod metadata;
 pub mod produce;
+pub mod refuse;
 pub mod versions;
 
 use std::sync::Arc;

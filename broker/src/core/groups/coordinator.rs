@@ -272,9 +272,8 @@ impl Coordinator {
         self.lock().get(group).map_or(0, |g| g.members().len())
     }
 
-    /// A consumer-protocol member's subscription and what it holds
-    /// (assigned and still revoking): what a KIP-848 heartbeat that
-    /// sends neither (unchanged since its last) means.
+    /// A member's subscription and what it holds (assigned and revoking):
+    /// what a KIP-848 heartbeat that sends neither means.
     pub fn member_holdings(
         &self,
         group: &str,
@@ -289,15 +288,14 @@ impl Coordinator {
     /// Refuses to let the other protocol use a group name while classic
     /// members hold it (see [`super::classic`]).
     fn refuse_if_classic(&self, group: &str, what: &str) -> Result<()> {
-        if self.classic.has_members(group) {
-            let members = self.classic.describe(group).map_or(0, |g| g.members.len());
-            return Err(BrokerError::GroupNotEmpty {
+        match self.classic.describe(group) {
+            Some(g) => Err(BrokerError::GroupNotEmpty {
                 group: group.into(),
-                members,
+                members: g.members.len(),
                 what: format!("{what} (its members use Kafka's classic group protocol)"),
-            });
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Group>> {
