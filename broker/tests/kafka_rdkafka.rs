@@ -373,6 +373,37 @@ async fn group_of_three(protocol: &str) {
             "{}",
             refused.message()
         );
+        // So is a standalone commit or reset while its members are there,
+        // and the members' commits stay as they were.
+        let refused = groups
+            .commit_offsets(v1::CommitOffsetsRequest {
+                group: "g3".into(),
+                partitions: vec![v1::CommitPartition {
+                    topic: "grouped".into(),
+                    partition: 0,
+                    offset: 1,
+                    metadata: String::new(),
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            refused.message().contains("classic"),
+            "{}",
+            refused.message()
+        );
+        let offsets = groups
+            .fetch_offsets(v1::FetchOffsetsRequest {
+                group: "g3".into(),
+                partitions: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .offsets;
+        assert!(offsets.iter().all(|o| o.offset == 100), "{offsets:?}");
     }
 }
 

@@ -224,7 +224,7 @@ pub async fn offset_commit(
             let committer = if consumer_protocol {
                 Committer::Member { id: &member, epoch }
             } else {
-                Committer::Standalone
+                Committer::Classic
             };
             c.commit(&group, committer, offsets, true)
         })

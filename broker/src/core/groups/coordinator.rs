@@ -267,13 +267,12 @@ impl Coordinator {
         &self.classic
     }
 
-    /// Members of `group` under this coordinator's (KIP-848) protocol.
+    /// Members of `group` under the consumer (KIP-848) protocol.
     pub fn member_count(&self, group: &str) -> usize {
         self.lock().get(group).map_or(0, |g| g.members().len())
     }
 
-    /// A member's subscription and what it holds (assigned and revoking):
-    /// what a KIP-848 heartbeat that sends neither means.
+    /// A member's subscription and holdings (a KIP-848 beat's "unchanged").
     pub fn member_holdings(
         &self,
         group: &str,
@@ -285,8 +284,7 @@ impl Coordinator {
         Some((m.topics().iter().cloned().collect(), held))
     }
 
-    /// Refuses to let the other protocol use a group name while classic
-    /// members hold it (see [`super::classic`]).
+    /// Refuses the name to other uses while classic members hold it.
     fn refuse_if_classic(&self, group: &str, what: &str) -> Result<()> {
         match self.classic.describe(group) {
             Some(g) => Err(BrokerError::GroupNotEmpty {
@@ -488,6 +486,9 @@ impl Coordinator {
         durable: bool,
     ) -> Result<()> {
         check_group_name(group)?;
+        if committer == Committer::Standalone {
+            self.refuse_if_classic(group, "commit or reset its offsets from outside")?;
+        }
         for (tp, offset, metadata) in &offsets {
             self.check_partition(tp)?;
             if *offset < 0 {

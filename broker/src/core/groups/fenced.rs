@@ -6,8 +6,12 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committer<'a> {
     /// A tool or a client outside the group (Kafka's "simple" consumer,
-    /// `strata group reset`): allowed only while the group has no members.
+    /// `strata group reset`): allowed only while the group has no members,
+    /// of either protocol.
     Standalone,
+    /// A Kafka classic-protocol commit, whose member and generation the
+    /// classic group already checked (`ClassicGroups::check_commit`).
+    Classic,
     /// A member, at the epoch its assignment came with (or the one before).
     Member {
         /// The member id.

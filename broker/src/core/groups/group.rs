@@ -707,8 +707,8 @@ impl Group {
         tps: impl IntoIterator<Item = &'a Tp>,
     ) -> Result<(), Fenced> {
         let (member_id, epoch) = match committer {
-            Committer::Standalone if self.members.is_empty() => return Ok(()),
-            Committer::Standalone => {
+            Committer::Standalone | Committer::Classic if self.members.is_empty() => return Ok(()),
+            Committer::Standalone | Committer::Classic => {
                 return Err(Fenced::GroupActive {
                     group: self.id.clone(),
                     members: self.members.len(),
