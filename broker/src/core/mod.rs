@@ -11,6 +11,8 @@
 //!   recover at startup, close at shutdown.
 //! - [`groups`]: consumer groups: membership, assignment, committed offsets.
 //! - [`budget`]: the broker-wide budget of response memory.
+//! - [`share`]: share groups (work queues on the log), so far one
+//!   partition's record states.
 
 pub mod broker;
 pub mod budget;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod groups;
 pub mod partition;
+pub mod share;
 pub mod topic;
 
 pub use broker::{Broker, BrokerOptions};
