@@ -58,9 +58,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&crate::core::Broker) -> Result<T, BrokerError> + Send + 'static,
 ) -> Result<T, BrokerError> {
     let broker = k.broker.clone();
-    tokio::task::spawn_blocking(move || f(&broker))
-        .await
-        .map_err(|e| BrokerError::Internal(format!("admin task: {e}")))?
+    super::blocking("admin", move || f(&broker)).await
 }
 
 /// Checks a replication factor and explicit replica assignments (each a

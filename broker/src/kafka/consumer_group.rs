@@ -114,10 +114,7 @@ pub async fn heartbeat(
         rebalance_timeout_ms: r.rebalance_timeout_ms.max(0) as u32,
     };
     let c = k.coordinator.clone();
-    let answer = tokio::task::spawn_blocking(move || c.heartbeat(req))
-        .await
-        .map_err(|e| BrokerError::Internal(format!("heartbeat task: {e}")))
-        .and_then(|r| r);
+    let answer = super::blocking("heartbeat", move || c.heartbeat(req)).await;
     match answer {
         Ok(a) => {
             let mut by_topic: Vec<TopicPartitions> = Vec::new();

@@ -220,7 +220,7 @@ pub async fn offset_commit(
     } else {
         let c = k.coordinator.clone();
         let (member, epoch) = (r.member_id.to_string(), r.generation_id_or_member_epoch);
-        tokio::task::spawn_blocking(move || {
+        super::blocking("commit", move || {
             let committer = if consumer_protocol {
                 Committer::Member { id: &member, epoch }
             } else {
@@ -229,8 +229,6 @@ pub async fn offset_commit(
             c.commit(&group, committer, offsets, true)
         })
         .await
-        .map_err(|e| BrokerError::Internal(format!("commit task: {e}")))
-        .and_then(|r| r)
     };
     let failed = committed.err().map(|e| {
         tracing::info!(error = %e, "kafka offset commit refused");
@@ -492,10 +490,7 @@ pub async fn delete_groups(k: &Arc<Kafka>, r: DeleteGroupsRequest) -> DeleteGrou
     for name in r.groups_names {
         let c = k.coordinator.clone();
         let group = name.to_string();
-        let done = tokio::task::spawn_blocking(move || c.delete(&group))
-            .await
-            .map_err(|e| BrokerError::Internal(format!("delete group task: {e}")))
-            .and_then(|r| r);
+        let done = super::blocking("delete group", move || c.delete(&group)).await;
         let e = done.err().map(|e| of(&e));
         out.results.push(
             DeletableGroupResult::default()

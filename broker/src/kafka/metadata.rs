@@ -105,9 +105,10 @@ pub async fn metadata(k: &Arc<Kafka>, r: MetadataRequest, version: i16) -> Metad
 
 async fn create(k: &Arc<Kafka>, name: String) -> Result<Arc<Topic>, BrokerError> {
     let broker = k.broker.clone();
-    let topic = tokio::task::spawn_blocking(move || broker.create_topic(&name, 0, BTreeMap::new()))
-        .await
-        .map_err(|e| BrokerError::Internal(format!("create task: {e}")))??;
+    let topic = super::blocking("create", move || {
+        broker.create_topic(&name, 0, BTreeMap::new())
+    })
+    .await?;
     tracing::info!(topic = topic.name(), "kafka metadata: auto-created topic");
     Ok(topic)
 }
@@ -170,10 +171,7 @@ pub async fn init_producer_id(k: &Arc<Kafka>, r: InitProducerIdRequest) -> InitP
         return out.with_error_code(code(E::TransactionalIdAuthorizationFailed));
     }
     let broker = k.broker.clone();
-    let id = tokio::task::spawn_blocking(move || broker.init_producer())
-        .await
-        .map_err(|e| BrokerError::Internal(format!("init producer task: {e}")))
-        .and_then(|r| r);
+    let id = super::blocking("init producer", move || broker.init_producer()).await;
     match id {
         Ok(id) => out
             .with_producer_id(id.id.into())

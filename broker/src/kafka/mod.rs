@@ -102,6 +102,18 @@ impl Kafka {
     }
 }
 
+/// Runs a core call on a blocking thread (the core is synchronous: it
+/// writes and waits for fsyncs); the one place a failed task becomes a
+/// [`BrokerError`] for the listener.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> crate::core::error::Result<T> + Send + 'static,
+) -> crate::core::error::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::core::BrokerError::Internal(format!("{what} task: {e}")))?
+}
+
 /// Accepts connections until `shutdown` is cancelled; each runs on a task
 /// of its own, so a bad client ends only its own connection.
 pub async fn serve(listener: TcpListener, kafka: Arc<Kafka>) {

@@ -195,6 +195,14 @@ pub struct ClassicGroups {
     groups: Mutex<HashMap<String, Group>>,
 }
 
+/// `member` is not in `group`.
+fn unknown(group: &str, member: &str) -> ClassicError {
+    ClassicError::UnknownMember {
+        group: group.into(),
+        member: member.into(),
+    }
+}
+
 fn new_member_id(client_id: &str) -> String {
     format!(
         "{client_id}-{:016x}{:016x}",
@@ -548,10 +556,7 @@ impl ClassicGroups {
         let mut groups = self.lock();
         let g = groups
             .get_mut(group)
-            .ok_or_else(|| ClassicError::UnknownMember {
-                group: group.into(),
-                member: member.into(),
-            })?;
+            .ok_or_else(|| unknown(group, member))?;
         let state = g.state;
         let m = g.current(group, member, generation)?;
         m.heard = Instant::now();
@@ -566,10 +571,7 @@ impl ClassicGroups {
         let mut groups = self.lock();
         let g = groups
             .get_mut(group)
-            .ok_or_else(|| ClassicError::UnknownMember {
-                group: group.into(),
-                member: member.into(),
-            })?;
+            .ok_or_else(|| unknown(group, member))?;
         if !g.members.contains_key(member) {
             return Err(ClassicError::UnknownMember {
                 group: group.into(),
