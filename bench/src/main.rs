@@ -23,6 +23,7 @@ mod progress;
 mod publish;
 mod report;
 mod shape;
+mod share;
 mod soak;
 mod spawn;
 mod stats;
@@ -62,13 +63,20 @@ enum Command {
     /// Each compression codec on the bench's payload, on one core: ratio,
     /// compress and decompress speed.
     Codecs(codecs::Args),
+    /// A work queue: share consumers drain a backlog, with simulated work
+    /// per record; accepted records per second.
+    Share(share::Args),
 }
 
 /// A client workload's plan, its arguments checked; `Err` for bad ones.
 fn plan(command: Command) -> anyhow::Result<Result<workload::Plan, Command>> {
     use workload::{Kind, Plan};
     Ok(Ok(match command {
-        c @ (Command::Log(_) | Command::GrpcProduce(_) | Command::Soak(_) | Command::Codecs(_)) => {
+        c @ (Command::Log(_)
+        | Command::GrpcProduce(_)
+        | Command::Soak(_)
+        | Command::Codecs(_)
+        | Command::Share(_)) => {
             return Ok(Err(c));
         }
         Command::Produce(a) => {
@@ -111,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         Err(Command::Log(args)) => return log_append::run(args),
         Err(Command::GrpcProduce(args)) => return grpc_produce::run(args),
         Err(Command::Codecs(args)) => return codecs::run(args),
+        Err(Command::Share(args)) => return share::run(args),
         Err(Command::Soak(args)) => {
             return tokio::runtime::Runtime::new()?.block_on(soak::run(args));
         }

@@ -10,9 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use prost::Message;
 use strata_broker::core::share::partition::{
-    Ack, Delivery, Outcome, ShareError, SharePartition, ShareSettings,
+    Ack, Change, Delivery, ShareError, SharePartition, ShareSettings, Slot, SlotState,
 };
+use strata_broker::core::share::state::{self, ShareSnapshotValue, ShareUpdateValue};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Status {
@@ -34,10 +36,29 @@ struct Model {
 }
 
 impl Model {
-    fn available(&self, now: u64) -> Vec<u64> {
+    /// What an acquire may lease, in offset order: retries due, then new
+    /// records while fewer than `pending_max` are held above the start.
+    fn available(&self, now: u64, pending_max: u32) -> Vec<u64> {
+        let start = self.start();
+        let held = self
+            .recs
+            .iter()
+            .filter(|(o, r)| {
+                **o >= start
+                    && (r.attempts > 0 || matches!(r.status, Status::Accepted | Status::Dead))
+            })
+            .count() as u64;
+        let mut room = u64::from(pending_max).saturating_sub(held);
         self.recs
             .iter()
-            .filter(|(_, r)| matches!(r.status, Status::Available { at_ms } if at_ms <= now))
+            .filter(|(_, r)| match r.status {
+                Status::Available { at_ms } if r.attempts > 0 => at_ms <= now,
+                Status::Available { .. } if room > 0 => {
+                    room -= 1;
+                    true
+                }
+                _ => false,
+            })
             .map(|(o, _)| *o)
             .collect()
     }
@@ -66,7 +87,7 @@ impl Model {
     fn fail(
         &mut self,
         offset: u64,
-        outcome: &Outcome,
+        outcome: &Change,
         delay: Option<u64>,
         reject: bool,
         now: u64,
@@ -77,7 +98,7 @@ impl Model {
         let r = self.recs.get_mut(&offset).unwrap();
         if reject || r.attempts >= limit {
             match outcome {
-                Outcome::DeadLetter(d) => {
+                Change::DeadLettered(d) => {
                     assert_eq!((d.offset, d.attempts), (offset, r.attempts), "{ctx}")
                 }
                 other => panic!("{ctx}: expected a dead letter for {offset}, got {other:?}"),
@@ -85,7 +106,15 @@ impl Model {
             r.status = Status::Dead;
             return;
         }
-        let Outcome::Retry { offset: o, at_ms } = outcome else {
+        let Change::Slot {
+            offset: o,
+            slot:
+                Slot {
+                    state: SlotState::Available { at_ms },
+                    ..
+                },
+        } = outcome
+        else {
             panic!("{ctx}: expected a retry of {offset}, got {outcome:?}");
         };
         assert_eq!(*o, offset, "{ctx}");
@@ -101,6 +130,22 @@ impl Model {
     }
 }
 
+/// Changes as they come back from the groups log.
+fn persisted(changes: &[Change]) -> Vec<Change> {
+    let bytes = state::update_value(changes).encode_to_vec();
+    state::changes(ShareUpdateValue::decode(&bytes[..]).unwrap()).unwrap()
+}
+
+/// Applies changes the way the coordinator does: through their persisted
+/// form, so a lossy encoding fails the model.
+fn apply(p: &mut SharePartition, changes: &[Change]) {
+    let back = persisted(changes);
+    assert_eq!(back, changes, "changes survive their encoding");
+    for c in &back {
+        p.apply(c);
+    }
+}
+
 fn run(seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let settings = ShareSettings {
@@ -110,6 +155,7 @@ fn run(seed: u64) {
         backoff_max_ms: 80,
         backoff_multiplier: 2.0,
         leased_records_max: rng.u32(1..8),
+        pending_records_max: rng.u32(4..30),
     };
     let mut p = SharePartition::new(settings.clone(), 0, seed);
     let mut m = Model {
@@ -117,10 +163,17 @@ fn run(seed: u64) {
         recs: BTreeMap::new(),
     };
     let mut now = 0u64;
-    let mut issued: Vec<Delivery> = Vec::new();
+    let mut issued: Vec<(Delivery, usize)> = Vec::new();
     for step in 0..300 {
         let ctx = format!("seed {seed} step {step} (replay with STRATA_PROP_SEED={seed})");
-        match rng.u8(0..10) {
+        match rng.u8(0..11) {
+            10 => {
+                // A restart: the partition comes back from its snapshot.
+                let bytes = state::snapshot_value(&p).encode_to_vec();
+                let back = ShareSnapshotValue::decode(&bytes[..]).unwrap();
+                p = SharePartition::restore(settings.clone(), state::restored(back), seed);
+                p.offer(m.recs.len() as u64);
+            }
             0 => {
                 let end = m.recs.len() as u64 + rng.u64(0..5);
                 for o in m.recs.len() as u64..end {
@@ -138,9 +191,11 @@ fn run(seed: u64) {
                 let member = rng.usize(0..3);
                 let max = rng.u32(1..6);
                 let got = p.acquire(&format!("m{member}"), now, max);
+                apply(&mut p, &got);
+                let got: Vec<Delivery> = got.iter().map(|c| c.delivery().unwrap()).collect();
                 let room = settings.leased_records_max - m.leased();
                 let mut want: Vec<u64> = m
-                    .available(now)
+                    .available(now, settings.pending_records_max)
                     .into_iter()
                     .take(max.min(room) as usize)
                     .collect();
@@ -159,10 +214,16 @@ fn run(seed: u64) {
                         deadline_ms: now + settings.lease_ms,
                     };
                 }
-                issued.extend(got);
+                issued.extend(got.into_iter().map(|d| (d, member)));
             }
             4..=6 if !issued.is_empty() => {
-                let d = issued[rng.usize(0..issued.len())];
+                let (d, holder) = issued[rng.usize(0..issued.len())];
+                // Now and then another member acks what it does not hold.
+                let member = if rng.u8(0..8) == 0 {
+                    rng.usize(0..3)
+                } else {
+                    holder
+                };
                 let ack = match rng.u8(0..4) {
                     0 => Ack::Accept,
                     1 => Ack::Release {
@@ -172,9 +233,21 @@ fn run(seed: u64) {
                     2 => Ack::Reject { error: None },
                     _ => Ack::Renew,
                 };
-                let got = p.ack(d, ack.clone(), now);
+                let got = p.ack(d, &format!("m{member}"), ack.clone(), now);
                 let r = &m.recs[&d.offset];
                 let current = r.attempts == d.attempt && matches!(r.status, Status::Leased { .. });
+                if current && member != holder {
+                    assert_eq!(
+                        got,
+                        Err(ShareError::NotHolder {
+                            offset: d.offset,
+                            attempt: d.attempt,
+                            member: format!("m{member}"),
+                        }),
+                        "{ctx}"
+                    );
+                    continue;
+                }
                 if !current {
                     assert_eq!(
                         got,
@@ -187,16 +260,21 @@ fn run(seed: u64) {
                     continue;
                 }
                 let got = got.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                apply(&mut p, std::slice::from_ref(&got));
                 match ack {
                     Ack::Accept => {
-                        assert_eq!(got, Outcome::Accepted(d.offset), "{ctx}");
+                        assert_eq!(got, Change::Accepted(d.offset), "{ctx}");
                         m.recs.get_mut(&d.offset).unwrap().status = Status::Accepted;
                     }
                     Ack::Renew => {
+                        let Change::Slot { offset, slot } = &got else {
+                            panic!("{ctx}: a renew gave {got:?}");
+                        };
+                        assert_eq!(*offset, d.offset, "{ctx}");
                         assert_eq!(
-                            got,
-                            Outcome::Renewed {
-                                offset: d.offset,
+                            slot.state,
+                            SlotState::Leased {
+                                member: format!("m{member}"),
                                 deadline_ms: now + settings.lease_ms
                             },
                             "{ctx}"
@@ -216,6 +294,7 @@ fn run(seed: u64) {
             7 => {
                 let member = rng.usize(0..3);
                 let got = p.release_member(&format!("m{member}"), now);
+                apply(&mut p, &got);
                 let held: Vec<u64> = m
                     .recs
                     .iter()
@@ -230,6 +309,7 @@ fn run(seed: u64) {
             _ => {
                 now += rng.u64(0..60);
                 let got = p.expire(now);
+                apply(&mut p, &got);
                 let due: Vec<u64> = m
                     .recs
                     .iter()

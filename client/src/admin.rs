@@ -234,6 +234,72 @@ impl Admin {
         Ok(())
     }
 
+    /// Every share group, with its member count.
+    pub async fn list_share_groups(&self) -> Result<Vec<v1::ShareGroupListing>> {
+        let resp = self
+            .client
+            .share_rpc()
+            .list_share_groups(v1::ListShareGroupsRequest {})
+            .await?;
+        Ok(resp.into_inner().groups)
+    }
+
+    /// A share group's settings, members and partitions (leased, retrying,
+    /// delayed, dead-lettered, lag).
+    pub async fn describe_share_group(
+        &self,
+        group: &str,
+    ) -> Result<v1::DescribeShareGroupResponse> {
+        let resp = self
+            .client
+            .share_rpc()
+            .describe_share_group(v1::DescribeShareGroupRequest {
+                group: group.into(),
+            })
+            .await?;
+        Ok(resp.into_inner())
+    }
+
+    /// Moves a share group's start on `topic` (one partition, or all); the
+    /// broker refuses while the group has members.
+    pub async fn reset_share_group(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<u32>,
+        to: ResetSpec,
+    ) -> Result<Vec<v1::SharePartitionStart>> {
+        use v1::reset_share_group_request::To;
+        let to = match to {
+            ResetSpec::Earliest => To::Earliest(true),
+            ResetSpec::Latest => To::Latest(true),
+            ResetSpec::Timestamp(t) => To::TimestampMs(t),
+            ResetSpec::Offset(o) => To::Offset(o),
+        };
+        let resp = self
+            .client
+            .share_rpc()
+            .reset_share_group(v1::ResetShareGroupRequest {
+                group: group.into(),
+                topic: topic.into(),
+                partition,
+                to: Some(to),
+            })
+            .await?;
+        Ok(resp.into_inner().starts)
+    }
+
+    /// Deletes a share group without members, and its state.
+    pub async fn delete_share_group(&self, group: &str) -> Result<()> {
+        self.client
+            .share_rpc()
+            .delete_share_group(v1::DeleteShareGroupRequest {
+                group: group.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
     /// A group's committed offsets for `partitions` (every partition it has
     /// committed, if empty), with lag.
     pub async fn committed_offsets(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use strata_proto::v1::{
     admin_client::AdminClient, groups_client::GroupsClient, records_client::RecordsClient,
+    share_client::ShareClient,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -13,6 +14,7 @@ use crate::admin::Admin;
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
 use crate::producer::{Producer, ProducerConfig};
+use crate::share::{ShareConfig, ShareConsumer};
 
 /// How the client talks to the broker.
 #[derive(Debug, Clone)]
@@ -106,6 +108,17 @@ impl Client {
         AdminClient::new(self.channel.clone())
             .max_decoding_message_size(self.options.message_bytes_max)
             .max_encoding_message_size(self.options.message_bytes_max)
+    }
+
+    pub(crate) fn share_rpc(&self) -> ShareClient<Channel> {
+        ShareClient::new(self.channel.clone())
+            .max_decoding_message_size(self.options.message_bytes_max)
+            .max_encoding_message_size(self.options.message_bytes_max)
+    }
+
+    /// A member of share group `config.group` (joined before it returns).
+    pub async fn share_consumer(&self, config: ShareConfig) -> Result<ShareConsumer> {
+        ShareConsumer::new(self.clone(), config).await
     }
 
     pub(crate) fn groups_rpc(&self) -> GroupsClient<Channel> {

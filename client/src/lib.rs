@@ -46,6 +46,11 @@
 //! `client/examples/` holds a producer, a consumer and a small stream
 //! processor; the `strata` binary of this crate is the command-line tool.
 //!
+//! For work queues, a [`ShareConsumer`] joins a share group: any number of
+//! them read the same partitions, each record is leased to one at a time
+//! and acknowledged on its own (accept, release with a delay, reject to
+//! the dead-letter topic, renew).
+//!
 //! Errors are [`Error`]s; [`Error::is_retriable`] tells a passing failure
 //! (the broker restarting) from a fatal one (an unknown topic), as the
 //! broker says ([`Error::reason`]). The producer retries retriable failures
@@ -61,6 +66,7 @@ mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod record;
+pub mod share;
 
 pub use admin::{Admin, OffsetSpec, ResetSpec};
 pub use client::{Client, ClientOptions};
@@ -71,4 +77,5 @@ pub use producer::{
     ProducerStats,
 };
 pub use record::{ConsumerRecord, Header, IntoTopic, ProducerRecord, RecordMetadata};
+pub use share::{AckHandle, Lease, ShareConfig, ShareConsumer, ShareRecord};
 pub use strata_proto as proto;

@@ -504,3 +504,110 @@ fn consume_from_a_time() {
     let (ok, _, err) = strata(&b, &["consume", "tm", "--from-time", "yesterday"], None);
     assert!(!ok && err.contains("--from-time"), "{err}");
 }
+
+#[test]
+fn share_consume_in_each_mode_then_replay_the_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BrokerProcess::start_in(&dir.path().join("data"), &[]);
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let (ok, out, err) = strata(&b, args, stdin);
+        assert!(ok, "strata {args:?}: {err}");
+        out
+    };
+    run(&["topic", "create", "jobs", "--partitions", "1"], None);
+    run(&["produce", "jobs"], Some("a\nb\nc\n"));
+    // One rejected: to the dead-letter topic, with the reason.
+    let out = run(
+        &[
+            "share",
+            "consume",
+            "jobs",
+            "--group",
+            "w",
+            "--mode",
+            "reject",
+            "--reason",
+            "bad",
+            "--max-messages",
+            "1",
+            "--json",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["value"].as_str(), v["delivery"].as_u64()),
+        (Some("a"), Some(1)),
+        "{out}"
+    );
+    // The rest accepted; the one left over by --max-messages came back.
+    let out = run(
+        &[
+            "share",
+            "consume",
+            "jobs",
+            "--group",
+            "w",
+            "--exit-when-idle",
+        ],
+        None,
+    );
+    assert_eq!(out, "b\nc\n");
+    let out = run(&["share", "describe", "w", "--json"], None);
+    let d: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(d["dead_letter_topic"], "jobs.w.dlq");
+    assert_eq!(d["partitions"][0]["dead_lettered"], 1, "{out}");
+    assert_eq!(d["partitions"][0]["lag"], 0, "{out}");
+    let out = run(
+        &[
+            "consume",
+            "jobs.w.dlq",
+            "--from-beginning",
+            "--exit-at-end",
+            "--format",
+            "%v %h",
+        ],
+        None,
+    );
+    assert!(out.starts_with("a "), "{out}");
+    assert!(out.contains("strata.dlq.error=bad"), "{out}");
+    // Replay puts it back on jobs, where the group delivers it again.
+    let out = run(&["dlq", "replay", "jobs.w.dlq"], None);
+    assert!(out.contains("replayed 1 dead letter(s)"), "{out}");
+    assert!(out.contains("jobs.w.dlq/0: next offset 1"), "{out}");
+    let out = run(
+        &[
+            "share",
+            "consume",
+            "jobs",
+            "--group",
+            "w",
+            "--exit-when-idle",
+            "--format",
+            "%v %h",
+        ],
+        None,
+    );
+    assert_eq!(out, "a \n", "the record's own headers only (it had none)");
+    let out = run(&["share", "list"], None);
+    assert!(out.contains('w'), "{out}");
+    run(
+        &["share", "reset", "w", "--topic", "jobs", "--to-earliest"],
+        None,
+    );
+    let out = run(
+        &[
+            "share",
+            "consume",
+            "jobs",
+            "--group",
+            "w",
+            "--exit-when-idle",
+        ],
+        None,
+    );
+    assert_eq!(out, "a\nb\nc\na\n", "everything again after the reset");
+    run(&["share", "delete", "w"], None);
+    let (ok, _, err) = strata(&b, &["share", "describe", "w"], None);
+    assert!(!ok && err.contains("unknown group"), "{err}");
+}

@@ -136,6 +136,21 @@ pub enum BrokerError {
     /// No group of that name.
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
+    /// An ack that names a lease the record no longer has, or another
+    /// member's lease.
+    #[error("{0}")]
+    Share(#[from] super::share::partition::ShareError),
+    /// A group name used by the other kind of group (consumer groups and
+    /// share groups share one namespace).
+    #[error("group {group:?} is a {is}; it cannot be used as a {asked}")]
+    GroupKindMismatch {
+        /// The group.
+        group: String,
+        /// What it is.
+        is: &'static str,
+        /// What the request treated it as.
+        asked: &'static str,
+    },
     /// Another broker holds the data directory.
     #[error(
         "data directory {0} is locked by another running broker; stop it, or use another --data-dir"

@@ -232,6 +232,18 @@ impl Partition {
         r.map_err(|e| self.storage(e))
     }
 
+    /// [`Partition::read`] on the caller's thread.
+    pub fn read_blocking(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let log = self.log()?;
+        log.read(Offset(offset), max_bytes)
+            .map_err(|e| self.storage(e))
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start(&self) -> Result<u64> {
+        Ok(self.log()?.log_start().0)
+    }
+
     /// First offset with a record timestamp at or after `timestamp_ms`.
     pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
         let log = self.log()?.clone();

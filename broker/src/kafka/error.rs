@@ -82,6 +82,9 @@ pub fn of_reason(r: R) -> E {
         R::OffsetOutOfRange => E::OffsetOutOfRange,
         R::ProducerFenced => E::InvalidProducerEpoch,
         R::OutOfOrderSequence => E::OutOfOrderSequenceNumber,
+        // KIP-932's code for an ack of a lease the record no longer has.
+        R::StaleDelivery => E::InvalidRecordState,
+        R::GroupKindMismatch => E::InconsistentGroupProtocol,
     }
 }
 

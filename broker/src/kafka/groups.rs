@@ -65,6 +65,10 @@ pub async fn join_group(
         tracing::info!(group = %r.group_id.as_str(), "classic join refused: the group's members use the consumer protocol");
         return out.with_error_code(code(E::InconsistentGroupProtocol));
     }
+    if k.coordinator.share().exists(&r.group_id) {
+        tracing::info!(group = %r.group_id.as_str(), "classic join refused: the name is a share group's");
+        return out.with_error_code(code(E::InconsistentGroupProtocol));
+    }
     let join = Join {
         group: r.group_id.to_string(),
         member_id: r.member_id.to_string(),

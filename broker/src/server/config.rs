@@ -272,6 +272,9 @@ pub struct Args {
     /// for more members to join (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = GroupSettings::default().initial_rebalance_delay_ms)]
     pub group_initial_rebalance_delay_ms: u32,
+    /// Share groups' defaults and bounds.
+    #[command(flatten)]
+    pub share: super::share_args::ShareArgs,
     /// Milliseconds between checks for members whose session ran out.
     #[arg(long, env = "STRATA_GROUP_CHECK_INTERVAL_MS", default_value_t = 100)]
     pub group_check_interval_ms: u64,
@@ -411,6 +414,13 @@ impl Args {
             commit_metadata_bytes_max: self.commit_metadata_bytes_max,
             member_topics_max: self.member_topics_max.max(1),
             initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            share: self.share.defaults(
+                self.group_session_timeout_ms,
+                self.group_session_timeout_ms_min,
+                self.group_session_timeout_ms_max,
+                self.group_heartbeat_interval_ms.max(1),
+            ),
+            log_segment_bytes: GroupSettings::default().log_segment_bytes,
         }
     }
 

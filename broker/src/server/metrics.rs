@@ -57,6 +57,13 @@ const GAUGE_IDLE: Duration = Duration::from_secs(600);
 /// The RPCs we label by name; anything else (a bad path) is "other", so a
 /// client cannot grow the label set without bound.
 const KNOWN_RPCS: &[&str] = &[
+    "strata.v1.Share/ShareHeartbeat",
+    "strata.v1.Share/ShareFetch",
+    "strata.v1.Share/ShareAcknowledge",
+    "strata.v1.Share/ListShareGroups",
+    "strata.v1.Share/DescribeShareGroup",
+    "strata.v1.Share/ResetShareGroup",
+    "strata.v1.Share/DeleteShareGroup",
     "strata.v1.Admin/CreateTopic",
     "strata.v1.Admin/DeleteTopic",
     "strata.v1.Admin/ListTopics",
@@ -425,7 +432,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 19);
+        assert_eq!(n, 26, "19 RPCs plus the Share service's 7");
         assert_eq!(rpc_label("/strata.v1.Records/Nope"), "other");
     }
 }

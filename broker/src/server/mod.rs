@@ -29,6 +29,8 @@ pub mod metrics;
 pub mod produce;
 pub mod records;
 pub mod request_limit;
+pub mod share;
+pub mod share_args;
 pub mod status;
 
 use std::future::Future;
@@ -41,6 +43,7 @@ use futures::StreamExt;
 use strata_proto::v1::admin_server::AdminServer;
 use strata_proto::v1::groups_server::GroupsServer;
 use strata_proto::v1::records_server::RecordsServer;
+use strata_proto::v1::share_server::ShareServer;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -220,6 +223,14 @@ pub async fn run(
     let groups = GroupsServer::new(groups::GroupsService::new(coordinator.clone()))
         .max_decoding_message_size(request_max)
         .max_encoding_message_size(response_max);
+    let share = ShareServer::new(share::ShareService::new(
+        coordinator.clone(),
+        token.clone(),
+        args.fetch_wait_ms_max,
+        args.batch_decompressed_bytes_max,
+    ))
+    .max_decoding_message_size(request_max)
+    .max_encoding_message_size(response_max);
 
     // Expires members whose session ran out, and follows topics that grow.
     let group_ticker = {
@@ -267,6 +278,9 @@ pub async fn run(
             health
                 .set_not_serving::<GroupsServer<groups::GroupsService>>()
                 .await;
+            health
+                .set_not_serving::<ShareServer<share::ShareService>>()
+                .await;
             token.cancel();
         }
     };
@@ -286,6 +300,7 @@ pub async fn run(
         .add_service(admin)
         .add_service(records)
         .add_service(groups)
+        .add_service(share)
         // Our own listener (to learn the port before serving), so tonic's
         // tcp_nodelay above does not reach it: set it here. Without it,
         // Nagle and delayed ACKs stall responses by tens of milliseconds.
@@ -305,6 +320,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<GroupsServer<groups::GroupsService>>()
+        .await;
+    health
+        .set_serving::<ShareServer<share::ShareService>>()
         .await;
     if let Some(s) = &scrape {
         s.readiness.serving();

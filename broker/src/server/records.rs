@@ -256,7 +256,7 @@ async fn consumed_blocking(
 /// The records of `batches` from offset `from`, compressed batches
 /// decompressed within the broker's `batch_decompressed_bytes_max` (what
 /// they were validated against when they were produced).
-fn consumed(
+pub(crate) fn consumed(
     batches: &Bytes,
     from: u64,
     decompressed_bytes_max: usize,
@@ -315,7 +315,7 @@ fn span(batches: &[u8], from: u64) -> Option<(u64, u64)> {
 /// Waits until any receiver sees a new high watermark (or its partition
 /// goes away). With no receivers, waits forever: callers race it with a
 /// deadline or cancellation.
-async fn any_changed(watches: &mut [watch::Receiver<u64>]) {
+pub(crate) async fn any_changed(watches: &mut [watch::Receiver<u64>]) {
     if watches.is_empty() {
         return futures::future::pending().await;
     }

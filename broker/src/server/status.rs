@@ -15,7 +15,9 @@ pub fn code(e: &BrokerError) -> Code {
     use BrokerError as B;
     match e {
         B::UnknownTopic(_) | B::UnknownPartition { .. } | B::UnknownGroup(_) => Code::NotFound,
-        B::Fenced(_) | B::GroupNotEmpty { .. } => Code::FailedPrecondition,
+        B::Fenced(_) | B::GroupNotEmpty { .. } | B::Share(_) | B::GroupKindMismatch { .. } => {
+            Code::FailedPrecondition
+        }
         B::TopicExists(_) => Code::AlreadyExists,
         B::InvalidTopicName { .. }
         | B::InvalidConfig { .. }
@@ -52,6 +54,8 @@ pub fn reason(e: &BrokerError) -> ErrorReason {
         B::Internal(_) => R::Internal,
         B::Fenced(_) => R::MemberFenced,
         B::GroupNotEmpty { .. } => R::GroupNotEmpty,
+        B::Share(_) => R::StaleDelivery,
+        B::GroupKindMismatch { .. } => R::GroupKindMismatch,
         B::Storage { source, .. } | B::Disk(source) => storage_reason(source),
     }
 }

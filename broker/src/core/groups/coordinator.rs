@@ -38,124 +38,17 @@ use super::group::{self, Committed, Committer, Group, Intent};
 use super::store::{Entry, Key, OffsetValue, Store};
 use crate::core::Broker;
 use crate::core::error::{BrokerError, Result};
+use crate::core::share::{ShareGroups, ShareHeartbeat, ShareHeartbeatAnswer};
 use crate::storage::{Clock, SystemClock};
 
-/// Bounds and defaults of groups, set by the broker's flags.
-#[derive(Debug, Clone)]
-pub struct GroupSettings {
-    /// Session timeout of a member that does not ask for one.
-    pub session_timeout_ms: u32,
-    /// The shortest session timeout a member may ask for.
-    pub session_timeout_ms_min: u32,
-    /// The longest session timeout a member may ask for.
-    pub session_timeout_ms_max: u32,
-    /// How often members heartbeat (capped at a third of their session).
-    pub heartbeat_interval_ms: u32,
-    /// How long a member that does not ask otherwise may take to release a
-    /// revoked partition before it is removed from the group.
-    pub rebalance_timeout_ms: u32,
-    /// Groups on the broker.
-    pub groups_max: u32,
-    /// Members of one group.
-    pub group_members_max: u32,
-    /// Bytes of metadata in one committed offset.
-    pub commit_metadata_bytes_max: u32,
-    /// Topics one member may subscribe to: a change of subscription walks
-    /// every member's topics under the groups lock.
-    pub member_topics_max: u32,
-    /// How long a new classic (Kafka JoinGroup) group's first rebalance
-    /// waits for more members.
-    pub initial_rebalance_delay_ms: u32,
-}
+pub use super::requests::{GroupSettings, HeartbeatAnswer, HeartbeatRequest, OffsetInfo, ResetTo};
 
-impl Default for GroupSettings {
-    fn default() -> Self {
-        Self {
-            session_timeout_ms: 45_000,
-            session_timeout_ms_min: 6_000,
-            session_timeout_ms_max: 300_000,
-            heartbeat_interval_ms: 3_000,
-            rebalance_timeout_ms: 60_000,
-            groups_max: 10_000,
-            group_members_max: 1_000,
-            commit_metadata_bytes_max: 4_096,
-            member_topics_max: 1_000,
-            initial_rebalance_delay_ms: 3_000,
-        }
+fn kind_mismatch(group: &str, is: &'static str, asked: &'static str) -> BrokerError {
+    BrokerError::GroupKindMismatch {
+        group: group.into(),
+        is,
+        asked,
     }
-}
-
-/// A heartbeat, as the coordinator takes it.
-#[derive(Debug, Clone, Default)]
-pub struct HeartbeatRequest {
-    /// The group.
-    pub group: String,
-    /// Join, beat (with what the member owns now) or leave.
-    pub intent: Intent,
-    /// Static membership id (empty: none).
-    pub instance_id: String,
-    /// The client's name.
-    pub client_id: String,
-    /// The caller's address.
-    pub host: String,
-    /// Subscription.
-    pub topics: Vec<String>,
-    /// Assignor name (empty: sticky).
-    pub assignor: String,
-    /// 0: the default.
-    pub session_timeout_ms: u32,
-    /// 0: the default.
-    pub rebalance_timeout_ms: u32,
-}
-
-/// The answer to a heartbeat.
-#[derive(Debug, Clone)]
-pub struct HeartbeatAnswer {
-    /// The member's id.
-    pub member_id: String,
-    /// Its epoch.
-    pub epoch: i32,
-    /// How often to heartbeat.
-    pub heartbeat_interval_ms: u32,
-    /// What it may own.
-    pub assigned: BTreeSet<Tp>,
-    /// Target partitions still held by others.
-    pub pending: u32,
-}
-
-/// One partition's committed offset and lag.
-#[derive(Debug)]
-pub struct OffsetInfo {
-    /// The partition.
-    pub tp: Tp,
-    /// What is committed, if anything.
-    pub committed: Option<Committed>,
-    /// The partition's high watermark (the end consumers see), or why it
-    /// is unknown.
-    pub end: Result<u64>,
-}
-
-impl OffsetInfo {
-    /// End minus committed, when both are known.
-    pub fn lag(&self) -> Option<i64> {
-        match (&self.committed, &self.end) {
-            (Some(c), Ok(end)) => Some((*end as i64 - c.offset).max(0)),
-            _ => None,
-        }
-    }
-}
-
-/// Where a reset moves offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetTo {
-    /// The log start.
-    Earliest,
-    /// The end (high watermark).
-    Latest,
-    /// The first record at or after this time (ms); the end if none.
-    Timestamp(i64),
-    /// This offset, clamped into the log.
-    Offset(i64),
 }
 
 /// All groups of the broker.
@@ -164,8 +57,10 @@ pub struct Coordinator {
     broker: Arc<Broker>,
     settings: GroupSettings,
     groups: Mutex<BTreeMap<String, Group>>,
-    store: Store,
+    store: Arc<Store>,
     clock: SessionClock,
+    /// Share groups: their own state, in the same log and namespace.
+    share: ShareGroups,
     /// Kafka's classic-protocol groups (membership only; their offsets
     /// are here with everyone's).
     classic: ClassicGroups,
@@ -201,7 +96,7 @@ fn apply(groups: &mut BTreeMap<String, Group>, next: Group) {
     }
 }
 
-fn check_group_name(group: &str) -> Result<()> {
+pub(crate) fn check_group_name(group: &str) -> Result<()> {
     if group.is_empty() || group.len() > 249 {
         return Err(BrokerError::InvalidArgument(format!(
             "group name {group:?} must be 1 to 249 bytes"
@@ -240,7 +135,19 @@ impl Coordinator {
         dir: &Path,
         clock: SessionClock,
     ) -> Result<Self> {
-        let (store, groups) = Store::open(&broker.options().fs, dir, 0)?;
+        let loaded = Store::open(&broker.options().fs, dir, 0, settings.log_segment_bytes)?;
+        let store = Arc::new(loaded.store);
+        let wall: Arc<dyn Clock> = match &clock {
+            SessionClock::Given(c, _) => c.clone(),
+            SessionClock::Monotonic(_) => Arc::new(SystemClock),
+        };
+        let share = ShareGroups::open(
+            broker.clone(),
+            store.clone(),
+            loaded.share,
+            settings.share.clone(),
+            wall,
+        )?;
         let classic = ClassicGroups::new(ClassicSettings {
             session_timeout_ms_min: settings.session_timeout_ms_min,
             session_timeout_ms_max: settings.session_timeout_ms_max,
@@ -251,9 +158,10 @@ impl Coordinator {
             classic,
             broker,
             settings,
-            groups: Mutex::new(groups),
+            groups: Mutex::new(loaded.groups),
             store,
             clock,
+            share,
         })
     }
 
@@ -265,6 +173,36 @@ impl Coordinator {
     /// Kafka's classic-protocol groups.
     pub fn classic(&self) -> &ClassicGroups {
         &self.classic
+    }
+
+    /// Share groups. Their heartbeats go through
+    /// [`Coordinator::share_heartbeat`], which keeps the names apart.
+    pub fn share(&self) -> &ShareGroups {
+        &self.share
+    }
+
+    /// A share-group heartbeat, refused for a name a consumer group
+    /// (of either protocol) uses. A group's first join holds the consumer
+    /// groups' lock, so a consumer group cannot take the name meanwhile.
+    pub fn share_heartbeat(&self, req: ShareHeartbeat) -> Result<ShareHeartbeatAnswer> {
+        if self.share.exists(&req.group) {
+            return self.share.heartbeat(req);
+        }
+        let groups = self.lock();
+        if groups.contains_key(&req.group) || self.classic.describe(&req.group).is_some() {
+            return Err(kind_mismatch(&req.group, "consumer group", "share group"));
+        }
+        let answer = self.share.heartbeat(req);
+        drop(groups);
+        answer
+    }
+
+    /// Refuses a consumer-group use of a share group's name.
+    pub fn refuse_if_share(&self, group: &str) -> Result<()> {
+        if self.share.exists(group) {
+            return Err(kind_mismatch(group, "share group", "consumer group"));
+        }
+        Ok(())
     }
 
     /// Members of `group` under the consumer (KIP-848) protocol.
@@ -407,6 +345,9 @@ impl Coordinator {
                 None => {
                     let mut next = match groups.get(&req.group) {
                         Some(g) => g.clone(),
+                        None if self.share.exists(&req.group) => {
+                            return Err(kind_mismatch(&req.group, "share group", "consumer group"));
+                        }
                         None if !joining => {
                             return Err(group::Fenced::UnknownMember {
                                 group: req.group.clone(),
@@ -518,6 +459,7 @@ impl Coordinator {
             let g = match groups.get(group) {
                 Some(g) => g,
                 None => {
+                    self.refuse_if_share(group)?;
                     self.check_groups_max(groups.len(), group)?;
                     fresh = Group::new(group, Assignor::default());
                     &fresh
@@ -782,7 +724,13 @@ impl Coordinator {
             }
         }
         self.sync(target)?;
-        first_error.map_or(Ok(()), Err)
+        let share = self.share.tick();
+        first_error.map_or(share, Err)
+    }
+
+    /// Bytes of the groups log on disk.
+    pub fn log_size_bytes(&self) -> u64 {
+        self.store.size_bytes()
     }
 
     /// Compacts the groups log if it is due (see `Store::compact_if_due`).

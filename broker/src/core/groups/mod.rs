@@ -12,6 +12,7 @@
 //!   its replay at startup.
 //! - [`classic`]: Kafka's classic group protocol (JoinGroup, SyncGroup):
 //!   the broker runs the barrier, the leader assigns.
+//! - [`requests`]: the coordinator's settings, requests and answers.
 //! - [`coordinator`]: all groups behind one lock; validates, decides on a
 //!   copy, persists, applies, and answers the server.
 
@@ -21,6 +22,7 @@ pub mod coordinator;
 pub mod fenced;
 pub mod group;
 pub mod intent;
+pub mod requests;
 pub mod store;
 
 pub use assignor::{Assignor, Tp};

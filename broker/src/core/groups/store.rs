@@ -29,9 +29,16 @@ const KEY_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 1;
 /// The second byte: a group's membership.
 const KIND_GROUP: u8 = 2;
-/// Segment size of the groups log: small, so compaction (which only
-/// rewrites sealed segments) keeps it small.
-const SEGMENT_BYTES: u64 = 16 << 20;
+/// The second byte: a share group's settings.
+const KIND_SHARE_GROUP: u8 = 3;
+/// The second byte: a share partition's snapshot.
+const KIND_SHARE_SNAPSHOT: u8 = 4;
+/// The second byte: a share partition's update (one of a ring of keys).
+const KIND_SHARE_UPDATE: u8 = 5;
+/// Segment size of the groups log unless the settings say otherwise
+/// (`GroupSettings::log_segment_bytes`): small, so compaction (which only
+/// rewrites sealed segments) keeps the log small.
+pub const SEGMENT_BYTES: u64 = 16 << 20;
 /// How long a deleted group's or offset's tombstone stays (Kafka's
 /// `delete.retention.ms` default).
 const DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
@@ -50,6 +57,40 @@ pub enum Key {
     },
     /// A group's membership.
     Group(String),
+    /// A share group's settings (`core::share::state`).
+    ShareGroup(String),
+    /// A share partition's whole state.
+    ShareSnapshot {
+        /// The share group.
+        group: String,
+        /// The partition.
+        tp: Tp,
+    },
+    /// A share partition's changes since its snapshot, on a ring of keys.
+    ShareUpdate {
+        /// The share group.
+        group: String,
+        /// The partition.
+        tp: Tp,
+        /// Position on the ring.
+        slot: u32,
+    },
+}
+
+fn put_tp(b: &mut Vec<u8>, tp: &Tp) {
+    put_str(b, &tp.0);
+    b.extend_from_slice(&tp.1.to_be_bytes());
+}
+
+fn get_u32(b: &mut &[u8]) -> Option<u32> {
+    let (v, rest) = b.split_first_chunk::<4>()?;
+    *b = rest;
+    Some(u32::from_be_bytes(*v))
+}
+
+fn get_tp(b: &mut &[u8]) -> Option<Tp> {
+    let topic = get_str(b)?;
+    Some((topic, get_u32(b)?))
 }
 
 fn put_str(b: &mut Vec<u8>, s: &str) {
@@ -73,12 +114,26 @@ impl Key {
             Self::Offset { group, tp } => {
                 b.push(KIND_OFFSET);
                 put_str(&mut b, group);
-                put_str(&mut b, &tp.0);
-                b.extend_from_slice(&tp.1.to_be_bytes());
+                put_tp(&mut b, tp);
             }
             Self::Group(group) => {
                 b.push(KIND_GROUP);
                 put_str(&mut b, group);
+            }
+            Self::ShareGroup(group) => {
+                b.push(KIND_SHARE_GROUP);
+                put_str(&mut b, group);
+            }
+            Self::ShareSnapshot { group, tp } => {
+                b.push(KIND_SHARE_SNAPSHOT);
+                put_str(&mut b, group);
+                put_tp(&mut b, tp);
+            }
+            Self::ShareUpdate { group, tp, slot } => {
+                b.push(KIND_SHARE_UPDATE);
+                put_str(&mut b, group);
+                put_tp(&mut b, tp);
+                b.extend_from_slice(&slot.to_be_bytes());
             }
         }
         b
@@ -92,17 +147,21 @@ impl Key {
         }
         b = rest;
         let key = match kind {
-            KIND_OFFSET => {
-                let group = get_str(&mut b)?;
-                let topic = get_str(&mut b)?;
-                let (p, rest) = b.split_first_chunk::<4>()?;
-                b = rest;
-                Self::Offset {
-                    group,
-                    tp: (topic, u32::from_be_bytes(*p)),
-                }
-            }
+            KIND_OFFSET => Self::Offset {
+                group: get_str(&mut b)?,
+                tp: get_tp(&mut b)?,
+            },
             KIND_GROUP => Self::Group(get_str(&mut b)?),
+            KIND_SHARE_GROUP => Self::ShareGroup(get_str(&mut b)?),
+            KIND_SHARE_SNAPSHOT => Self::ShareSnapshot {
+                group: get_str(&mut b)?,
+                tp: get_tp(&mut b)?,
+            },
+            KIND_SHARE_UPDATE => Self::ShareUpdate {
+                group: get_str(&mut b)?,
+                tp: get_tp(&mut b)?,
+                slot: get_u32(&mut b)?,
+            },
             _ => return None,
         };
         b.is_empty().then_some(key)
@@ -224,6 +283,17 @@ pub(super) fn from_tps(v: Vec<TpValue>) -> BTreeSet<Tp> {
 /// A record to append: key and value (`None`: tombstone).
 pub type Entry = (Key, Option<Vec<u8>>);
 
+/// What opening the groups log found.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The log, open for appends.
+    pub store: Store,
+    /// Consumer groups.
+    pub groups: BTreeMap<String, Group>,
+    /// Share groups' records in log order (a tombstone has no value).
+    pub share: Vec<Entry>,
+}
+
 /// The internal log.
 #[derive(Debug)]
 pub struct Store {
@@ -242,17 +312,20 @@ fn storage(e: crate::storage::StorageError) -> BrokerError {
 
 impl Store {
     /// Opens (or creates) the log in `dir` and replays it; `now_ms` is the
-    /// coordinator's clock, for members' fresh sessions.
-    pub fn open(fs: &Fs, dir: &Path, now_ms: u64) -> Result<(Self, BTreeMap<String, Group>)> {
+    /// coordinator's clock, for members' fresh sessions. Share groups'
+    /// records come back as they are, in log order, for `core::share` to
+    /// replay.
+    pub fn open(fs: &Fs, dir: &Path, now_ms: u64, segment_bytes: u64) -> Result<Loaded> {
         let config = LogConfig {
             fs: fs.clone(),
             durability: Durability::PageCache,
-            segment_bytes_max: SEGMENT_BYTES,
+            segment_bytes_max: segment_bytes,
             keys_required: true,
             ..LogConfig::default()
         };
         let log = Log::open(dir, config).map_err(storage)?;
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut share = Vec::new();
         let mut records = 0u64;
         log.for_each_record(Offset(0), |rec| {
             records += 1;
@@ -263,6 +336,10 @@ impl Store {
                 );
                 return Ok(());
             };
+            if let Key::ShareGroup(_) | Key::ShareSnapshot { .. } | Key::ShareUpdate { .. } = key {
+                share.push((key, rec.value.map(|v| v.to_vec())));
+                return Ok(());
+            }
             let at = rec.offset as u64;
             apply(&mut groups, key, rec.value.as_deref(), at, now_ms).map_err(|reason| {
                 crate::storage::StorageError::corrupt(log.dir(), rec.offset as u64, reason)
@@ -277,13 +354,15 @@ impl Store {
             "consumer groups loaded"
         );
         let now = SystemClock.now_ms();
-        Ok((
-            Self {
-                log,
-                last_compaction_ms: std::sync::atomic::AtomicI64::new(now),
-            },
+        let store = Self {
+            log,
+            last_compaction_ms: std::sync::atomic::AtomicI64::new(now),
+        };
+        Ok(Loaded {
+            store,
             groups,
-        ))
+            share,
+        })
     }
 
     /// Appends entries in one batch (all or none); returns the offset to
@@ -345,6 +424,7 @@ fn apply(
     let bad = |e: prost::DecodeError| format!("undecodable groups record value: {e}");
     let name = match &key {
         Key::Offset { group, .. } | Key::Group(group) => group.clone(),
+        _ => return Err("a share record among consumer groups'".into()),
     };
     let g = groups
         .entry(name.clone())
@@ -363,6 +443,7 @@ fn apply(
         (Key::Offset { tp, .. }, None) => g.remove_offset(&tp),
         (Key::Group(_), Some(v)) => g.restore(Some(GroupValue::decode(v).map_err(bad)?), now_ms),
         (Key::Group(_), None) => g.restore(None, now_ms),
+        _ => unreachable!("share keys returned above"),
     }
     Ok(())
 }
@@ -378,6 +459,16 @@ mod tests {
             Key::Offset {
                 group: "g".into(),
                 tp: ("t".into(), 7),
+            },
+            Key::ShareGroup("s".into()),
+            Key::ShareSnapshot {
+                group: "s".into(),
+                tp: ("t".into(), 3),
+            },
+            Key::ShareUpdate {
+                group: "s".into(),
+                tp: ("t".into(), 3),
+                slot: 255,
             },
         ] {
             assert_eq!(Key::decode(&k.encode()), Some(k));

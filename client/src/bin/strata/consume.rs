@@ -88,7 +88,17 @@ fn render(r: &ConsumerRecord, format: &str) -> String {
 }
 
 fn line(r: &ConsumerRecord, args: &ConsumeArgs) -> anyhow::Result<String> {
-    Ok(if args.json {
+    line_of(r, args.json, args.format.as_deref())
+}
+
+/// One record as printed: JSON, or the `--format` template (`%v` unless
+/// given).
+pub(crate) fn line_of(
+    r: &ConsumerRecord,
+    json: bool,
+    format: Option<&str>,
+) -> anyhow::Result<String> {
+    Ok(if json {
         serde_json::to_string(&json!({
             "topic": r.topic,
             "partition": r.partition,
@@ -99,7 +109,7 @@ fn line(r: &ConsumerRecord, args: &ConsumeArgs) -> anyhow::Result<String> {
             "headers": r.headers.iter().map(|h| json!({"key": h.key, "value": h.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())})).collect::<Vec<_>>(),
         }))?
     } else {
-        render(r, args.format.as_deref().unwrap_or("%v"))
+        render(r, format.unwrap_or("%v"))
     })
 }
 

@@ -9,9 +9,13 @@
 //! strata consume orders --group billing
 //! strata group list | describe billing | delete billing
 //! strata group reset-offsets billing --topic orders --to-earliest
+//! strata share consume jobs --group workers --mode ack --max-messages 10
+//! strata share describe workers
+//! strata dlq replay jobs.workers.dlq
 //! ```
 
 mod consume;
+mod share;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -50,6 +54,13 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Share groups (work queues): consume with an ack mode, list,
+    /// describe, reset, delete.
+    #[command(subcommand)]
+    Share(share::ShareCommand),
+    /// Dead-letter topics: replay dead letters onto their source.
+    #[command(subcommand)]
+    Dlq(share::DlqCommand),
     /// Ask the broker's gRPC health service; exit 0 only if it is SERVING
     /// (recovery finished, not shutting down). For container health checks.
     Health,
@@ -71,7 +82,6 @@ enum GroupCommand {
         json: bool,
     },
     /// Move a group's committed offsets (only while it has no members).
-    #[command(group(clap::ArgGroup::new("to").required(true)))]
     ResetOffsets {
         group: String,
         /// The topic whose offsets move.
@@ -80,19 +90,8 @@ enum GroupCommand {
         /// Only this partition (repeatable; default: all).
         #[arg(long = "partition")]
         partitions: Vec<u32>,
-        /// To the first record still in the log.
-        #[arg(long, group = "to")]
-        to_earliest: bool,
-        /// To the end of the log.
-        #[arg(long, group = "to")]
-        to_latest: bool,
-        /// To the first record at or after this time (RFC 3339, like
-        /// 2026-11-26T09:00:00Z, or milliseconds since the epoch).
-        #[arg(long, group = "to", value_name = "DATETIME")]
-        to_datetime: Option<String>,
-        /// To this offset (clamped into the log).
-        #[arg(long, group = "to")]
-        to_offset: Option<i64>,
+        #[command(flatten)]
+        to: ResetTarget,
     },
     /// Delete a group and its committed offsets (only without members).
     Delete { group: String },
@@ -439,6 +438,47 @@ fn parse_datetime(flag: &str, s: &str) -> anyhow::Result<i64> {
     Ok(ms as i64)
 }
 
+/// Where a reset moves a group (consumer or share), one of four.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct ResetTarget {
+    /// To the first record still in the log.
+    #[arg(long)]
+    to_earliest: bool,
+    /// To the end of the log.
+    #[arg(long)]
+    to_latest: bool,
+    /// To the first record at or after this time (RFC 3339, like
+    /// 2026-11-26T09:00:00Z, or milliseconds since the epoch).
+    #[arg(long, value_name = "DATETIME")]
+    to_datetime: Option<String>,
+    /// To this offset (clamped into the log).
+    #[arg(long)]
+    to_offset: Option<i64>,
+}
+
+impl ResetTarget {
+    /// The client's form of the target.
+    pub(crate) fn spec(&self) -> anyhow::Result<ResetSpec> {
+        Ok(
+            match (
+                self.to_earliest,
+                self.to_latest,
+                &self.to_datetime,
+                self.to_offset,
+            ) {
+                (true, ..) => ResetSpec::Earliest,
+                (_, true, ..) => ResetSpec::Latest,
+                (_, _, Some(dt), _) => ResetSpec::Timestamp(parse_datetime("--to-datetime", dt)?),
+                (_, _, _, Some(o)) => ResetSpec::Offset(o),
+                _ => {
+                    bail!("say where to: --to-earliest, --to-latest, --to-datetime or --to-offset")
+                }
+            },
+        )
+    }
+}
+
 async fn group(client: &Client, cmd: GroupCommand) -> anyhow::Result<()> {
     let admin = client.admin();
     match cmd {
@@ -541,20 +581,9 @@ async fn group(client: &Client, cmd: GroupCommand) -> anyhow::Result<()> {
             group,
             topic,
             partitions,
-            to_earliest,
-            to_latest,
-            to_datetime,
-            to_offset,
+            to,
         } => {
-            let to = match (to_earliest, to_latest, to_datetime, to_offset) {
-                (true, ..) => ResetSpec::Earliest,
-                (_, true, ..) => ResetSpec::Latest,
-                (_, _, Some(dt), _) => ResetSpec::Timestamp(parse_datetime("--to-datetime", &dt)?),
-                (_, _, _, Some(o)) => ResetSpec::Offset(o),
-                _ => {
-                    bail!("say where to: --to-earliest, --to-latest, --to-datetime or --to-offset")
-                }
-            };
+            let to = to.spec()?;
             let offsets = admin.reset_offsets(&group, &topic, &partitions, to).await?;
             println!("{:<32} {:>9} {:>14}", "TOPIC", "PARTITION", "NEW-OFFSET");
             for o in offsets {
@@ -610,6 +639,8 @@ async fn main() {
             Command::Produce(args) => produce(&client, args).await,
             Command::Consume(args) => consume::consume(&client, args).await,
             Command::Group(cmd) => group(&client, cmd).await,
+            Command::Share(cmd) => share::share(&client, cmd).await,
+            Command::Dlq(cmd) => share::dlq(&client, cmd).await,
             Command::Health => unreachable!("answered above"),
         }
     }
