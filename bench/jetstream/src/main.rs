@@ -64,9 +64,13 @@ async fn main() -> anyhow::Result<()> {
         let js = jetstream::new(client);
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
-            let c: jetstream::consumer::PullConsumer = js.get_stream("WORK").await?.get_consumer("workers").await?;
+            let stream = js.get_stream("WORK").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let c: jetstream::consumer::PullConsumer = stream
+                .get_consumer("workers")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             while done.load(Ordering::Relaxed) < messages {
-                let mut got = c.fetch().max_messages(batch).expires(Duration::from_millis(100)).messages().await?;
+                let mut got = c.fetch().max_messages(batch).expires(Duration::from_millis(100)).messages().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 while let Some(m) = got.next().await {
                     let m = m.map_err(|e| anyhow::anyhow!("{e}"))?;
                     if !work.is_zero() {
