@@ -148,7 +148,7 @@ pub(crate) async fn start_consumers(
     let n = plan.consumers;
     let mut tasks = Vec::new();
     for i in 0..n {
-        let client = Client::connect(url).await?;
+        let client = crate::credentials::client(url).await?;
         let share: Vec<u32> = (0..plan.common.partitions).filter(|p| p % n == i).collect();
         tasks.push(tokio::spawn(consume_loop(
             client,

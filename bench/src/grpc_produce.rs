@@ -89,7 +89,8 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     } else {
         (None, args.broker.clone())
     };
-    let mut admin = AdminClient::new(connect(&url).await?);
+    let mut admin =
+        AdminClient::with_interceptor(connect(&url).await?, crate::credentials::bearer()?);
     let _ = admin
         .delete_topic(v1::DeleteTopicRequest {
             name: args.topic.clone(),
@@ -115,7 +116,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let mut clients = Vec::new();
     for _ in 0..args.producers {
         clients.push(
-            RecordsClient::new(connect(&url).await?)
+            RecordsClient::with_interceptor(connect(&url).await?, crate::credentials::bearer()?)
                 .max_encoding_message_size(256 << 20)
                 .max_decoding_message_size(256 << 20),
         );

@@ -15,6 +15,7 @@
 
 mod codecs;
 mod consume;
+mod credentials;
 mod grpc_produce;
 mod log_append;
 mod payload;

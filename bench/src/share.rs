@@ -85,7 +85,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     } else {
         (None, args.broker.clone())
     };
-    let client = Client::connect(url.clone()).await?;
+    let client = crate::credentials::client(&url).await?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .subsec_nanos();
@@ -112,7 +112,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..args.consumers {
-        let client = Client::connect(url.clone()).await?;
+        let client = crate::credentials::client(&url).await?;
         let cfg = ShareConfig {
             client_id: format!("bench-{i}"),
             max_records: args.max_records,

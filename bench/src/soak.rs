@@ -70,7 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for cycle in 0..args.cycles {
         let (mut child, url) = start(&exe, &data, &listen)?;
         listen = url.trim_start_matches("http://").to_string();
-        let client = Client::connect(url.clone()).await?;
+        let client = crate::credentials::client(&url).await?;
         if cycle == 0 {
             client
                 .admin()
@@ -121,7 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let (mut child, url) = start(&exe, &data, &listen)?;
-    let client = Client::connect(url).await?;
+    let client = crate::credentials::client(&url).await?;
     check_committed(&client, &seen, args.cycles).await?;
     let result = check_log(&client, &seen, args.partitions).await;
     let _ = std::process::Command::new("kill")

@@ -490,7 +490,7 @@ async fn run_async(plan: Plan) -> anyhow::Result<Outcome> {
     } else {
         (None, c.broker.clone())
     };
-    let admin_client = Client::connect(&url)
+    let admin_client = crate::credentials::client(&url)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     setup_topic(&admin_client, &c).await?;
@@ -529,7 +529,7 @@ async fn run_async(plan: Plan) -> anyhow::Result<Outcome> {
             rate: 0,
             ..c.clone()
         };
-        let producer = Client::connect(&url).await?;
+        let producer = crate::credentials::client(&url).await?;
         let produced = produce_loop(producer, fill_common, fill.clone(), 0, 0.0).await?;
         if produced.errors > 0 {
             bail!(
@@ -610,7 +610,7 @@ async fn run_async(plan: Plan) -> anyhow::Result<Outcome> {
     let rate_each = c.rate as f64 / f64::from(plan.producers);
     let mut producers = Vec::new();
     for id in 0..plan.producers {
-        let client = Client::connect(&url).await?;
+        let client = crate::credentials::client(&url).await?;
         producers.push(tokio::spawn(produce_loop(
             client,
             c.clone(),

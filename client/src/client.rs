@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use strata_proto::v1::{
     admin_client::AdminClient, groups_client::GroupsClient, records_client::RecordsClient,
-    share_client::ShareClient,
+    security_client::SecurityClient, share_client::ShareClient,
 };
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::admin::Admin;
@@ -25,7 +28,49 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// The largest message the client sends or accepts, in bytes.
     pub message_bytes_max: usize,
+    /// The bearer token every call presents (a broker with `--auth` needs
+    /// one). The client never refreshes it: an expired or revoked token
+    /// fails calls with UNAUTHENTICATED, naming the token.
+    pub token: Option<Token>,
 }
+
+/// A bearer token (`strata_<id>_<secret>`); `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A token from its text (surrounding white space is dropped).
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into().trim().to_string())
+    }
+
+    /// The token's text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<secret>)")
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub(crate) struct Credentials(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// What every generated client runs over: the channel, with credentials.
+pub(crate) type Rpc = InterceptedService<Channel, Credentials>;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -33,15 +78,25 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             message_bytes_max: 256 << 20,
+            token: None,
         }
     }
 }
 
 /// A connection to a Strata broker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     channel: Channel,
+    credentials: Credentials,
     options: Arc<ClientOptions>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -68,12 +123,19 @@ impl Client {
             .initial_stream_window_size(64 << 20)
             .initial_connection_window_size(64 << 20)
             .max_frame_size((16 << 20) - 1);
+        let credentials = match &options.token {
+            None => Credentials(None),
+            Some(t) => Credentials(Some(format!("Bearer {}", t.text()).parse().map_err(
+                |_| Error::InvalidArgument("the token holds characters a header cannot".into()),
+            )?)),
+        };
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
             url,
             source: Arc::new(source),
         })?;
         Ok(Self {
             channel,
+            credentials,
             options: Arc::new(options),
         })
     }
@@ -88,6 +150,11 @@ impl Client {
         Admin::new(self.clone())
     }
 
+    /// Users, tokens and ACLs.
+    pub fn security(&self) -> crate::security::SecurityAdmin {
+        crate::security::SecurityAdmin::new(self.clone())
+    }
+
     /// A producer.
     pub fn producer(&self, config: ProducerConfig) -> Producer {
         Producer::new(self.clone(), config)
@@ -98,20 +165,20 @@ impl Client {
         Consumer::new(self.clone(), config)
     }
 
-    pub(crate) fn records(&self) -> RecordsClient<Channel> {
-        RecordsClient::new(self.channel.clone())
+    pub(crate) fn records(&self) -> RecordsClient<Rpc> {
+        RecordsClient::with_interceptor(self.channel.clone(), self.credentials.clone())
             .max_decoding_message_size(self.options.message_bytes_max)
             .max_encoding_message_size(self.options.message_bytes_max)
     }
 
-    pub(crate) fn admin_rpc(&self) -> AdminClient<Channel> {
-        AdminClient::new(self.channel.clone())
+    pub(crate) fn admin_rpc(&self) -> AdminClient<Rpc> {
+        AdminClient::with_interceptor(self.channel.clone(), self.credentials.clone())
             .max_decoding_message_size(self.options.message_bytes_max)
             .max_encoding_message_size(self.options.message_bytes_max)
     }
 
-    pub(crate) fn share_rpc(&self) -> ShareClient<Channel> {
-        ShareClient::new(self.channel.clone())
+    pub(crate) fn share_rpc(&self) -> ShareClient<Rpc> {
+        ShareClient::with_interceptor(self.channel.clone(), self.credentials.clone())
             .max_decoding_message_size(self.options.message_bytes_max)
             .max_encoding_message_size(self.options.message_bytes_max)
     }
@@ -121,8 +188,14 @@ impl Client {
         ShareConsumer::new(self.clone(), config).await
     }
 
-    pub(crate) fn groups_rpc(&self) -> GroupsClient<Channel> {
-        GroupsClient::new(self.channel.clone())
+    pub(crate) fn security_rpc(&self) -> SecurityClient<Rpc> {
+        SecurityClient::with_interceptor(self.channel.clone(), self.credentials.clone())
+            .max_decoding_message_size(self.options.message_bytes_max)
+            .max_encoding_message_size(self.options.message_bytes_max)
+    }
+
+    pub(crate) fn groups_rpc(&self) -> GroupsClient<Rpc> {
+        GroupsClient::with_interceptor(self.channel.clone(), self.credentials.clone())
             .max_decoding_message_size(self.options.message_bytes_max)
             .max_encoding_message_size(self.options.message_bytes_max)
     }

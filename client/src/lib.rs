@@ -66,10 +66,11 @@ mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod record;
+pub mod security;
 pub mod share;
 
 pub use admin::{Admin, OffsetSpec, ResetSpec};
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, Token};
 pub use consumer::{Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Seek};
 pub use error::{Error, ErrorReason, Result};
 pub use producer::{
@@ -77,5 +78,6 @@ pub use producer::{
     ProducerStats,
 };
 pub use record::{ConsumerRecord, Header, IntoTopic, ProducerRecord, RecordMetadata};
+pub use security::{CreatedToken, SecurityAdmin, generate_token};
 pub use share::{AckHandle, Lease, ShareConfig, ShareConsumer, ShareRecord};
 pub use strata_proto as proto;

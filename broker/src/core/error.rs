@@ -151,6 +151,10 @@ pub enum BrokerError {
         /// What the request treated it as.
         asked: &'static str,
     },
+    /// Refused by security: not authenticated, not authorized, or an
+    /// unknown user or token in a security admin call.
+    #[error("{0}")]
+    Security(#[from] super::security::SecurityError),
     /// Another broker holds the data directory.
     #[error(
         "data directory {0} is locked by another running broker; stop it, or use another --data-dir"

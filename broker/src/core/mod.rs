@@ -11,8 +11,9 @@
 //!   recover at startup, close at shutdown.
 //! - [`groups`]: consumer groups: membership, assignment, committed offsets.
 //! - [`budget`]: the broker-wide budget of response memory.
-//! - [`share`]: share groups (work queues on the log), so far one
-//!   partition's record states.
+//! - [`share`]: share groups (work queues on the log): leases, acks,
+//!   retries and dead letters.
+//! - [`security`]: principals, users, tokens and ACLs.
 
 pub mod broker;
 pub mod budget;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod groups;
 pub mod partition;
+pub mod security;
 pub mod share;
 pub mod topic;
 

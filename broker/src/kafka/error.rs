@@ -11,6 +11,7 @@ use strata_proto::v1::{self, ErrorReason as R};
 use crate::core::BrokerError;
 use crate::core::groups::Fenced;
 use crate::core::groups::classic::ClassicError;
+use crate::core::security::{ResourceType, SecurityError};
 use crate::server::status;
 use crate::storage::StorageError;
 
@@ -30,6 +31,12 @@ pub fn of(e: &BrokerError) -> E {
             Fenced::GroupActive { .. } => E::IllegalGeneration,
         },
         BrokerError::Storage { source, .. } | BrokerError::Disk(source) => of_storage(source),
+        BrokerError::Security(SecurityError::Denied { resource_type, .. }) => match resource_type {
+            ResourceType::Topic => E::TopicAuthorizationFailed,
+            ResourceType::Group => E::GroupAuthorizationFailed,
+            ResourceType::Cluster => E::ClusterAuthorizationFailed,
+            ResourceType::TransactionalId => E::TransactionalIdAuthorizationFailed,
+        },
         _ => of_reason(status::reason(e)),
     }
 }
@@ -85,6 +92,11 @@ pub fn of_reason(r: R) -> E {
         // KIP-932's code for an ack of a lease the record no longer has.
         R::StaleDelivery => E::InvalidRecordState,
         R::GroupKindMismatch => E::InconsistentGroupProtocol,
+        R::AuthenticationFailed => E::SaslAuthenticationFailed,
+        // Without the resource (a per-partition error from the gRPC layer).
+        R::NotAuthorized => E::TopicAuthorizationFailed,
+        R::UnknownUser | R::UnknownToken => E::ResourceNotFound,
+        R::UserExists => E::InvalidRequest,
     }
 }
 

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use strata_proto::v1::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::status::{to_error, to_status};
 use crate::core::Broker;
 use crate::core::broker::Topic;
+use crate::core::security::{Operation, Resource};
 
 /// The Admin service.
 #[derive(Debug, Clone)]
@@ -85,7 +87,12 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::CreateTopicRequest>,
     ) -> Result<Response<v1::CreateTopicResponse>, Status> {
+        let c = caller(&req)?;
         let r = req.into_inner();
+        // Create on the Cluster covers every topic, as in Kafka.
+        if !c.allowed(Operation::Create, Resource::cluster()) {
+            c.authorize(Operation::Create, Resource::topic(&r.name))?;
+        }
         let topic = self
             .blocking(move |b| b.create_topic(&r.name, r.partitions, sorted(r.config)))
             .await?;
@@ -98,19 +105,23 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Delete, Resource::topic(&r.name))?;
         self.blocking(move |b| b.delete_topic(&r.name)).await?;
         Ok(Response::new(v1::DeleteTopicResponse {}))
     }
 
     async fn list_topics(
         &self,
-        _req: Request<v1::ListTopicsRequest>,
+        req: Request<v1::ListTopicsRequest>,
     ) -> Result<Response<v1::ListTopicsResponse>, Status> {
+        let c = caller(&req)?;
         let topics = self
             .broker
             .topics()
             .iter()
+            .filter(|t| c.allowed(Operation::Describe, Resource::topic(t.name())))
             .map(|t| v1::TopicSummary {
                 name: t.name().to_string(),
                 partitions: t.partitions().len() as u32,
@@ -123,10 +134,10 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::DescribeTopicRequest>,
     ) -> Result<Response<v1::DescribeTopicResponse>, Status> {
-        let topic = self
-            .broker
-            .topic(&req.into_inner().name)
-            .map_err(to_status)?;
+        let c = caller(&req)?;
+        let name = req.into_inner().name;
+        c.authorize(Operation::Describe, Resource::topic(&name))?;
+        let topic = self.broker.topic(&name).map_err(to_status)?;
         Ok(Response::new(v1::DescribeTopicResponse {
             topic: Some(describe(&topic)),
         }))
@@ -136,7 +147,9 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::AlterTopicConfigRequest>,
     ) -> Result<Response<v1::AlterTopicConfigResponse>, Status> {
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::AlterConfigs, Resource::topic(&r.name))?;
         let topic = self
             .blocking(move |b| b.alter_topic_config(&r.name, sorted(r.config)))
             .await?;
@@ -149,7 +162,9 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::CreatePartitionsRequest>,
     ) -> Result<Response<v1::CreatePartitionsResponse>, Status> {
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Alter, Resource::topic(&r.name))?;
         let topic = self
             .blocking(move |b| b.create_partitions(&r.name, r.partitions))
             .await?;

@@ -275,6 +275,9 @@ pub struct Args {
     /// Share groups' defaults and bounds.
     #[command(flatten)]
     pub share: super::share_args::ShareArgs,
+    /// Authentication, super users, the first admin, the loopback rule.
+    #[command(flatten)]
+    pub security: super::security_args::SecurityArgs,
     /// Milliseconds between checks for members whose session ran out.
     #[arg(long, env = "STRATA_GROUP_CHECK_INTERVAL_MS", default_value_t = 100)]
     pub group_check_interval_ms: u64,
@@ -453,6 +456,14 @@ impl Args {
 
     /// Checks settings that clap's types cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let mut listeners = vec![("--listen", self.listen)];
+        if !self.no_metrics {
+            listeners.push(("--metrics-listen", self.metrics_listen));
+        }
+        if !self.no_kafka {
+            listeners.push(("--kafka-listen", self.kafka_listen));
+        }
+        self.security.validate(&listeners, !self.no_kafka)?;
         if !(16 * 1024..=(16 << 20) - 1).contains(&self.http2_frame_bytes) {
             bail!("--http2-frame-bytes must be between 16384 and 16777215");
         }
@@ -537,6 +548,55 @@ mod tests {
         let err =
             Args::load(["strata-broker", "--config", f].iter().map(OsString::from)).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    /// The image's `ENV` settings as flags (`STRATA_LISTEN=x` is
+    /// `--listen x`, `=true` a bare flag).
+    fn dockerfile_flags() -> Vec<String> {
+        let file = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/Dockerfile"));
+        let mut flags = vec!["strata-broker".to_string()];
+        let mut in_env = false;
+        for line in file.lines().map(str::trim) {
+            in_env |= line.starts_with("ENV ");
+            if !in_env {
+                continue;
+            }
+            let setting = line
+                .trim_start_matches("ENV ")
+                .trim_end_matches('\\')
+                .trim();
+            if let Some((k, v)) = setting.split_once('=') {
+                let flag = k
+                    .trim_start_matches("STRATA_")
+                    .to_lowercase()
+                    .replace('_', "-");
+                flags.push(format!("--{flag}"));
+                if v != "true" {
+                    flags.push(v.to_string());
+                }
+            }
+            in_env = line.ends_with('\\');
+        }
+        flags
+    }
+
+    #[test]
+    fn the_images_settings_pass_the_loopback_rule_only_as_a_dev_setup() {
+        let flags = dockerfile_flags();
+        assert!(flags.contains(&"--listen".to_string()), "{flags:?}");
+        assert!(flags.contains(&"--insecure-dev".to_string()), "{flags:?}");
+        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        load(&refs).validate().unwrap();
+        let without: Vec<&str> = refs
+            .iter()
+            .copied()
+            .filter(|f| *f != "--insecure-dev")
+            .collect();
+        let err = load(&without).validate().unwrap_err().to_string();
+        assert!(
+            err.contains("0.0.0.0:7390 is not a loopback address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,10 +8,12 @@ use strata_proto::partitions::{by_topic, flatten};
 use strata_proto::v1::{self, groups_server::Groups};
 use tonic::{Request, Response, Status};
 
+use super::auth::{Caller, caller};
 use super::blocking;
 use super::status::{to_error, to_status};
 use crate::core::BrokerError;
 use crate::core::groups::{Committer, Coordinator, HeartbeatRequest, Intent, OffsetInfo, ResetTo};
+use crate::core::security::{Operation, Resource};
 
 /// The Groups service.
 #[derive(Debug, Clone)]
@@ -43,6 +45,15 @@ fn offset(info: &OffsetInfo) -> v1::CommittedOffset {
     }
 }
 
+/// The offsets of the topics the caller may describe.
+fn described(c: &Caller, infos: &[OffsetInfo]) -> Vec<v1::CommittedOffset> {
+    infos
+        .iter()
+        .filter(|i| c.allowed(Operation::Describe, Resource::topic(&i.tp.0)))
+        .map(offset)
+        .collect()
+}
+
 #[tonic::async_trait]
 impl Groups for GroupsService {
     async fn heartbeat(
@@ -50,7 +61,11 @@ impl Groups for GroupsService {
         req: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
         let host = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Read, Resource::group(&r.group))?;
+        c.check_topics(Operation::Describe, r.topics.iter().map(String::as_str))
+            .map_err(to_status)?;
         let intent =
             Intent::from_wire(r.member_id, r.member_epoch, flatten(r.owned)).map_err(to_status)?;
         let hb = HeartbeatRequest {
@@ -78,7 +93,14 @@ impl Groups for GroupsService {
         &self,
         req: Request<v1::CommitOffsetsRequest>,
     ) -> Result<Response<v1::CommitOffsetsResponse>, Status> {
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Read, Resource::group(&r.group))?;
+        c.check_topics(
+            Operation::Read,
+            r.partitions.iter().map(|p| p.topic.as_str()),
+        )
+        .map_err(to_status)?;
         let durable = !matches!(
             v1::Acks::try_from(r.acks),
             Ok(v1::Acks::Written | v1::Acks::None)
@@ -109,22 +131,31 @@ impl Groups for GroupsService {
         &self,
         req: Request<v1::FetchOffsetsRequest>,
     ) -> Result<Response<v1::FetchOffsetsResponse>, Status> {
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Describe, Resource::group(&r.group))?;
+        c.check_topics(
+            Operation::Describe,
+            r.partitions.iter().map(|p| p.topic.as_str()),
+        )
+        .map_err(to_status)?;
         let tps = flatten(r.partitions).into_iter().collect();
         let infos = blocking(&self.coordinator, move |c| c.fetch_offsets(&r.group, tps)).await?;
         Ok(Response::new(v1::FetchOffsetsResponse {
-            offsets: infos.iter().map(offset).collect(),
+            offsets: described(&c, &infos),
         }))
     }
 
     async fn list_groups(
         &self,
-        _req: Request<v1::ListGroupsRequest>,
+        req: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
+        let c = caller(&req)?;
         let groups = self
             .coordinator
             .list()
             .into_iter()
+            .filter(|(g, _, _)| c.allowed(Operation::Describe, Resource::group(g)))
             .map(|(group, state, members)| v1::GroupSummary {
                 group,
                 state: state.into(),
@@ -138,7 +169,9 @@ impl Groups for GroupsService {
         &self,
         req: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
+        let c = caller(&req)?;
         let name = req.into_inner().group;
+        c.authorize(Operation::Describe, Resource::group(&name))?;
         let (g, infos) = blocking(&self.coordinator, move |c| c.describe(&name)).await?;
         let members = g
             .members()
@@ -162,7 +195,7 @@ impl Groups for GroupsService {
                 epoch: g.epoch(),
                 assignor: g.assignor().as_str().into(),
                 members,
-                offsets: infos.iter().map(offset).collect(),
+                offsets: described(&c, &infos),
             }),
         }))
     }
@@ -172,7 +205,10 @@ impl Groups for GroupsService {
         req: Request<v1::ResetOffsetsRequest>,
     ) -> Result<Response<v1::ResetOffsetsResponse>, Status> {
         use v1::reset_offsets_request::To;
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Read, Resource::group(&r.group))?;
+        c.authorize(Operation::Read, Resource::topic(&r.topic))?;
         let to = match r.to {
             Some(To::Earliest(_)) => ResetTo::Earliest,
             Some(To::Latest(_)) => ResetTo::Latest,
@@ -197,7 +233,9 @@ impl Groups for GroupsService {
         &self,
         req: Request<v1::DeleteGroupRequest>,
     ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        let c = caller(&req)?;
         let name = req.into_inner().group;
+        c.authorize(Operation::Delete, Resource::group(&name))?;
         blocking(&self.coordinator, move |c| c.delete(&name)).await?;
         Ok(Response::new(v1::DeleteGroupResponse {}))
     }

@@ -83,6 +83,16 @@ const KNOWN_RPCS: &[&str] = &[
     "strata.v1.Groups/DescribeGroup",
     "strata.v1.Groups/ResetOffsets",
     "strata.v1.Groups/DeleteGroup",
+    "strata.v1.Security/WhoAmI",
+    "strata.v1.Security/CreateUser",
+    "strata.v1.Security/DeleteUser",
+    "strata.v1.Security/ListUsers",
+    "strata.v1.Security/CreateToken",
+    "strata.v1.Security/RevokeToken",
+    "strata.v1.Security/ListTokens",
+    "strata.v1.Security/CreateAcls",
+    "strata.v1.Security/DeleteAcls",
+    "strata.v1.Security/ListAcls",
     "grpc.health.v1.Health/Check",
     "grpc.health.v1.Health/Watch",
     "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -432,7 +442,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 26, "19 RPCs plus the Share service's 7");
+        assert_eq!(
+            n, 36,
+            "19 RPCs, the Share service's 7, the Security service's 10"
+        );
         assert_eq!(rpc_label("/strata.v1.Records/Nope"), "other");
     }
 }

@@ -9,6 +9,10 @@
 //! - [`body`]: an HTTP body with a hook on each frame (request limits,
 //!   status metrics).
 //! - [`metrics`]: Prometheus metrics and the `/healthz` and `/readyz` probes.
+//! - [`auth`]: authentication of every call's headers (a tower layer) and
+//!   the `Caller` handlers authorize through; [`authz`]: each RPC's rule;
+//!   [`security`]: the `strata.v1.Security` service (users, tokens, ACLs);
+//!   [`security_args`]: `--auth`, the loopback rule, the first admin.
 //!
 //! The Kafka protocol listener ([`crate::kafka`]) is started here too, on
 //! the same broker and coordinator, after recovery.
@@ -22,6 +26,8 @@
 //! `--shutdown-timeout-ms`), close every log cleanly, return.
 
 pub mod admin;
+pub mod auth;
+pub mod authz;
 pub mod body;
 pub mod config;
 pub mod groups;
@@ -29,6 +35,8 @@ pub mod metrics;
 pub mod produce;
 pub mod records;
 pub mod request_limit;
+pub mod security;
+pub mod security_args;
 pub mod share;
 pub mod share_args;
 pub mod status;
@@ -43,6 +51,7 @@ use futures::StreamExt;
 use strata_proto::v1::admin_server::AdminServer;
 use strata_proto::v1::groups_server::GroupsServer;
 use strata_proto::v1::records_server::RecordsServer;
+use strata_proto::v1::security_server::SecurityServer;
 use strata_proto::v1::share_server::ShareServer;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -151,6 +160,21 @@ pub async fn run(
         std::io::stdout().flush().ok();
         Some(scrape)
     };
+    let security = {
+        let (fs, dir) = (options.fs.clone(), options.data_dir.clone());
+        let (limits, supers) = (args.security.limits(), args.security.super_users()?);
+        let security = tokio::task::spawn_blocking(move || {
+            crate::core::security::Security::open(fs, dir, limits, supers)
+        })
+        .await
+        .context("security state task")??;
+        args.security.bootstrap(&security, auth::now_ms())?;
+        Arc::new(security)
+    };
+    let auth = Arc::new(auth::Auth {
+        enforced: args.security.auth,
+        security: security.clone(),
+    });
     let broker = Arc::new(
         tokio::task::spawn_blocking(move || Broker::open_locked(options, lock))
             .await
@@ -231,6 +255,9 @@ pub async fn run(
     ))
     .max_decoding_message_size(request_max)
     .max_encoding_message_size(response_max);
+    let security_service = SecurityServer::new(security::SecurityService::new(security))
+        .max_decoding_message_size(request_max)
+        .max_encoding_message_size(response_max);
 
     // Expires members whose session ran out, and follows topics that grow.
     let group_ticker = {
@@ -281,6 +308,9 @@ pub async fn run(
             health
                 .set_not_serving::<ShareServer<share::ShareService>>()
                 .await;
+            health
+                .set_not_serving::<SecurityServer<security::SecurityService>>()
+                .await;
             token.cancel();
         }
     };
@@ -289,6 +319,8 @@ pub async fn run(
             request_limit::limit_requests(args.request_bytes_max),
         ))
         .layer(metrics::RpcMetricsLayer)
+        // Before any body is read: see `auth`.
+        .layer(auth::AuthLayer(auth))
         .tcp_nodelay(true)
         .initial_stream_window_size(args.http2_stream_window_bytes)
         .initial_connection_window_size(args.http2_connection_window_bytes)
@@ -301,6 +333,7 @@ pub async fn run(
         .add_service(records)
         .add_service(groups)
         .add_service(share)
+        .add_service(security_service)
         // Our own listener (to learn the port before serving), so tonic's
         // tcp_nodelay above does not reach it: set it here. Without it,
         // Nagle and delayed ACKs stall responses by tens of milliseconds.
@@ -323,6 +356,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<ShareServer<share::ShareService>>()
+        .await;
+    health
+        .set_serving::<SecurityServer<security::SecurityService>>()
         .await;
     if let Some(s) = &scrape {
         s.readiness.serving();

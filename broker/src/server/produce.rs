@@ -29,8 +29,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
+use super::auth::Caller;
 use super::metrics;
 use super::status::{to_error, to_status};
+use crate::core::security::Operation;
 use crate::core::{Acks, Broker, BrokerError, Partition};
 use crate::storage::{AppendInfo, Clock, SystemClock, Written};
 
@@ -298,10 +300,16 @@ impl Producing {
 
     /// An ordered stream of requests. Reads the stream on a task of its
     /// own and returns the stream of answers.
-    pub fn produce_stream(&self, inbound: Streaming<v1::ProduceStreamRequest>) -> ProduceStream {
+    /// Every message is authorized (Write on its topics) as `caller`, and
+    /// the stream ends when the caller's session does.
+    pub fn produce_stream(
+        &self,
+        inbound: Streaming<v1::ProduceStreamRequest>,
+        caller: Caller,
+    ) -> ProduceStream {
         let (tx, rx) = mpsc::channel(STREAM_REQUESTS_IN_FLIGHT_MAX + 1);
         let this = self.clone();
-        tokio::spawn(async move { this.read_stream(inbound, tx).await });
+        tokio::spawn(async move { this.read_stream(inbound, tx, caller).await });
         ReceiverStream::new(rx)
     }
 
@@ -309,8 +317,11 @@ impl Producing {
         self,
         mut inbound: Streaming<v1::ProduceStreamRequest>,
         tx: mpsc::Sender<Result<v1::ProduceStreamResponse, Status>>,
+        caller: Caller,
     ) {
         let window = Arc::new(Semaphore::new(STREAM_REQUESTS_IN_FLIGHT_MAX));
+        let ended = caller.ended();
+        tokio::pin!(ended);
         // Cancelled when the stream is to end early (a lost answer).
         let lost = CancellationToken::new();
         loop {
@@ -321,6 +332,7 @@ impl Producing {
                     return end_after_answers(&window, &tx, shutting_down).await;
                 }
                 _ = lost.cancelled() => return,
+                status = &mut ended => return end_after_answers(&window, &tx, status).await,
             };
             let msg = match next {
                 Ok(Some(msg)) => msg,
@@ -344,7 +356,13 @@ impl Producing {
                 .ok_or_else(|| {
                     BrokerError::InvalidArgument("produce stream message without a request".into())
                 })
-                .and_then(|req| prepare(&self.broker, req));
+                .and_then(|req| {
+                    caller.check_topics(
+                        Operation::Write,
+                        req.topics.iter().map(|t| t.topic.as_str()),
+                    )?;
+                    prepare(&self.broker, req)
+                });
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => {

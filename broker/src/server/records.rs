@@ -18,10 +18,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::metrics;
 use super::produce::{LoseHook, ProduceStream, Producing};
 use super::status::{to_error, to_status};
 use crate::core::budget::{Held, ResponseBudget};
+use crate::core::security::{Operation, Resource};
 use crate::core::{Broker, BrokerError, Partition};
 
 /// Bytes per subscription message when the request does not say.
@@ -333,10 +335,14 @@ impl Records for RecordsService {
         req: Request<v1::ProduceRequest>,
     ) -> Result<Response<v1::ProduceResponse>, Status> {
         self.check_running()?;
-        self.producing
-            .produce(req.into_inner())
-            .await
-            .map(Response::new)
+        let c = caller(&req)?;
+        let req = req.into_inner();
+        c.check_topics(
+            Operation::Write,
+            req.topics.iter().map(|t| t.topic.as_str()),
+        )
+        .map_err(to_status)?;
+        self.producing.produce(req).await.map(Response::new)
     }
 
     type ProduceStreamStream = ProduceStream;
@@ -346,16 +352,18 @@ impl Records for RecordsService {
         req: Request<tonic::Streaming<v1::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         self.check_running()?;
+        let c = caller(&req)?;
         Ok(Response::new(
-            self.producing.produce_stream(req.into_inner()),
+            self.producing.produce_stream(req.into_inner(), c),
         ))
     }
 
     async fn init_producer(
         &self,
-        _req: Request<v1::InitProducerRequest>,
+        req: Request<v1::InitProducerRequest>,
     ) -> Result<Response<v1::InitProducerResponse>, Status> {
         self.check_running()?;
+        caller(&req)?;
         let broker = self.broker.clone();
         let producer = tokio::task::spawn_blocking(move || broker.init_producer())
             .await
@@ -372,7 +380,11 @@ impl Records for RecordsService {
         req: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
         self.check_running()?;
-        self.fetch_batches(req.into_inner())
+        let c = caller(&req)?;
+        let req = req.into_inner();
+        c.check_topics(Operation::Read, req.topics.iter().map(|t| t.topic.as_str()))
+            .map_err(to_status)?;
+        self.fetch_batches(req)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -385,7 +397,13 @@ impl Records for RecordsService {
         req: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         self.check_running()?;
+        let c = caller(&req)?;
         let req = req.into_inner();
+        c.check_topics(
+            Operation::Read,
+            req.partitions.iter().map(|p| p.topic.as_str()),
+        )
+        .map_err(to_status)?;
         let limits = self.broker.limits().clone();
         if req.partitions.is_empty() {
             return Err(to_status(BrokerError::InvalidArgument(
@@ -454,9 +472,14 @@ impl Records for RecordsService {
             .decode
             .then_some(self.broker.limits().batch_decompressed_bytes_max);
         metrics::subscriptions(1.0);
+        let end = out.tx.clone();
         tokio::spawn(async move {
             let _open = CountGuard(count);
-            stream_partitions(positions, max_bytes, decode, out, shutdown).await;
+            // A revoked or expired token ends the subscription.
+            tokio::select! {
+                () = stream_partitions(positions, max_bytes, decode, out, shutdown) => {}
+                status = c.ended() => { let _ = end.send((Err(status), Held::default())).await; }
+            }
         });
         let stream =
             tokio_stream::StreamExt::map(ReceiverStream::new(rx), |(item, _held): (_, Held)| item);
@@ -468,9 +491,11 @@ impl Records for RecordsService {
         req: Request<v1::ListOffsetsRequest>,
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
         self.check_running()?;
+        let c = caller(&req)?;
         let mut out = Vec::new();
         for lp in req.into_inner().partitions {
             let result = async {
+                c.check(Operation::Describe, Resource::topic(&lp.topic))?;
                 let p = self.broker.partition(&lp.topic, lp.partition)?;
                 let stats = p.stats()?;
                 use v1::list_offsets_partition::Spec;

@@ -11,11 +11,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::blocking;
 use super::records::{any_changed, consumed};
 use super::status::{to_error, to_status};
 use crate::core::BrokerError;
 use crate::core::groups::{Coordinator, ResetTo};
+use crate::core::security::{Operation, Resource};
 use crate::core::share::partition::{Ack, Delivery};
 use crate::core::share::state::ShareGroupValue;
 use crate::core::share::{ShareAck, ShareFetched, ShareHeartbeat};
@@ -152,8 +154,24 @@ impl Share for ShareService {
         req: Request<v1::ShareHeartbeatRequest>,
     ) -> Result<Response<v1::ShareHeartbeatResponse>, Status> {
         let host = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let c = caller(&req)?;
         let r = req.into_inner();
         let create = r.create.unwrap_or_default();
+        c.authorize(Operation::Read, Resource::group(&r.group))?;
+        c.check_topics(Operation::Read, r.topics.iter().map(String::as_str))
+            .map_err(to_status)?;
+        // Any member's failures may dead-letter: each needs Write there.
+        let dead_letters = self
+            .coordinator
+            .share()
+            .dead_letter_topic(&r.group)
+            .or_else(|| {
+                (!create.dead_letter_topic.is_empty()).then(|| create.dead_letter_topic.clone())
+            })
+            .or_else(|| r.topics.first().map(|t| format!("{t}.{}.dlq", r.group)));
+        if let Some(t) = &dead_letters {
+            c.authorize(Operation::Write, Resource::topic(t))?;
+        }
         let hb = ShareHeartbeat {
             group: r.group,
             member_id: r.member_id,
@@ -183,6 +201,7 @@ impl Share for ShareService {
         &self,
         req: Request<v1::ShareFetchRequest>,
     ) -> Result<Response<v1::ShareFetchResponse>, Status> {
+        caller(&req)?.authorize(Operation::Read, Resource::group(&req.get_ref().group))?;
         let r = req.into_inner();
         let mut acks = Some(acks_of(r.acks)?);
         let wait = Duration::from_millis(r.max_wait_ms.min(self.wait_ms_max).into());
@@ -238,6 +257,7 @@ impl Share for ShareService {
         &self,
         req: Request<v1::ShareAcknowledgeRequest>,
     ) -> Result<Response<v1::ShareAcknowledgeResponse>, Status> {
+        caller(&req)?.authorize(Operation::Read, Resource::group(&req.get_ref().group))?;
         let r = req.into_inner();
         let acks = acks_of(r.acks)?;
         let f = blocking(&self.coordinator, move |c| {
@@ -251,13 +271,15 @@ impl Share for ShareService {
 
     async fn list_share_groups(
         &self,
-        _req: Request<v1::ListShareGroupsRequest>,
+        req: Request<v1::ListShareGroupsRequest>,
     ) -> Result<Response<v1::ListShareGroupsResponse>, Status> {
+        let c = caller(&req)?;
         let groups = self
             .coordinator
             .share()
             .list()
             .into_iter()
+            .filter(|(g, _)| c.allowed(Operation::Describe, Resource::group(g)))
             .map(|(group, members)| v1::ShareGroupListing {
                 group,
                 members: members as u32,
@@ -270,6 +292,7 @@ impl Share for ShareService {
         &self,
         req: Request<v1::DescribeShareGroupRequest>,
     ) -> Result<Response<v1::DescribeShareGroupResponse>, Status> {
+        caller(&req)?.authorize(Operation::Describe, Resource::group(&req.get_ref().group))?;
         let group = req.into_inner().group;
         let d = blocking(&self.coordinator, move |c| c.share().describe(&group)).await?;
         Ok(Response::new(v1::DescribeShareGroupResponse {
@@ -309,7 +332,10 @@ impl Share for ShareService {
         req: Request<v1::ResetShareGroupRequest>,
     ) -> Result<Response<v1::ResetShareGroupResponse>, Status> {
         use v1::reset_share_group_request::To;
+        let c = caller(&req)?;
         let r = req.into_inner();
+        c.authorize(Operation::Read, Resource::group(&r.group))?;
+        c.authorize(Operation::Read, Resource::topic(&r.topic))?;
         let to = match r.to {
             Some(To::Earliest(_)) => ResetTo::Earliest,
             Some(To::Latest(_)) => ResetTo::Latest,
@@ -341,6 +367,7 @@ impl Share for ShareService {
         &self,
         req: Request<v1::DeleteShareGroupRequest>,
     ) -> Result<Response<v1::DeleteShareGroupResponse>, Status> {
+        caller(&req)?.authorize(Operation::Delete, Resource::group(&req.get_ref().group))?;
         let group = req.into_inner().group;
         blocking(&self.coordinator, move |c| c.share().delete(&group)).await?;
         Ok(Response::new(v1::DeleteShareGroupResponse {}))

@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::core::BrokerError;
+use crate::core::security::SecurityError;
 use crate::storage::StorageError;
 
 /// The gRPC code for an error.
@@ -29,6 +30,7 @@ pub fn code(e: &BrokerError) -> Code {
         B::DataDirLocked(_) => Code::FailedPrecondition,
         B::Io { .. } | B::Internal(_) => Code::Internal,
         B::Storage { source, .. } | B::Disk(source) => storage_code(source),
+        B::Security(e) => security_code(e),
     }
 }
 
@@ -57,6 +59,22 @@ pub fn reason(e: &BrokerError) -> ErrorReason {
         B::Share(_) => R::StaleDelivery,
         B::GroupKindMismatch { .. } => R::GroupKindMismatch,
         B::Storage { source, .. } | B::Disk(source) => storage_reason(source),
+        B::Security(e) => match e {
+            SecurityError::Unauthenticated(_) => R::AuthenticationFailed,
+            SecurityError::Denied { .. } => R::NotAuthorized,
+            SecurityError::UnknownUser(_) => R::UnknownUser,
+            SecurityError::UnknownToken(_) => R::UnknownToken,
+            SecurityError::UserExists(_) => R::UserExists,
+        },
+    }
+}
+
+fn security_code(e: &SecurityError) -> Code {
+    match e {
+        SecurityError::Unauthenticated(_) => Code::Unauthenticated,
+        SecurityError::Denied { .. } => Code::PermissionDenied,
+        SecurityError::UnknownUser(_) | SecurityError::UnknownToken(_) => Code::NotFound,
+        SecurityError::UserExists(_) => Code::AlreadyExists,
     }
 }
 

@@ -271,6 +271,11 @@ impl ShareGroups {
         self.lock().contains_key(group)
     }
 
+    /// The dead-letter topic of an existing group.
+    pub fn dead_letter_topic(&self, group: &str) -> Option<String> {
+        self.lock().get(group).map(|g| g.config.dlq_topic.clone())
+    }
+
     /// A receiver that changes when records may have become available.
     pub fn wake(&self) -> watch::Receiver<u64> {
         self.wake.subscribe()

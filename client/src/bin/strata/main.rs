@@ -12,9 +12,14 @@
 //! strata share consume jobs --group workers --mode ack --max-messages 10
 //! strata share describe workers
 //! strata dlq replay jobs.workers.dlq
+//! strata token generate > admin.token      # before the first start with --auth
+//! STRATA_TOKEN_FILE=admin.token strata user create alice
+//! strata token create --user alice --lifetime 30d
+//! strata acl add --principal User:alice --topic orders --op read
 //! ```
 
 mod consume;
+mod security;
 mod share;
 
 use anyhow::{Context, bail};
@@ -37,8 +42,35 @@ struct Cli {
         default_value = "http://127.0.0.1:7390"
     )]
     broker: String,
+    /// The bearer token calls present (a broker with --auth needs one).
+    #[arg(long, global = true, env = "STRATA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the token.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_TOKEN_FILE",
+        conflicts_with = "token"
+    )]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    fn token(&self) -> anyhow::Result<Option<strata_client::Token>> {
+        if let Some(t) = &self.token {
+            return Ok(Some(strata_client::Token::new(t)));
+        }
+        match &self.token_file {
+            None => Ok(None),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading --token-file {}", p.display()))?;
+                Ok(Some(strata_client::Token::new(text)))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +93,17 @@ enum Command {
     /// Dead-letter topics: replay dead letters onto their source.
     #[command(subcommand)]
     Dlq(share::DlqCommand),
+    /// Who the calls run as.
+    Whoami,
+    /// Create, delete and list users.
+    #[command(subcommand)]
+    User(security::UserCommand),
+    /// Generate, create, list and revoke bearer tokens.
+    #[command(subcommand)]
+    Token(security::TokenCommand),
+    /// Add, list and remove ACLs (Kafka's model).
+    #[command(subcommand)]
+    Acl(security::AclCommand),
     /// Ask the broker's gRPC health service; exit 0 only if it is SERVING
     /// (recovery finished, not shutting down). For container health checks.
     Health,
@@ -633,7 +676,14 @@ async fn main() {
         if let Command::Health = cli.command {
             return health(&cli.broker).await;
         }
-        let client = Client::connect(cli.broker.clone()).await?;
+        if let Command::Token(security::TokenCommand::Generate) = cli.command {
+            return security::token(None, security::TokenCommand::Generate).await;
+        }
+        let options = strata_client::ClientOptions {
+            token: cli.token()?,
+            ..Default::default()
+        };
+        let client = Client::connect_with(cli.broker.clone(), options).await?;
         match cli.command {
             Command::Topic(cmd) => topic(&client, cmd).await,
             Command::Produce(args) => produce(&client, args).await,
@@ -641,6 +691,10 @@ async fn main() {
             Command::Group(cmd) => group(&client, cmd).await,
             Command::Share(cmd) => share::share(&client, cmd).await,
             Command::Dlq(cmd) => share::dlq(&client, cmd).await,
+            Command::Whoami => security::whoami(&client).await,
+            Command::User(cmd) => security::user(&client, cmd).await,
+            Command::Token(cmd) => security::token(Some(&client), cmd).await,
+            Command::Acl(cmd) => security::acl(&client, cmd).await,
             Command::Health => unreachable!("answered above"),
         }
     }

@@ -1,0 +1,57 @@
+//! The bearer token every bench connection presents, from `STRATA_TOKEN`
+//! or `STRATA_TOKEN_FILE` (a broker started with `--auth` needs one), as
+//! the `strata` CLI takes it.
+
+use anyhow::Context;
+use strata_client::{Client, ClientOptions, Token};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+
+/// The token, if one is set.
+pub fn token() -> anyhow::Result<Option<Token>> {
+    if let Ok(t) = std::env::var("STRATA_TOKEN") {
+        return Ok(Some(Token::new(t)));
+    }
+    match std::env::var_os("STRATA_TOKEN_FILE") {
+        None => Ok(None),
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("reading STRATA_TOKEN_FILE {}", p.to_string_lossy()))?;
+            Ok(Some(Token::new(text)))
+        }
+    }
+}
+
+/// A client of `url` with the token.
+pub async fn client(url: &str) -> anyhow::Result<Client> {
+    let options = ClientOptions {
+        token: token()?,
+        ..Default::default()
+    };
+    Ok(Client::connect_with(url.to_string(), options).await?)
+}
+
+/// The token as `authorization` metadata, for the raw gRPC stubs.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+/// The interceptor for raw stubs.
+pub fn bearer() -> anyhow::Result<Bearer> {
+    Ok(Bearer(match token()? {
+        None => None,
+        Some(t) => Some(
+            format!("Bearer {}", t.text())
+                .parse()
+                .context("the token holds characters a header cannot")?,
+        ),
+    }))
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}

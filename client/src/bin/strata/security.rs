@@ -1,0 +1,341 @@
+//! `strata whoami`, `strata user ...`, `strata token ...` and `strata acl
+//! ...`: the Security service from the command line. `token generate`
+//! works offline: it makes the first admin's token before the broker's
+//! first start with `--auth`.
+
+use anyhow::bail;
+use clap::Subcommand;
+use serde_json::json;
+use strata_client::security::{
+    AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType,
+};
+use strata_client::{Client, generate_token};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Make a user (then give it a token and ACLs).
+    Create { name: String },
+    /// Delete a user and every token of it (its ACLs stay).
+    Delete { name: String },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh token without asking a broker: the first admin's,
+    /// for --auth-bootstrap-token-file.
+    Generate,
+    /// Make a token for a user and print it (shown this once).
+    Create {
+        /// Whose token.
+        #[arg(long)]
+        user: String,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// How long it works (`30d`, `12h`); default: until revoked.
+        #[arg(long)]
+        lifetime: Option<humantime::Duration>,
+    },
+    /// List tokens (ids, never secrets).
+    List {
+        /// Only this user's.
+        #[arg(long, default_value = "")]
+        user: String,
+    },
+    /// Revoke a token by id: it stops working at once.
+    Revoke { id: String },
+}
+
+/// The resource part of `acl add|list|remove`.
+#[derive(Debug, clap::Args)]
+pub struct AclTarget {
+    /// `User:alice`, or `User:*`.
+    #[arg(long)]
+    principal: Option<String>,
+    /// A topic (`*`: every topic).
+    #[arg(long, conflicts_with_all = ["group", "cluster"])]
+    topic: Option<String>,
+    /// A group (consumer or share; `*`: every group).
+    #[arg(long, conflicts_with = "cluster")]
+    group: Option<String>,
+    /// The cluster.
+    #[arg(long)]
+    cluster: bool,
+    /// The name is a prefix (Kafka's PREFIXED pattern).
+    #[arg(long)]
+    prefixed: bool,
+    /// Operation(s): all, read, write, create, delete, alter, describe,
+    /// describe-configs, alter-configs.
+    #[arg(long = "op", value_enum)]
+    ops: Vec<OpArg>,
+    /// A DENY entry (DENY wins over ALLOW).
+    #[arg(long)]
+    deny: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OpArg {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    DescribeConfigs,
+    AlterConfigs,
+}
+
+impl OpArg {
+    fn proto(self) -> AclOperation {
+        match self {
+            OpArg::All => AclOperation::All,
+            OpArg::Read => AclOperation::Read,
+            OpArg::Write => AclOperation::Write,
+            OpArg::Create => AclOperation::Create,
+            OpArg::Delete => AclOperation::Delete,
+            OpArg::Alter => AclOperation::Alter,
+            OpArg::Describe => AclOperation::Describe,
+            OpArg::DescribeConfigs => AclOperation::DescribeConfigs,
+            OpArg::AlterConfigs => AclOperation::AlterConfigs,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Add ALLOW (or --deny) entries: one per --op.
+    Add(AclTarget),
+    /// List the entries that match (every given option must match).
+    List {
+        #[command(flatten)]
+        target: AclTarget,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the entries that match (at least a principal or a resource).
+    Remove(AclTarget),
+}
+
+impl AclTarget {
+    fn resource(&self) -> (ResourceType, String) {
+        match (&self.topic, &self.group, self.cluster) {
+            (Some(t), _, _) => (ResourceType::Topic, t.clone()),
+            (_, Some(g), _) => (ResourceType::Group, g.clone()),
+            (_, _, true) => (ResourceType::Cluster, "kafka-cluster".into()),
+            _ => (ResourceType::Unspecified, String::new()),
+        }
+    }
+
+    fn pattern(&self) -> PatternType {
+        if self.prefixed {
+            PatternType::Prefixed
+        } else {
+            PatternType::Literal
+        }
+    }
+
+    fn permission(&self) -> AclPermission {
+        if self.deny {
+            AclPermission::Deny
+        } else {
+            AclPermission::Allow
+        }
+    }
+
+    fn bindings(&self) -> anyhow::Result<Vec<AclBinding>> {
+        let Some(principal) = &self.principal else {
+            bail!("an ACL needs --principal (User:name, or User:*)");
+        };
+        let (rt, name) = self.resource();
+        if rt == ResourceType::Unspecified {
+            bail!("an ACL needs --topic, --group or --cluster");
+        }
+        if self.ops.is_empty() {
+            bail!("an ACL needs at least one --op");
+        }
+        Ok(self
+            .ops
+            .iter()
+            .map(|op| AclBinding {
+                principal: principal.clone(),
+                resource_type: rt as i32,
+                pattern_type: self.pattern() as i32,
+                resource_name: name.clone(),
+                operation: op.proto() as i32,
+                permission: self.permission() as i32,
+            })
+            .collect())
+    }
+
+    /// A filter: given options only (the permission only with --deny).
+    fn filter(&self, op: Option<OpArg>) -> AclFilter {
+        let (rt, name) = self.resource();
+        AclFilter {
+            principal: self.principal.clone().unwrap_or_default(),
+            resource_type: rt as i32,
+            pattern_type: if self.prefixed {
+                PatternType::Prefixed as i32
+            } else if rt == ResourceType::Unspecified {
+                0
+            } else {
+                PatternType::Literal as i32
+            },
+            resource_name: name,
+            operation: op.map_or(0, |o| o.proto() as i32),
+            permission: if self.deny {
+                AclPermission::Deny as i32
+            } else {
+                0
+            },
+        }
+    }
+
+    fn filters(&self) -> Vec<AclFilter> {
+        if self.ops.is_empty() {
+            vec![self.filter(None)]
+        } else {
+            self.ops.iter().map(|o| self.filter(Some(*o))).collect()
+        }
+    }
+}
+
+/// `Topic:orders` style, with Kafka's words.
+fn line(a: &AclBinding) -> String {
+    let rt = a
+        .resource_type()
+        .as_str_name()
+        .trim_start_matches("RESOURCE_TYPE_");
+    let pt = a
+        .pattern_type()
+        .as_str_name()
+        .trim_start_matches("PATTERN_TYPE_");
+    let op = a
+        .operation()
+        .as_str_name()
+        .trim_start_matches("ACL_OPERATION_");
+    let perm = a
+        .permission()
+        .as_str_name()
+        .trim_start_matches("ACL_PERMISSION_");
+    format!("{} {perm} {op} {rt}:{}:{pt}", a.principal, a.resource_name)
+}
+
+pub async fn user(client: &Client, cmd: UserCommand) -> anyhow::Result<()> {
+    let s = client.security();
+    match cmd {
+        UserCommand::Create { name } => {
+            let u = s.create_user(&name).await?;
+            println!("created user {} (id {})", u.name, u.id);
+        }
+        UserCommand::Delete { name } => {
+            let u = s.delete_user(&name).await?;
+            println!("deleted user {} (id {}) and its tokens", u.name, u.id);
+        }
+        UserCommand::List => {
+            for u in s.list_users().await? {
+                let admin = if u.bootstrap_admin {
+                    " (bootstrap admin)"
+                } else {
+                    ""
+                };
+                println!("{}\t{}{admin}", u.id, u.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(client: Option<&Client>, cmd: TokenCommand) -> anyhow::Result<()> {
+    let Some(client) = client else {
+        // Generate: no broker.
+        println!("{}", generate_token()?);
+        return Ok(());
+    };
+    let s = client.security();
+    match cmd {
+        TokenCommand::Generate => println!("{}", generate_token()?),
+        TokenCommand::Create {
+            user,
+            description,
+            lifetime,
+        } => {
+            let ms = lifetime.map_or(0, |d| d.as_millis() as u64);
+            let t = s.create_token(&user, &description, ms).await?;
+            eprintln!(
+                "token {} for {}: shown this once, keep it safe",
+                t.token.id, t.token.user
+            );
+            println!("{}", t.text);
+        }
+        TokenCommand::List { user } => {
+            for t in s.list_tokens(&user).await? {
+                let expires = if t.expires_ms == 0 {
+                    "never".to_string()
+                } else {
+                    t.expires_ms.to_string()
+                };
+                println!(
+                    "{}\t{}\texpires_ms={expires}\t{}",
+                    t.id, t.user, t.description
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = s.revoke_token(&id).await?;
+            println!("revoked token {} of {}", t.id, t.user);
+        }
+    }
+    Ok(())
+}
+
+pub async fn acl(client: &Client, cmd: AclCommand) -> anyhow::Result<()> {
+    let s = client.security();
+    match cmd {
+        AclCommand::Add(target) => {
+            let b = target.bindings()?;
+            let n = b.len();
+            let added = s.create_acls(b).await?;
+            println!("added {added} ACL(s) ({} already there)", n as u32 - added);
+        }
+        AclCommand::List { target, json } => {
+            let mut all = Vec::new();
+            for f in target.filters() {
+                all.extend(s.list_acls(f).await?);
+            }
+            for a in &all {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"principal": a.principal, "resource_type": a.resource_type().as_str_name(),
+                            "pattern_type": a.pattern_type().as_str_name(), "resource_name": a.resource_name,
+                            "operation": a.operation().as_str_name(), "permission": a.permission().as_str_name()})
+                    );
+                } else {
+                    println!("{}", line(a));
+                }
+            }
+        }
+        AclCommand::Remove(target) => {
+            if target.principal.is_none() && target.resource().0 == ResourceType::Unspecified {
+                bail!("say which ACLs to remove: --principal, --topic, --group or --cluster");
+            }
+            for f in target.filters() {
+                for a in s.delete_acls(f).await? {
+                    println!("removed {}", line(&a));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn whoami(client: &Client) -> anyhow::Result<()> {
+    let w = client.security().who_am_i().await?;
+    let sup = if w.super_user { " (super user)" } else { "" };
+    println!("{}{sup}", w.principal);
+    Ok(())
+}

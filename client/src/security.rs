@@ -1,0 +1,163 @@
+//! Security administration: users, bearer tokens and ACLs (the
+//! `strata.v1.Security` service), and [`generate_token`] for the first
+//! admin's token, made before the broker first starts.
+
+use strata_proto::v1;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+pub use strata_proto::v1::{
+    AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType, Token, User,
+    WhoAmIResponse,
+};
+
+/// Security administration over a client's connection.
+#[derive(Debug, Clone)]
+pub struct SecurityAdmin {
+    client: Client,
+}
+
+/// A token just made: its text is shown here once.
+#[derive(Debug, Clone)]
+pub struct CreatedToken {
+    /// What the broker keeps (no secret).
+    pub token: Token,
+    /// `strata_<id>_<secret>`.
+    pub text: String,
+}
+
+/// A new token's text, `strata_<id>_<secret>` (8 and 32 random bytes from
+/// the operating system, in hex), for `--auth-bootstrap-token-file`.
+pub fn generate_token() -> Result<String> {
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id)
+        .and_then(|()| getrandom::fill(&mut secret))
+        .map_err(|e| Error::InvalidArgument(format!("no random bytes for a token: {e}")))?;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    Ok(format!("strata_{}_{}", hex(&id), hex(&secret)))
+}
+
+impl SecurityAdmin {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// Who this client's calls run as.
+    pub async fn who_am_i(&self) -> Result<WhoAmIResponse> {
+        let r = self
+            .client
+            .security_rpc()
+            .who_am_i(v1::WhoAmIRequest {})
+            .await?;
+        Ok(r.into_inner())
+    }
+
+    /// Makes a user.
+    pub async fn create_user(&self, name: &str) -> Result<User> {
+        let r = self
+            .client
+            .security_rpc()
+            .create_user(v1::CreateUserRequest { name: name.into() })
+            .await?;
+        Ok(r.into_inner().user.unwrap_or_default())
+    }
+
+    /// Deletes a user and its tokens.
+    pub async fn delete_user(&self, name: &str) -> Result<User> {
+        let r = self
+            .client
+            .security_rpc()
+            .delete_user(v1::DeleteUserRequest { name: name.into() })
+            .await?;
+        Ok(r.into_inner().user.unwrap_or_default())
+    }
+
+    /// Every user.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let r = self
+            .client
+            .security_rpc()
+            .list_users(v1::ListUsersRequest {})
+            .await?;
+        Ok(r.into_inner().users)
+    }
+
+    /// Makes a token for `user`, valid `lifetime_ms` (0: until revoked).
+    pub async fn create_token(
+        &self,
+        user: &str,
+        description: &str,
+        lifetime_ms: u64,
+    ) -> Result<CreatedToken> {
+        let r = self
+            .client
+            .security_rpc()
+            .create_token(v1::CreateTokenRequest {
+                user: user.into(),
+                description: description.into(),
+                lifetime_ms,
+            })
+            .await?
+            .into_inner();
+        Ok(CreatedToken {
+            token: r.token.unwrap_or_default(),
+            text: r.text,
+        })
+    }
+
+    /// Revokes a token by id.
+    pub async fn revoke_token(&self, id: &str) -> Result<Token> {
+        let r = self
+            .client
+            .security_rpc()
+            .revoke_token(v1::RevokeTokenRequest { id: id.into() })
+            .await?;
+        Ok(r.into_inner().token.unwrap_or_default())
+    }
+
+    /// Tokens of `user` (empty: of everyone).
+    pub async fn list_tokens(&self, user: &str) -> Result<Vec<Token>> {
+        let r = self
+            .client
+            .security_rpc()
+            .list_tokens(v1::ListTokensRequest { user: user.into() })
+            .await?;
+        Ok(r.into_inner().tokens)
+    }
+
+    /// Adds ACLs; returns how many were new.
+    pub async fn create_acls(&self, acls: Vec<AclBinding>) -> Result<u32> {
+        let r = self
+            .client
+            .security_rpc()
+            .create_acls(v1::CreateAclsRequest { acls })
+            .await?;
+        Ok(r.into_inner().added)
+    }
+
+    /// Deletes the ACLs `filter` matches; returns them.
+    pub async fn delete_acls(&self, filter: AclFilter) -> Result<Vec<AclBinding>> {
+        let r = self
+            .client
+            .security_rpc()
+            .delete_acls(v1::DeleteAclsRequest {
+                filter: Some(filter),
+            })
+            .await?;
+        Ok(r.into_inner().deleted)
+    }
+
+    /// The ACLs `filter` matches.
+    pub async fn list_acls(&self, filter: AclFilter) -> Result<Vec<AclBinding>> {
+        let r = self
+            .client
+            .security_rpc()
+            .list_acls(v1::ListAclsRequest {
+                filter: Some(filter),
+            })
+            .await?;
+        Ok(r.into_inner().acls)
+    }
+}
