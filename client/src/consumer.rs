@@ -709,8 +709,9 @@ impl Consumer {
                     }
                     Err(e) if e.is_retriable() => {
                         tracing::debug!(error = %e, "fetch failed; retrying");
+                        let wait = backoff.max(e.retry_after().unwrap_or_default());
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(wait) => {}
                             _ = tx.closed() => return,
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(5));

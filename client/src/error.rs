@@ -35,6 +35,9 @@ pub enum Error {
         reason: ErrorReason,
         /// Whether the same call may succeed later.
         retriable: bool,
+        /// How long the broker asked to wait first (a quota's throttle
+        /// time, from `RetryInfo`).
+        retry_after: Option<Duration>,
     },
     /// One partition's part of a call failed.
     #[error("{topic}/{partition}: {message} ({code:?})")]
@@ -51,6 +54,8 @@ pub enum Error {
         reason: ErrorReason,
         /// Whether the same request may succeed later.
         retriable: bool,
+        /// How long the broker asked to wait first (`retry_after_ms`).
+        retry_after: Option<Duration>,
     },
     /// A consumer's position is outside the log, and its reset policy is
     /// to report it.
@@ -104,6 +109,17 @@ impl Error {
         }
     }
 
+    /// How long the broker asked to wait before a retry (a quota's
+    /// throttle time); retry loops wait at least this long.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } | Error::Partition { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
     /// The gRPC code, for errors that came with one.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
@@ -120,6 +136,8 @@ impl Error {
             message: e.message.clone(),
             reason: ErrorReason::try_from(e.reason).unwrap_or(ErrorReason::Unspecified),
             retriable: e.retriable,
+            retry_after: (e.retry_after_ms > 0)
+                .then(|| Duration::from_millis(e.retry_after_ms.into())),
         }
     }
 
@@ -130,6 +148,7 @@ impl Error {
             message: message.into(),
             reason: ErrorReason::Unspecified,
             retriable: transport_retriable(code),
+            retry_after: None,
         }
     }
 
@@ -148,6 +167,7 @@ impl Error {
             message: message.into(),
             reason: ErrorReason::Unspecified,
             retriable: transport_retriable(code),
+            retry_after: None,
         }
     }
 }
@@ -168,6 +188,10 @@ impl From<tonic::Status> for Error {
             message: s.message().to_string(),
             reason,
             retriable,
+            retry_after: s
+                .get_details_retry_info()
+                .and_then(|r| r.retry_delay)
+                .filter(|d| !d.is_zero()),
         }
     }
 }

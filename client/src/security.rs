@@ -8,8 +8,8 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 
 pub use strata_proto::v1::{
-    AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType, Token, User,
-    WhoAmIResponse,
+    AclBinding, AclFilter, AclOperation, AclPermission, ListQuotasResponse, PatternType, Quota,
+    QuotaRates, ResourceType, Token, User, WhoAmIResponse,
 };
 
 /// Security administration over a client's connection.
@@ -159,5 +159,29 @@ impl SecurityAdmin {
             })
             .await?;
         Ok(r.into_inner().acls)
+    }
+
+    /// Sets `principal`'s own quotas (unset rates: the broker's defaults).
+    pub async fn set_quota(&self, principal: &str, rates: QuotaRates) -> Result<()> {
+        self.client
+            .security_rpc()
+            .set_quota(v1::SetQuotaRequest {
+                quota: Some(Quota {
+                    principal: principal.into(),
+                    rates: Some(rates),
+                }),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Every principal's own quotas, and the defaults.
+    pub async fn list_quotas(&self) -> Result<ListQuotasResponse> {
+        let r = self
+            .client
+            .security_rpc()
+            .list_quotas(v1::ListQuotasRequest {})
+            .await?;
+        Ok(r.into_inner())
     }
 }

@@ -491,6 +491,16 @@ fn table() -> Vec<(&'static str, Need, bool)> {
             &[(T::Cluster, "kafka-cluster", O::Describe)],
             false,
         ),
+        (
+            "/strata.v1.Security/SetQuota",
+            &[(T::Cluster, "kafka-cluster", O::AlterConfigs)],
+            false,
+        ),
+        (
+            "/strata.v1.Security/ListQuotas",
+            &[(T::Cluster, "kafka-cluster", O::DescribeConfigs)],
+            false,
+        ),
     ]
 }
 
@@ -824,6 +834,22 @@ async fn call(path: &str, c: &Conn, revocable: &str) -> Result<bool, Status> {
                 _ => drop(s.clone().list_acls(v1::ListAclsRequest { filter }).await?),
             }
         }
+        "SetQuota" => {
+            c.security()
+                .set_quota(v1::SetQuotaRequest {
+                    quota: Some(v1::Quota {
+                        principal: "User:zzz".into(),
+                        rates: Some(v1::QuotaRates {
+                            requests_per_sec: Some(1000),
+                            ..Default::default()
+                        }),
+                    }),
+                })
+                .await?;
+        }
+        "ListQuotas" => {
+            c.security().list_quotas(v1::ListQuotasRequest {}).await?;
+        }
         other => panic!("no call for {other}: add it to the table"),
     }
     Ok(true)
@@ -844,6 +870,7 @@ fn binding(need: &(v1::ResourceType, &str, v1::AclOperation)) -> v1::AclBinding 
 fn words(need: &(v1::ResourceType, &str, v1::AclOperation)) -> String {
     let op = match need.2 {
         v1::AclOperation::AlterConfigs => "AlterConfigs".to_string(),
+        v1::AclOperation::DescribeConfigs => "DescribeConfigs".to_string(),
         o => {
             let n = o
                 .as_str_name()
@@ -1048,4 +1075,124 @@ fn exposed_or_adminless_configurations_refuse_to_start() {
         bad.to_str().unwrap(),
     ]);
     assert!(e.contains("not a Strata token"), "{e}");
+}
+
+/// Quotas, in real time: a producer over its byte rate is slowed to it
+/// (the client waits the broker's throttle time and retries), a call in
+/// debt is refused with RESOURCE_EXHAUSTED and a RetryInfo delay, and a
+/// second principal is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_over_its_quota_is_slowed_to_it_and_no_one_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = generate_token().unwrap();
+    let file = dir.path().join("admin.token");
+    std::fs::write(&file, &admin_token).unwrap();
+    let b = BrokerProcess::start_in(
+        &dir.path().join("data"),
+        &[
+            "--auth",
+            "--no-kafka",
+            "--auth-bootstrap-token-file",
+            file.to_str().unwrap(),
+            "--quota-window-ms",
+            "100",
+        ],
+    );
+    let admin = client(&b, Some(&admin_token)).await;
+    admin.admin().create_topic("t", 1, &[]).await.unwrap();
+    let sec = admin.security();
+    let mut tokens = Vec::new();
+    for u in ["alice", "bob"] {
+        sec.create_user(u).await.unwrap();
+        tokens.push(sec.create_token(u, "quota", 0).await.unwrap().text);
+    }
+    sec.create_acls(vec![v1::AclBinding {
+        principal: "User:*".into(),
+        resource_type: v1::ResourceType::Topic as i32,
+        pattern_type: v1::PatternType::Literal as i32,
+        resource_name: "t".into(),
+        operation: v1::AclOperation::Write as i32,
+        permission: v1::AclPermission::Allow as i32,
+    }])
+    .await
+    .unwrap();
+    let rate = 100_000u64;
+    sec.set_quota(
+        "User:alice",
+        v1::QuotaRates {
+            produce_bytes_per_sec: Some(rate),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let listed = sec.list_quotas().await.unwrap();
+    assert_eq!(listed.quotas.len(), 1);
+    assert_eq!(listed.quotas[0].principal, "User:alice");
+
+    // 40 records of 5 kB, one request each: 200 kB at 100 kB/s with a
+    // 10 kB bucket cannot take less than 1.9 s.
+    let alice = client(&b, Some(&tokens[0])).await;
+    let producer = alice.producer(strata_client::ProducerConfig::default());
+    let value = "x".repeat(5_000);
+    let started = std::time::Instant::now();
+    for _ in 0..40 {
+        producer
+            .send_and_wait(strata_client::ProducerRecord::new("t").value(value.clone()))
+            .await
+            .expect("the producer waits out its throttling and delivers");
+    }
+    let took = started.elapsed();
+    let floor = std::time::Duration::from_millis((200_000 - 10_000) * 1000 / rate);
+    assert!(
+        took >= floor,
+        "200 kB at {rate} B/s went in {took:?} (< {floor:?})"
+    );
+
+    // Right after, alice's bucket is empty: a raw call is refused with the
+    // wait; bob's bucket is his own.
+    let raw = Conn::new(&b, Some(&tokens[0])).await;
+    let big = v1::ProduceRequest {
+        topics: vec![v1::TopicProduceData {
+            topic: "t".into(),
+            partitions: vec![v1::PartitionProduceData {
+                partition: 0,
+                data: Some(v1::partition_produce_data::Data::Records(v1::RecordList {
+                    records: vec![v1::Record {
+                        value: Some(vec![b'y'; 9_000].into()),
+                        ..Default::default()
+                    }],
+                })),
+            }],
+        }],
+        ..record("unused")
+    };
+    // Back to back, 9 kB each against 10 kB a 100 ms window: one of five
+    // is refused even if this machine stalls between two of them.
+    let mut refused = None;
+    for _ in 0..5 {
+        if let Err(e) = raw.records().produce(big.clone()).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("a producer over its quota is refused");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    assert_eq!(reason(&e), "THROTTLED", "{e}");
+    assert!(
+        e.message().contains("User:alice") && e.message().contains("ProduceBytes"),
+        "{e}"
+    );
+    let err = strata_client::Error::from(e);
+    assert!(err.is_retriable());
+    let wait = err.retry_after().expect("a throttle time");
+    assert!(
+        wait > std::time::Duration::ZERO && wait.as_millis() <= 100,
+        "{wait:?}"
+    );
+    let bob = Conn::new(&b, Some(&tokens[1])).await;
+    bob.records()
+        .produce(big)
+        .await
+        .expect("bob has no quota of alice's");
 }

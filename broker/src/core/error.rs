@@ -155,6 +155,20 @@ pub enum BrokerError {
     /// unknown user or token in a security admin call.
     #[error("{0}")]
     Security(#[from] super::security::SecurityError),
+    /// Over a quota: the same request fits after `throttle_time_ms`.
+    #[error(
+        "{principal} is over its {kind:?} quota ({rate_per_sec}/s): retry in {throttle_time_ms} ms"
+    )]
+    Throttled {
+        /// Who.
+        principal: String,
+        /// Which quota.
+        kind: super::security::QuotaKind,
+        /// Its rate.
+        rate_per_sec: u64,
+        /// How long to wait.
+        throttle_time_ms: u64,
+    },
     /// Another broker holds the data directory.
     #[error(
         "data directory {0} is locked by another running broker; stop it, or use another --data-dir"

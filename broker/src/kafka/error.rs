@@ -97,6 +97,9 @@ pub fn of_reason(r: R) -> E {
         R::NotAuthorized => E::TopicAuthorizationFailed,
         R::UnknownUser | R::UnknownToken => E::ResourceNotFound,
         R::UserExists => E::InvalidRequest,
+        // Kafka throttles without an error (throttle_time_ms); a listener
+        // that enforces quotas sets that field instead.
+        R::Throttled => E::ThrottlingQuotaExceeded,
     }
 }
 

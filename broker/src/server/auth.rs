@@ -24,7 +24,9 @@ use tonic::{Request, Status};
 use super::authz::{self, Rule};
 use super::status::to_status;
 use crate::core::BrokerError;
-use crate::core::security::{Operation, Principal, Resource, Security, SecurityError, Session};
+use crate::core::security::{
+    Operation, Principal, QuotaKind, Resource, Security, SecurityError, Session, Throttled,
+};
 use crate::storage::{Clock, SystemClock};
 
 /// The wall clock in ms, as token expiry counts it.
@@ -64,11 +66,14 @@ impl Auth {
                 expires_ms: None,
             }
         };
-        Ok(Some(Caller {
+        let caller = Caller {
             session,
             security: self.security.clone(),
             enforced: self.enforced,
-        }))
+        };
+        // The requests quota, counted on every call from its headers.
+        caller.charge(QuotaKind::Requests, 1).map_err(to_status)?;
+        Ok(Some(caller))
     }
 
     fn authenticate(&self, path: &str, headers: &http::HeaderMap) -> Result<Session, Status> {
@@ -157,6 +162,41 @@ impl Caller {
         topics
             .into_iter()
             .try_for_each(|t| self.check(op, Resource::topic(t)))
+    }
+
+    /// Takes `cost` of the caller's `kind` quota, or refuses with the time
+    /// to wait (RESOURCE_EXHAUSTED, `THROTTLED`, retriable).
+    pub fn charge(&self, kind: QuotaKind, cost: u64) -> Result<(), BrokerError> {
+        self.security
+            .charge(&self.session.principal, kind, cost, now_ms())
+            .map_err(|t| self.throttled(t))
+    }
+
+    /// Takes `cost` after it was served (a fetch's bytes): the next
+    /// request waits out any debt.
+    pub fn charge_after(&self, kind: QuotaKind, cost: u64) {
+        self.security
+            .charge_after(&self.session.principal, kind, cost, now_ms());
+    }
+
+    /// Waits until the caller's `kind` quota is out of debt (paces a
+    /// stream, where refusing would end it).
+    pub async fn pace(&self, kind: QuotaKind) {
+        while let Err(BrokerError::Throttled {
+            throttle_time_ms, ..
+        }) = self.charge(kind, 0)
+        {
+            tokio::time::sleep(Duration::from_millis(throttle_time_ms)).await;
+        }
+    }
+
+    fn throttled(&self, t: Throttled) -> BrokerError {
+        BrokerError::Throttled {
+            principal: self.session.principal.to_string(),
+            kind: t.kind,
+            rate_per_sec: t.rate_per_sec,
+            throttle_time_ms: t.throttle_time_ms,
+        }
     }
 
     /// Resolves (with the status to end a stream with) once the session

@@ -183,6 +183,15 @@ pub const RULES: &[(&str, Rule)] = &[
         "/strata.v1.Security/ListAcls",
         Rule::Checks(&[(T::Cluster, O::Describe)]),
     ),
+    // Kafka's AlterClientQuotas and DescribeClientQuotas.
+    (
+        "/strata.v1.Security/SetQuota",
+        Rule::Checks(&[(T::Cluster, O::AlterConfigs)]),
+    ),
+    (
+        "/strata.v1.Security/ListQuotas",
+        Rule::Checks(&[(T::Cluster, O::DescribeConfigs)]),
+    ),
 ];
 
 /// The rule of the RPC at `path`.
@@ -208,7 +217,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 36, "26 RPCs plus the Security service's 10");
+        assert_eq!(paths.len(), 38, "26 RPCs plus the Security service's 12");
         for p in &paths {
             assert!(rule(p).is_some(), "{p} has no authorization rule in RULES");
         }

@@ -93,6 +93,8 @@ const KNOWN_RPCS: &[&str] = &[
     "strata.v1.Security/CreateAcls",
     "strata.v1.Security/DeleteAcls",
     "strata.v1.Security/ListAcls",
+    "strata.v1.Security/SetQuota",
+    "strata.v1.Security/ListQuotas",
     "grpc.health.v1.Health/Check",
     "grpc.health.v1.Health/Watch",
     "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -443,8 +445,8 @@ mod tests {
             }
         }
         assert_eq!(
-            n, 36,
-            "19 RPCs, the Share service's 7, the Security service's 10"
+            n, 38,
+            "19 RPCs, the Share service's 7, the Security service's 12"
         );
         assert_eq!(rpc_label("/strata.v1.Records/Nope"), "other");
     }

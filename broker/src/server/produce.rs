@@ -32,7 +32,7 @@ use tonic::{Status, Streaming};
 use super::auth::Caller;
 use super::metrics;
 use super::status::{to_error, to_status};
-use crate::core::security::Operation;
+use crate::core::security::{Operation, QuotaKind};
 use crate::core::{Acks, Broker, BrokerError, Partition};
 use crate::storage::{AppendInfo, Clock, SystemClock, Written};
 
@@ -361,6 +361,8 @@ impl Producing {
                         Operation::Write,
                         req.topics.iter().map(|t| t.topic.as_str()),
                     )?;
+                    let bytes = prost::Message::encoded_len(&req) as u64;
+                    caller.charge(QuotaKind::ProduceBytes, bytes)?;
                     prepare(&self.broker, req)
                 });
             let prepared = match prepared {

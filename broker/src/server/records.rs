@@ -18,12 +18,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::auth::caller;
+use super::auth::{Caller, caller};
 use super::metrics;
 use super::produce::{LoseHook, ProduceStream, Producing};
 use super::status::{to_error, to_status};
 use crate::core::budget::{Held, ResponseBudget};
-use crate::core::security::{Operation, Resource};
+use crate::core::security::{Operation, QuotaKind, Resource};
 use crate::core::{Broker, BrokerError, Partition};
 
 /// Bytes per subscription message when the request does not say.
@@ -342,6 +342,11 @@ impl Records for RecordsService {
             req.topics.iter().map(|t| t.topic.as_str()),
         )
         .map_err(to_status)?;
+        c.charge(
+            QuotaKind::ProduceBytes,
+            prost::Message::encoded_len(&req) as u64,
+        )
+        .map_err(to_status)?;
         self.producing.produce(req).await.map(Response::new)
     }
 
@@ -384,10 +389,14 @@ impl Records for RecordsService {
         let req = req.into_inner();
         c.check_topics(Operation::Read, req.topics.iter().map(|t| t.topic.as_str()))
             .map_err(to_status)?;
-        self.fetch_batches(req)
-            .await
-            .map(Response::new)
-            .map_err(to_status)
+        // A fetch's size is known once served: a fetch in debt waits.
+        c.charge(QuotaKind::FetchBytes, 0).map_err(to_status)?;
+        let resp = self.fetch_batches(req).await.map_err(to_status)?;
+        c.charge_after(
+            QuotaKind::FetchBytes,
+            prost::Message::encoded_len(&resp) as u64,
+        );
+        Ok(Response::new(resp))
     }
 
     type SubscribeStream = SubscribeStream;
@@ -477,7 +486,7 @@ impl Records for RecordsService {
             let _open = CountGuard(count);
             // A revoked or expired token ends the subscription.
             tokio::select! {
-                () = stream_partitions(positions, max_bytes, decode, out, shutdown) => {}
+                () = stream_partitions(positions, max_bytes, decode, out, shutdown, &c) => {}
                 status = c.ended() => { let _ = end.send((Err(status), Held::default())).await; }
             }
         });
@@ -565,11 +574,14 @@ async fn stream_partitions(
     decode: Option<u32>,
     out: Out,
     shutdown: CancellationToken,
+    caller: &Caller,
 ) {
     loop {
         let mut watches: Vec<_> = positions.iter().map(|(_, p, _)| p.watch()).collect();
         let mut sent = false;
         for (topic, partition, offset) in positions.iter_mut() {
+            // Over its fetch quota, a subscription is paced, not ended.
+            caller.pace(QuotaKind::FetchBytes).await;
             let mut held = out.budget.reserve(max_bytes).await;
             let r = match partition.read(*offset, max_bytes).await {
                 Ok(r) => r,
@@ -596,6 +608,10 @@ async fn stream_partitions(
             } else {
                 msg.batches = r.batches;
             }
+            caller.charge_after(
+                QuotaKind::FetchBytes,
+                prost::Message::encoded_len(&msg) as u64,
+            );
             tokio::select! {
                 sent_ok = out.tx.send((Ok(msg), held)) => if sent_ok.is_err() { return },
                 _ = shutdown.cancelled() => return out.shutting_down(),

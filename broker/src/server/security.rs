@@ -10,8 +10,8 @@ use tonic::{Request, Response, Status};
 use super::auth::{AUDIT, caller, now_ms};
 use crate::core::BrokerError;
 use crate::core::security::{
-    Acl, AclFilter, Operation, PatternType, Permission, Resource, ResourceType, Security,
-    TokenInfo, UserInfo,
+    Acl, AclFilter, Operation, PatternType, Permission, QuotaRates, Resource, ResourceType,
+    Security, TokenInfo, UserInfo,
 };
 
 /// The Security service.
@@ -120,6 +120,14 @@ fn filter_of(f: Option<v1::AclFilter>) -> Result<AclFilter, BrokerError> {
         operation: operation(f.operation)?,
         permission: permission(f.permission)?,
     })
+}
+
+fn rates(r: QuotaRates) -> v1::QuotaRates {
+    v1::QuotaRates {
+        produce_bytes_per_sec: r.produce_bytes_per_sec,
+        fetch_bytes_per_sec: r.fetch_bytes_per_sec,
+        requests_per_sec: r.requests_per_sec,
+    }
 }
 
 fn user(u: UserInfo) -> v1::User {
@@ -296,5 +304,41 @@ impl security_server::Security for SecurityService {
             .map(binding)
             .collect();
         Ok(Response::new(v1::ListAclsResponse { acls }))
+    }
+
+    async fn set_quota(
+        &self,
+        req: Request<v1::SetQuotaRequest>,
+    ) -> Result<Response<v1::SetQuotaResponse>, Status> {
+        let by = cluster(&req, Operation::AlterConfigs)?;
+        let q = req.into_inner().quota.unwrap_or_default();
+        let r = q.rates.unwrap_or_default();
+        let set = QuotaRates {
+            produce_bytes_per_sec: r.produce_bytes_per_sec,
+            fetch_bytes_per_sec: r.fetch_bytes_per_sec,
+            requests_per_sec: r.requests_per_sec,
+        };
+        let principal = q.principal.clone();
+        self.blocking(move |s| s.set_quota(&principal, set)).await?;
+        tracing::info!(target: AUDIT, event = "quota_set", by, principal = %q.principal, rates = ?set);
+        Ok(Response::new(v1::SetQuotaResponse {}))
+    }
+
+    async fn list_quotas(
+        &self,
+        req: Request<v1::ListQuotasRequest>,
+    ) -> Result<Response<v1::ListQuotasResponse>, Status> {
+        cluster(&req, Operation::DescribeConfigs)?;
+        let (own, defaults) = self.security.list_quotas();
+        Ok(Response::new(v1::ListQuotasResponse {
+            quotas: own
+                .into_iter()
+                .map(|(principal, r)| v1::Quota {
+                    principal,
+                    rates: Some(rates(r)),
+                })
+                .collect(),
+            defaults: Some(rates(defaults)),
+        }))
     }
 }

@@ -8,7 +8,11 @@ use std::str::FromStr;
 
 use anyhow::{Context, bail};
 
-use crate::core::security::{Principal, Security, SecurityLimits};
+use crate::core::security::{Principal, QuotaRates, Security, SecurityLimits};
+
+fn unlimited_if_0(rate: u64) -> Option<u64> {
+    (rate > 0).then_some(rate)
+}
 
 fn l() -> SecurityLimits {
     SecurityLimits::default()
@@ -72,6 +76,20 @@ pub struct SecurityArgs {
     /// Most ACL entries (security_acls_max).
     #[arg(long, env = "STRATA_SECURITY_ACLS_MAX", default_value_t = l().acls_max)]
     pub security_acls_max: usize,
+    /// Produce bytes per second of a principal without its own quota (0:
+    /// unlimited). Super users are never throttled.
+    #[arg(long, env = "STRATA_QUOTA_PRODUCE_BYTES_PER_SEC", default_value_t = 0)]
+    pub quota_produce_bytes_per_sec: u64,
+    /// Fetch bytes per second of a principal without its own quota (0: unlimited).
+    #[arg(long, env = "STRATA_QUOTA_FETCH_BYTES_PER_SEC", default_value_t = 0)]
+    pub quota_fetch_bytes_per_sec: u64,
+    /// Calls per second of a principal without its own quota (0: unlimited).
+    #[arg(long, env = "STRATA_QUOTA_REQUESTS_PER_SEC", default_value_t = 0)]
+    pub quota_requests_per_sec: u64,
+    /// How much of its rate a quota lets through at once: a bucket holds
+    /// this many ms of it (ms).
+    #[arg(long, env = "STRATA_QUOTA_WINDOW_MS", default_value_t = l().quota_window_ms)]
+    pub quota_window_ms: u64,
 }
 
 impl SecurityArgs {
@@ -81,6 +99,12 @@ impl SecurityArgs {
             users_max: self.security_users_max,
             tokens_max: self.security_tokens_max,
             acls_max: self.security_acls_max,
+            default_quotas: QuotaRates {
+                produce_bytes_per_sec: unlimited_if_0(self.quota_produce_bytes_per_sec),
+                fetch_bytes_per_sec: unlimited_if_0(self.quota_fetch_bytes_per_sec),
+                requests_per_sec: unlimited_if_0(self.quota_requests_per_sec),
+            },
+            quota_window_ms: self.quota_window_ms,
         }
     }
 

@@ -24,7 +24,7 @@ pub fn code(e: &BrokerError) -> Code {
         | B::InvalidConfig { .. }
         | B::UnknownConfigKey { .. }
         | B::InvalidArgument(_) => Code::InvalidArgument,
-        B::LimitExceeded { .. } | B::Busy { .. } => Code::ResourceExhausted,
+        B::LimitExceeded { .. } | B::Busy { .. } | B::Throttled { .. } => Code::ResourceExhausted,
         B::PartitionFailed { .. } => Code::DataLoss,
         B::ShuttingDown => Code::Unavailable,
         B::DataDirLocked(_) => Code::FailedPrecondition,
@@ -49,6 +49,7 @@ pub fn reason(e: &BrokerError) -> ErrorReason {
         B::InvalidArgument(_) => R::InvalidArgument,
         B::LimitExceeded { .. } => R::LimitExceeded,
         B::Busy { .. } => R::Busy,
+        B::Throttled { .. } => R::Throttled,
         B::PartitionFailed { .. } => R::PartitionFailed,
         B::ShuttingDown => R::ShuttingDown,
         B::DataDirLocked(_) => R::DataDirLocked,
@@ -127,6 +128,7 @@ pub fn retriable(e: &BrokerError) -> bool {
     matches!(
         reason(e),
         ErrorReason::Busy
+            | ErrorReason::Throttled
             | ErrorReason::ShuttingDown
             | ErrorReason::OutOfOrderSequence
             | ErrorReason::LogClosed
@@ -137,7 +139,14 @@ pub fn retriable(e: &BrokerError) -> bool {
 /// The error as a call's status, with `ErrorInfo` (and, when retriable,
 /// `RetryInfo`) in its details.
 pub fn to_status(e: BrokerError) -> Status {
-    let details = details(reason(&e), retriable(&e));
+    let mut details = details(reason(&e), retriable(&e));
+    if let BrokerError::Throttled {
+        throttle_time_ms, ..
+    } = e
+    {
+        // Kafka's throttle_time_ms, as gRPC says it.
+        details.set_retry_info(Some(Duration::from_millis(throttle_time_ms)));
+    }
     Status::with_error_details(code(&e), e.to_string(), details)
 }
 
@@ -171,7 +180,12 @@ pub fn to_error(e: &BrokerError) -> v1::Error {
         message: e.to_string(),
         reason: reason(e) as i32,
         retriable: retriable(e),
-        retry_after_ms: 0,
+        retry_after_ms: match e {
+            BrokerError::Throttled {
+                throttle_time_ms, ..
+            } => (*throttle_time_ms).min(u64::from(u32::MAX)) as u32,
+            _ => 0,
+        },
     }
 }
 

@@ -343,7 +343,11 @@ impl Sender {
             }
             Err(error) if error.is_retriable() => {
                 let e = &mut self.window[i];
-                let wait = e.backoff.mul_f64(0.8 + fastrand::f64() * 0.4);
+                // A quota's throttle time is a floor under the backoff.
+                let wait = e
+                    .backoff
+                    .mul_f64(0.8 + fastrand::f64() * 0.4)
+                    .max(error.retry_after().unwrap_or_default());
                 tracing::debug!(topic = %self.name, partition = self.partition, %error, ?wait, "retrying a batch");
                 e.backoff = (e.backoff * 2).min(cfg.retry_backoff_max);
                 e.state = EntryState::Retry {
@@ -538,7 +542,8 @@ impl Producer {
                             if !e.is_retriable() || Instant::now() + backoff >= deadline {
                                 return Err(e);
                             }
-                            tokio::time::sleep(backoff).await;
+                            tokio::time::sleep(backoff.max(e.retry_after().unwrap_or_default()))
+                                .await;
                             backoff = (backoff * 2).min(cfg.retry_backoff_max);
                         }
                     }

@@ -7,6 +7,7 @@
 //! - [`acl`]: ACL entries and the default-deny authorizer.
 //! - [`token`]: token text, hashing, constant-time checks.
 //! - [`store`]: the durable state file.
+//! - [`quota`]: token buckets per principal (bytes and requests per second).
 //! - [`registry`]: users, tokens and ACLs in memory, changed only after
 //!   the change is on disk.
 
@@ -14,12 +15,14 @@ pub mod acl;
 #[cfg(test)]
 mod acl_props;
 pub mod principal;
+pub mod quota;
 pub mod registry;
 pub mod store;
 pub mod token;
 
 pub use acl::{Acl, Decision, Operation, PatternType, Permission, Resource, ResourceType};
 pub use principal::Principal;
+pub use quota::{QuotaKind, QuotaRates, Throttled};
 pub use registry::{AclFilter, Security, SecurityLimits, Session, TokenInfo, UserInfo};
 
 /// Why a request was refused by security.

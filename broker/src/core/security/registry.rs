@@ -10,7 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use super::acl::{Acl, Acls, Decision, Operation, Resource};
 use super::principal::{Principal, check_name};
-use super::store::{self, StateValue, TokenValue, UserValue};
+use super::quota::{QuotaKind, QuotaRates, Quotas, Throttled};
+use super::store::{self, QuotaValue, StateValue, TokenValue, UserValue};
 use super::{SecurityError, token};
 use crate::core::BrokerError;
 use crate::storage::vfs::Vfs;
@@ -24,6 +25,10 @@ pub struct SecurityLimits {
     pub tokens_max: usize,
     /// `security_acls_max`.
     pub acls_max: usize,
+    /// Quotas of a principal without its own (`--quota-*`).
+    pub default_quotas: QuotaRates,
+    /// How much of its rate a quota's bucket holds (`quota_window_ms`).
+    pub quota_window_ms: u64,
 }
 
 impl Default for SecurityLimits {
@@ -32,6 +37,8 @@ impl Default for SecurityLimits {
             users_max: 10_000,
             tokens_max: 10_000,
             acls_max: 10_000,
+            default_quotas: QuotaRates::default(),
+            quota_window_ms: 1_000,
         }
     }
 }
@@ -194,6 +201,7 @@ pub struct Security {
     config_super_users: Vec<Principal>,
     inner: RwLock<Inner>,
     revocations: tokio::sync::watch::Sender<u64>,
+    quotas: Quotas,
 }
 
 impl std::fmt::Debug for Security {
@@ -221,6 +229,7 @@ impl Security {
             limits,
             config_super_users: super_users,
             revocations: tokio::sync::watch::channel(0).0,
+            quotas: Quotas::new(limits.quota_window_ms),
         })
     }
 
@@ -524,6 +533,89 @@ impl Security {
     /// The ACLs `filter` matches.
     pub fn list_acls(&self, filter: &AclFilter) -> Vec<Acl> {
         self.filtered(&self.read(), filter)
+    }
+
+    /// `p`'s quotas: its own where set, else the defaults.
+    pub fn quota_rates(&self, p: &Principal) -> QuotaRates {
+        let d = self.limits.default_quotas;
+        let name = p.to_string();
+        let inner = self.read();
+        match inner.state.quotas.iter().find(|q| q.principal == name) {
+            None => d,
+            Some(q) => QuotaRates {
+                produce_bytes_per_sec: q.produce_bytes_per_sec.or(d.produce_bytes_per_sec),
+                fetch_bytes_per_sec: q.fetch_bytes_per_sec.or(d.fetch_bytes_per_sec),
+                requests_per_sec: q.requests_per_sec.or(d.requests_per_sec),
+            },
+        }
+    }
+
+    /// Takes `cost` of `p`'s `kind` quota now, or says how long to wait.
+    /// Super users are not throttled.
+    pub fn charge(
+        &self,
+        p: &Principal,
+        kind: QuotaKind,
+        cost: u64,
+        now_ms: u64,
+    ) -> Result<(), Throttled> {
+        if self.is_super_user(p) {
+            return Ok(());
+        }
+        self.quotas
+            .take(p, kind, &self.quota_rates(p), cost, now_ms)
+    }
+
+    /// Takes `cost` after the fact (possibly into debt); see
+    /// [`Quotas::take_after`].
+    pub fn charge_after(&self, p: &Principal, kind: QuotaKind, cost: u64, now_ms: u64) {
+        if !self.is_super_user(p) {
+            self.quotas
+                .take_after(p, kind, &self.quota_rates(p), cost, now_ms);
+        }
+    }
+
+    /// Sets (or, with every rate unset, removes) `principal`'s own quotas.
+    pub fn set_quota(&self, principal: &str, rates: QuotaRates) -> Result<(), BrokerError> {
+        Principal::parse(principal, false)?;
+        self.mutate(|_, s| {
+            s.quotas.retain(|q| q.principal != principal);
+            if rates != QuotaRates::default() {
+                if s.quotas.len() >= self.limits.users_max {
+                    return Err(full(
+                        "security_users_max",
+                        self.limits.users_max,
+                        "a quota".into(),
+                    ));
+                }
+                s.quotas.push(QuotaValue {
+                    principal: principal.into(),
+                    produce_bytes_per_sec: rates.produce_bytes_per_sec,
+                    fetch_bytes_per_sec: rates.fetch_bytes_per_sec,
+                    requests_per_sec: rates.requests_per_sec,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Every principal's own quotas, and the defaults.
+    pub fn list_quotas(&self) -> (Vec<(String, QuotaRates)>, QuotaRates) {
+        let own = self
+            .read()
+            .state
+            .quotas
+            .iter()
+            .map(|q| {
+                let r = QuotaRates {
+                    produce_bytes_per_sec: q.produce_bytes_per_sec,
+                    fetch_bytes_per_sec: q.fetch_bytes_per_sec,
+                    requests_per_sec: q.requests_per_sec,
+                };
+                (q.principal.clone(), r)
+            })
+            .collect();
+        (own, self.limits.default_quotas)
     }
 
     fn filtered(&self, inner: &Inner, filter: &AclFilter) -> Vec<Acl> {

@@ -79,6 +79,19 @@ pub struct AclValue {
     pub permission: u32,
 }
 
+/// One principal's quotas (unset: the broker's default).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct QuotaValue {
+    #[prost(string, tag = "1")]
+    pub principal: String,
+    #[prost(uint64, optional, tag = "2")]
+    pub produce_bytes_per_sec: Option<u64>,
+    #[prost(uint64, optional, tag = "3")]
+    pub fetch_bytes_per_sec: Option<u64>,
+    #[prost(uint64, optional, tag = "4")]
+    pub requests_per_sec: Option<u64>,
+}
+
 /// The whole state.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct StateValue {
@@ -91,6 +104,8 @@ pub struct StateValue {
     /// The next user id; only grows.
     #[prost(uint64, tag = "4")]
     pub next_user_id: u64,
+    #[prost(message, repeated, tag = "5")]
+    pub quotas: Vec<QuotaValue>,
 }
 
 impl From<&Acl> for AclValue {

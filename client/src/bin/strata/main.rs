@@ -104,6 +104,9 @@ enum Command {
     /// Add, list and remove ACLs (Kafka's model).
     #[command(subcommand)]
     Acl(security::AclCommand),
+    /// Set and list quotas per principal (bytes and calls per second).
+    #[command(subcommand)]
+    Quota(security::QuotaCommand),
     /// Ask the broker's gRPC health service; exit 0 only if it is SERVING
     /// (recovery finished, not shutting down). For container health checks.
     Health,
@@ -695,6 +698,7 @@ async fn main() {
             Command::User(cmd) => security::user(&client, cmd).await,
             Command::Token(cmd) => security::token(Some(&client), cmd).await,
             Command::Acl(cmd) => security::acl(&client, cmd).await,
+            Command::Quota(cmd) => security::quota(&client, cmd).await,
             Command::Health => unreachable!("answered above"),
         }
     }

@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 use strata_client::security::{
-    AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType,
+    AclBinding, AclFilter, AclOperation, AclPermission, PatternType, QuotaRates, ResourceType,
 };
 use strata_client::{Client, generate_token};
 
@@ -102,6 +102,24 @@ impl OpArg {
             OpArg::AlterConfigs => AclOperation::AlterConfigs,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Set a principal's own quotas (an unset rate: the broker's default).
+    Set {
+        /// `User:alice`.
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        produce_bytes_per_sec: Option<u64>,
+        #[arg(long)]
+        fetch_bytes_per_sec: Option<u64>,
+        #[arg(long)]
+        requests_per_sec: Option<u64>,
+    },
+    /// List principals' own quotas and the defaults.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +345,48 @@ pub async fn acl(client: &Client, cmd: AclCommand) -> anyhow::Result<()> {
                 for a in s.delete_acls(f).await? {
                     println!("removed {}", line(&a));
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rates_line(r: &QuotaRates) -> String {
+    let one = |v: Option<u64>| v.map_or("unlimited".to_string(), |n| n.to_string());
+    format!(
+        "produce_bytes_per_sec={} fetch_bytes_per_sec={} requests_per_sec={}",
+        one(r.produce_bytes_per_sec),
+        one(r.fetch_bytes_per_sec),
+        one(r.requests_per_sec)
+    )
+}
+
+pub async fn quota(client: &Client, cmd: QuotaCommand) -> anyhow::Result<()> {
+    let s = client.security();
+    match cmd {
+        QuotaCommand::Set {
+            principal,
+            produce_bytes_per_sec,
+            fetch_bytes_per_sec,
+            requests_per_sec,
+        } => {
+            let rates = QuotaRates {
+                produce_bytes_per_sec,
+                fetch_bytes_per_sec,
+                requests_per_sec,
+            };
+            s.set_quota(&principal, rates).await?;
+            println!("{principal}: {}", rates_line(&rates));
+        }
+        QuotaCommand::List => {
+            let l = s.list_quotas().await?;
+            println!("default: {}", rates_line(&l.defaults.unwrap_or_default()));
+            for q in l.quotas {
+                println!(
+                    "{}: {}",
+                    q.principal,
+                    rates_line(&q.rates.unwrap_or_default())
+                );
             }
         }
     }
