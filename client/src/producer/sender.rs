@@ -343,13 +343,18 @@ impl Sender {
             }
             Err(error) if error.is_retriable() => {
                 let e = &mut self.window[i];
-                // A quota's throttle time is a floor under the backoff.
-                let wait = e
-                    .backoff
-                    .mul_f64(0.8 + fastrand::f64() * 0.4)
-                    .max(error.retry_after().unwrap_or_default());
+                // A quota's throttle time is exactly the wait: the broker
+                // knows when the batch fits, and backing off further would
+                // leave the quota unused.
+                let wait = match error.retry_after() {
+                    Some(t) => t,
+                    None => {
+                        let w = e.backoff.mul_f64(0.8 + fastrand::f64() * 0.4);
+                        e.backoff = (e.backoff * 2).min(cfg.retry_backoff_max);
+                        w
+                    }
+                };
                 tracing::debug!(topic = %self.name, partition = self.partition, %error, ?wait, "retrying a batch");
-                e.backoff = (e.backoff * 2).min(cfg.retry_backoff_max);
                 e.state = EntryState::Retry {
                     out_of_order: false,
                     not_before: Instant::now() + wait,
