@@ -3,9 +3,7 @@
 //! the `strata` CLI takes it.
 
 use anyhow::Context;
-use strata_client::{Client, ClientOptions, Token};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
+use strata_client::{Client, ClientOptions, Credentials, Token};
 
 /// The token, if one is set.
 pub fn token() -> anyhow::Result<Option<Token>> {
@@ -32,26 +30,6 @@ pub async fn client(url: &str) -> anyhow::Result<Client> {
 }
 
 /// The token as `authorization` metadata, for the raw gRPC stubs.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-/// The interceptor for raw stubs.
-pub fn bearer() -> anyhow::Result<Bearer> {
-    Ok(Bearer(match token()? {
-        None => None,
-        Some(t) => Some(
-            format!("Bearer {}", t.text())
-                .parse()
-                .context("the token holds characters a header cannot")?,
-        ),
-    }))
-}
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
+pub fn bearer() -> anyhow::Result<Credentials> {
+    Ok(Credentials::new(token()?.as_ref())?)
 }

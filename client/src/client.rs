@@ -56,9 +56,30 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// Adds `authorization: Bearer <token>` to every call: the client's own
+/// stubs use it, and raw `strata_proto` stubs can too
+/// (`RecordsClient::with_interceptor(channel, credentials)`).
 #[derive(Clone)]
-pub(crate) struct Credentials(Option<MetadataValue<Ascii>>);
+pub struct Credentials(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(<secret>)")
+    }
+}
+
+impl Credentials {
+    /// The header for `token` (none: calls carry no credentials).
+    pub fn new(token: Option<&Token>) -> Result<Self> {
+        let Some(t) = token else {
+            return Ok(Self(None));
+        };
+        let value = format!("Bearer {}", t.text()).parse().map_err(|_| {
+            Error::InvalidArgument("the token holds characters a header cannot".into())
+        })?;
+        Ok(Self(Some(value)))
+    }
+}
 
 impl Interceptor for Credentials {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -123,12 +144,7 @@ impl Client {
             .initial_stream_window_size(64 << 20)
             .initial_connection_window_size(64 << 20)
             .max_frame_size((16 << 20) - 1);
-        let credentials = match &options.token {
-            None => Credentials(None),
-            Some(t) => Credentials(Some(format!("Bearer {}", t.text()).parse().map_err(
-                |_| Error::InvalidArgument("the token holds characters a header cannot".into()),
-            )?)),
-        };
+        let credentials = Credentials::new(options.token.as_ref())?;
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
             url,
             source: Arc::new(source),

@@ -70,7 +70,7 @@ pub mod security;
 pub mod share;
 
 pub use admin::{Admin, OffsetSpec, ResetSpec};
-pub use client::{Client, ClientOptions, Token};
+pub use client::{Client, ClientOptions, Credentials, Token};
 pub use consumer::{Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Seek};
 pub use error::{Error, ErrorReason, Result};
 pub use producer::{

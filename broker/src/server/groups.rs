@@ -11,8 +11,7 @@ use tonic::{Request, Response, Status};
 use super::auth::{Caller, caller};
 use super::blocking;
 use super::status::{to_error, to_status};
-use crate::core::BrokerError;
-use crate::core::groups::{Committer, Coordinator, HeartbeatRequest, Intent, OffsetInfo, ResetTo};
+use crate::core::groups::{Committer, Coordinator, HeartbeatRequest, Intent, OffsetInfo};
 use crate::core::security::{Operation, Resource};
 
 /// The Groups service.
@@ -44,6 +43,26 @@ fn offset(info: &OffsetInfo) -> v1::CommittedOffset {
         error: info.end.as_ref().err().map(to_error),
     }
 }
+
+/// A reset's target from the `to` oneof of `ResetOffsets` or
+/// `ResetShareGroup`: two generated types with the same four cases, so a
+/// macro (with the caller's `To` in scope) rather than a function.
+macro_rules! reset_to {
+    ($to:expr) => {
+        match $to {
+            Some(To::Earliest(_)) => Ok($crate::core::groups::ResetTo::Earliest),
+            Some(To::Latest(_)) => Ok($crate::core::groups::ResetTo::Latest),
+            Some(To::TimestampMs(t)) => Ok($crate::core::groups::ResetTo::Timestamp(t)),
+            Some(To::Offset(o)) => Ok($crate::core::groups::ResetTo::Offset(o)),
+            None => Err($crate::server::status::to_status(
+                $crate::core::BrokerError::InvalidArgument(
+                    "reset needs a target: earliest, latest, timestamp_ms or offset".into(),
+                ),
+            )),
+        }
+    };
+}
+pub(crate) use reset_to;
 
 /// The offsets of the topics the caller may describe.
 fn described(c: &Caller, infos: &[OffsetInfo]) -> Vec<v1::CommittedOffset> {
@@ -209,17 +228,7 @@ impl Groups for GroupsService {
         let r = req.into_inner();
         c.authorize(Operation::Read, Resource::group(&r.group))?;
         c.authorize(Operation::Read, Resource::topic(&r.topic))?;
-        let to = match r.to {
-            Some(To::Earliest(_)) => ResetTo::Earliest,
-            Some(To::Latest(_)) => ResetTo::Latest,
-            Some(To::TimestampMs(t)) => ResetTo::Timestamp(t),
-            Some(To::Offset(o)) => ResetTo::Offset(o),
-            None => {
-                return Err(to_status(BrokerError::InvalidArgument(
-                    "reset needs a target: earliest, latest, timestamp_ms or offset".into(),
-                )));
-            }
-        };
+        let to = reset_to!(r.to)?;
         let infos = blocking(&self.coordinator, move |c| {
             c.reset_offsets(&r.group, &r.topic, r.partitions, to)
         })

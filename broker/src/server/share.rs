@@ -16,7 +16,7 @@ use super::blocking;
 use super::records::{any_changed, consumed};
 use super::status::{to_error, to_status};
 use crate::core::BrokerError;
-use crate::core::groups::{Coordinator, ResetTo};
+use crate::core::groups::Coordinator;
 use crate::core::security::{Operation, Resource};
 use crate::core::share::partition::{Ack, Delivery};
 use crate::core::share::state::ShareGroupValue;
@@ -336,17 +336,7 @@ impl Share for ShareService {
         let r = req.into_inner();
         c.authorize(Operation::Read, Resource::group(&r.group))?;
         c.authorize(Operation::Read, Resource::topic(&r.topic))?;
-        let to = match r.to {
-            Some(To::Earliest(_)) => ResetTo::Earliest,
-            Some(To::Latest(_)) => ResetTo::Latest,
-            Some(To::TimestampMs(t)) => ResetTo::Timestamp(t),
-            Some(To::Offset(o)) => ResetTo::Offset(o),
-            None => {
-                return Err(to_status(BrokerError::InvalidArgument(
-                    "reset needs a target: earliest, latest, timestamp_ms or offset".into(),
-                )));
-            }
-        };
+        let to = super::groups::reset_to!(r.to)?;
         let starts = blocking(&self.coordinator, move |c| {
             c.share().reset(&r.group, &r.topic, r.partition, to)
         })
