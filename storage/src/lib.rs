@@ -27,7 +27,7 @@
 //!   rewritten segments in atomically.
 //!
 //! **Invariant:** this crate uses only `std` threads and locks: no tokio, no
-//! gRPC, no prost. Its manifest holds that (`tests/dependencies.rs` checks
+//! gRPC, no prost. Its manifest holds that (`tests/it/dependencies.rs` checks
 //! the resolved tree); the broker calls it from blocking tasks.
 
 pub mod checkpoint;

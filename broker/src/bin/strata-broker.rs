@@ -36,6 +36,6 @@ fn main() -> anyhow::Result<()> {
                 _ = int.recv() => {}
             }
         };
-        server::run(args, stop).await
+        server::run(args, Box::pin(stop)).await
     })
 }

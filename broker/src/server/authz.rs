@@ -3,7 +3,7 @@
 //! a test checks the table against the service descriptors, so a new RPC
 //! without a rule fails CI rather than opening a hole. Handlers make the
 //! checks through [`super::auth::Caller::authorize`], on the names in the
-//! request; `tests/authorization.rs` calls every RPC without and with the
+//! request; `client/tests/it/security.rs` calls every RPC without and with the
 //! ACLs listed here.
 
 use crate::core::security::{Operation as O, ResourceType as T};

@@ -108,11 +108,15 @@ fn every_ms(
     })
 }
 
+/// A future that resolves when the broker should shut down.
+pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// Runs the broker until `shutdown` resolves, then shuts down gracefully.
-pub async fn run(
-    args: Args,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+///
+/// Not generic over the shutdown future: the whole server is compiled once,
+/// here, instead of again in every binary that calls it (the release build
+/// in CI spent most of a minute on that copy).
+pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
     let options = args.broker_options();
     tracing::info!(
