@@ -1,9 +1,13 @@
-//! The bearer token every bench connection presents, from `STRATA_TOKEN`
-//! or `STRATA_TOKEN_FILE` (a broker started with `--auth` needs one), as
-//! the `strata` CLI takes it.
+//! How every bench connection authenticates, from the environment the
+//! `strata` CLI reads too: the bearer token (`STRATA_TOKEN` or
+//! `STRATA_TOKEN_FILE`; a broker started with `--auth` needs one) and TLS
+//! (`STRATA_TLS_CA`, `STRATA_TLS_CERT` and `STRATA_TLS_KEY`,
+//! `STRATA_TLS_SERVER_NAME`, with an `https://` broker address).
 
 use anyhow::Context;
-use strata_client::{Client, ClientOptions, Credentials, Token};
+use std::path::PathBuf;
+
+use strata_client::{Client, ClientOptions, Credentials, TlsOptions, Token};
 
 /// The token, if one is set.
 pub fn token() -> anyhow::Result<Option<Token>> {
@@ -20,10 +24,31 @@ pub fn token() -> anyhow::Result<Option<Token>> {
     }
 }
 
-/// A client of `url` with the token.
+fn path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).map(PathBuf::from)
+}
+
+/// The TLS settings, if any is set.
+pub fn tls() -> anyhow::Result<Option<TlsOptions>> {
+    let (ca, cert, key) = (
+        path("STRATA_TLS_CA"),
+        path("STRATA_TLS_CERT"),
+        path("STRATA_TLS_KEY"),
+    );
+    let name = std::env::var("STRATA_TLS_SERVER_NAME").ok();
+    if ca.is_none() && cert.is_none() && name.is_none() {
+        return Ok(None);
+    }
+    let mut tls = TlsOptions::from_files(ca.as_deref(), cert.as_deref(), key.as_deref())?;
+    tls.server_name = name;
+    Ok(Some(tls))
+}
+
+/// A client of `url` with the token and TLS settings.
 pub async fn client(url: &str) -> anyhow::Result<Client> {
     let options = ClientOptions {
         token: token()?,
+        tls: tls()?,
         ..Default::default()
     };
     Ok(Client::connect_with(url.to_string(), options).await?)

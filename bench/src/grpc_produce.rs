@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use strata_proto::v1::{self, admin_client::AdminClient, records_client::RecordsClient};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Acknowledgement modes on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -60,14 +60,11 @@ pub struct Args {
 
 /// A channel tuned for megabyte batches: big HTTP/2 windows and frames.
 pub async fn connect(url: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(url.to_string())?
-        .tcp_nodelay(true)
-        .initial_stream_window_size(64 << 20)
-        .initial_connection_window_size(64 << 20)
-        .max_frame_size((16 << 20) - 1)
-        .connect()
+    // The client's channel: the same windows and frame size, and TLS.
+    let client = crate::credentials::client(url)
         .await
-        .with_context(|| format!("connecting to {url}"))
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(client.channel())
 }
 
 /// Runs the workload and prints its report.

@@ -18,6 +18,7 @@ use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
 use crate::producer::{Producer, ProducerConfig};
 use crate::share::{ShareConfig, ShareConsumer};
+use crate::tls::TlsOptions;
 
 /// How the client talks to the broker.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct ClientOptions {
     /// one). The client never refreshes it: an expired or revoked token
     /// fails calls with UNAUTHENTICATED, naming the token.
     pub token: Option<Token>,
+    /// TLS (`https://` URLs need it; none there: the system's roots).
+    pub tls: Option<TlsOptions>,
 }
 
 /// A bearer token (`strata_<id>_<secret>`); `Debug` never shows it.
@@ -100,8 +103,22 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(60),
             message_bytes_max: 256 << 20,
             token: None,
+            tls: None,
         }
     }
+}
+
+/// An error and its sources, as one line (a certificate the broker
+/// refused is three sources down in a transport error).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// A connection to a Strata broker.
@@ -131,10 +148,22 @@ impl Client {
         let url = url.into();
         let url = if url.contains("://") {
             url
+        } else if options.tls.is_some() {
+            format!("https://{url}")
         } else {
             format!("http://{url}")
         };
-        let endpoint = Endpoint::from_shared(url.clone())
+        let tls = match (&options.tls, url.starts_with("https://")) {
+            (Some(t), true) => Some(t.clone()),
+            (None, true) => Some(TlsOptions::default()),
+            (Some(_), false) => {
+                return Err(Error::InvalidArgument(format!(
+                    "TLS settings given for {url}: use an https:// address"
+                )));
+            }
+            (None, false) => None,
+        };
+        let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| Error::InvalidArgument(format!("broker address {url:?}: {e}")))?
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
@@ -144,9 +173,15 @@ impl Client {
             .initial_stream_window_size(64 << 20)
             .initial_connection_window_size(64 << 20)
             .max_frame_size((16 << 20) - 1);
+        if let Some(t) = &tls {
+            endpoint = endpoint
+                .tls_config(t.config())
+                .map_err(|e| Error::InvalidArgument(format!("TLS settings: {}", chain(&e))))?;
+        }
         let credentials = Credentials::new(options.token.as_ref())?;
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
             url,
+            detail: chain(&source),
             source: Arc::new(source),
         })?;
         Ok(Self {
@@ -154,6 +189,12 @@ impl Client {
             credentials,
             options: Arc::new(options),
         })
+    }
+
+    /// The underlying HTTP/2 channel, for raw `strata_proto` stubs (with
+    /// [`Credentials`] for the token).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// The options in use.

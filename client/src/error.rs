@@ -16,10 +16,12 @@ use tonic_types::StatusExt;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The broker could not be reached at all.
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {detail}")]
     Connect {
         /// The broker's address.
         url: String,
+        /// The error and its sources, as one line.
+        detail: String,
         /// The transport's error.
         #[source]
         source: std::sync::Arc<tonic::transport::Error>,

@@ -68,6 +68,7 @@ pub mod producer;
 pub mod record;
 pub mod security;
 pub mod share;
+pub mod tls;
 
 pub use admin::{Admin, OffsetSpec, ResetSpec};
 pub use client::{Client, ClientOptions, Credentials, Token};
@@ -81,3 +82,4 @@ pub use record::{ConsumerRecord, Header, IntoTopic, ProducerRecord, RecordMetada
 pub use security::{CreatedToken, SecurityAdmin, generate_token};
 pub use share::{AckHandle, Lease, ShareConfig, ShareConsumer, ShareRecord};
 pub use strata_proto as proto;
+pub use tls::TlsOptions;

@@ -8,6 +8,9 @@
 //! client never makes the broker buffer a request body (what it may still
 //! send is bounded by the HTTP/2 windows and discarded).
 //!
+//! With mutual TLS, a call without a token runs as the principal its
+//! connection's certificate maps to ([`super::listener::Peer`]).
+//!
 //! Invariant: every call that reaches a handler carries a [`Caller`] in its
 //! extensions; a handler that finds none refuses (fails closed).
 
@@ -22,6 +25,7 @@ use tonic::codegen::http;
 use tonic::{Request, Status};
 
 use super::authz::{self, Rule};
+use super::listener::Peer;
 use super::status::to_status;
 use crate::core::BrokerError;
 use crate::core::security::{
@@ -50,15 +54,25 @@ pub struct Auth {
 impl Auth {
     /// The caller of a request with these headers, or the status that
     /// refuses it.
-    pub fn admit(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<Caller>, Status> {
+    pub fn admit(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        peer: Option<&Peer>,
+    ) -> Result<Option<Caller>, Status> {
         let rule = authz::rule(path).ok_or_else(|| {
             Status::permission_denied(format!("{path} has no authorization rule: refused"))
         })?;
         if matches!(rule, Rule::Public) {
             return Ok(None);
         }
+        let cert = peer.and_then(|p| p.cert_principal.as_deref());
         let session = if self.enforced {
-            self.authenticate(path, headers)?
+            let session = self.authenticate(path, headers, cert)?;
+            if let Some(p) = peer {
+                p.authenticated();
+            }
+            session
         } else {
             Session {
                 principal: Principal::anonymous(),
@@ -76,13 +90,29 @@ impl Auth {
         Ok(Some(caller))
     }
 
-    fn authenticate(&self, path: &str, headers: &http::HeaderMap) -> Result<Session, Status> {
+    /// A bearer token wins over a client certificate: the certificate
+    /// admits the connection, the token names who a call runs as.
+    fn authenticate(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        cert: Option<&str>,
+    ) -> Result<Session, Status> {
         let fail = |e: SecurityError| {
             tracing::warn!(target: AUDIT, event = "authentication_failed", rpc = path, reason = %e);
             to_status(BrokerError::Security(e))
         };
-        let value = headers
-            .get(http::header::AUTHORIZATION)
+        let value = match (headers.get(http::header::AUTHORIZATION), cert) {
+            (None, Some(name)) => {
+                return Ok(Session {
+                    principal: Principal::user(name),
+                    token_id: None,
+                    expires_ms: None,
+                });
+            }
+            (v, _) => v,
+        };
+        let value = value
             .ok_or_else(|| {
                 fail(SecurityError::Unauthenticated(
                     "no credentials: send `authorization: Bearer <token>`".into(),
@@ -273,7 +303,8 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        match self.auth.admit(req.uri().path(), req.headers()) {
+        let peer = req.extensions().get::<Peer>();
+        match self.auth.admit(req.uri().path(), req.headers(), peer) {
             Ok(caller) => {
                 if let Some(c) = caller {
                     req.extensions_mut().insert(c);

@@ -278,6 +278,9 @@ pub struct Args {
     /// Authentication, super users, the first admin, the loopback rule.
     #[command(flatten)]
     pub security: super::security_args::SecurityArgs,
+    /// TLS and connection limits of the gRPC listener.
+    #[command(flatten)]
+    pub listener: super::listener_args::ListenerArgs,
     /// Milliseconds between checks for members whose session ran out.
     #[arg(long, env = "STRATA_GROUP_CHECK_INTERVAL_MS", default_value_t = 100)]
     pub group_check_interval_ms: u64,
@@ -456,12 +459,13 @@ impl Args {
 
     /// Checks settings that clap's types cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let mut listeners = vec![("--listen", self.listen)];
+        self.listener.validate()?;
+        let mut listeners = vec![("--listen", self.listen, self.listener.tls_on())];
         if !self.no_metrics {
-            listeners.push(("--metrics-listen", self.metrics_listen));
+            listeners.push(("--metrics-listen", self.metrics_listen, false));
         }
         if !self.no_kafka {
-            listeners.push(("--kafka-listen", self.kafka_listen));
+            listeners.push(("--kafka-listen", self.kafka_listen, false));
         }
         self.security.validate(&listeners, !self.no_kafka)?;
         if !(16 * 1024..=(16 << 20) - 1).contains(&self.http2_frame_bytes) {
@@ -597,6 +601,39 @@ mod tests {
             err.contains("0.0.0.0:7390 is not a loopback address"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn off_loopback_the_grpc_listener_needs_tls_and_auth() {
+        let check = |extra: &[&str]| {
+            let mut flags = vec!["strata-broker", "--listen", "0.0.0.0:7390", "--no-kafka"];
+            if !extra.contains(&"--metrics-listen") {
+                flags.push("--no-metrics");
+            }
+            flags.extend_from_slice(extra);
+            load(&flags).validate().map_err(|e| e.to_string())
+        };
+        let tls = ["--tls-cert", "broker.pem", "--tls-key", "broker.key"];
+        check(&[&tls[..], &["--auth"]].concat()).unwrap();
+        let err = check(&tls).unwrap_err();
+        assert!(err.contains("without --auth"), "{err}");
+        let err = check(&["--auth"]).unwrap_err();
+        assert!(err.contains("without TLS"), "{err}");
+        // The metrics endpoint has no TLS: off loopback only as a dev setup.
+        let metrics = [&tls[..], &["--auth", "--metrics-listen", "0.0.0.0:7391"]].concat();
+        let err = check(&metrics).unwrap_err();
+        assert!(err.contains("--metrics-listen 0.0.0.0:7391"), "{err}");
+        let err = check(&["--tls-key", "broker.key"]).unwrap_err();
+        assert!(err.contains("--tls-key needs --tls-cert"), "{err}");
+        let err = check(
+            &[
+                &tls[..],
+                &["--auth", "--tls-principal-mapping-rules", "RULE:x"],
+            ]
+            .concat(),
+        )
+        .unwrap_err();
+        assert!(err.contains("--tls-principal-mapping-rules"), "{err}");
     }
 
     #[test]

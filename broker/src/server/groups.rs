@@ -79,7 +79,7 @@ impl Groups for GroupsService {
         &self,
         req: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
-        let host = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let host = super::listener::peer_host(&req);
         let c = caller(&req)?;
         let r = req.into_inner();
         c.authorize(Operation::Read, Resource::group(&r.group))?;

@@ -27,7 +27,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 use super::body::Hooked;
 use crate::core::Broker;
@@ -372,8 +372,8 @@ impl<IO> Drop for Counted<IO> {
     }
 }
 
-impl<IO: Connected<ConnectInfo = TcpConnectInfo>> Connected for Counted<IO> {
-    type ConnectInfo = TcpConnectInfo;
+impl<IO: Connected> Connected for Counted<IO> {
+    type ConnectInfo = IO::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.0.connect_info()

@@ -13,6 +13,9 @@
 //!   the `Caller` handlers authorize through; [`authz`]: each RPC's rule;
 //!   [`security`]: the `strata.v1.Security` service (users, tokens, ACLs);
 //!   [`security_args`]: `--auth`, the loopback rule, the first admin.
+//! - [`listener`]: the gRPC accept loop (connection limits, the TLS
+//!   handshake, each connection's peer); [`tls`]: the rustls
+//!   configuration, reloaded on SIGHUP; [`listener_args`]: their flags.
 //!
 //! The Kafka protocol listener ([`crate::kafka`]) is started here too, on
 //! the same broker and coordinator, after recovery.
@@ -31,6 +34,8 @@ pub mod authz;
 pub mod body;
 pub mod config;
 pub mod groups;
+pub mod listener;
+pub mod listener_args;
 pub mod metrics;
 pub mod produce;
 pub mod records;
@@ -40,6 +45,7 @@ pub mod security_args;
 pub mod share;
 pub mod share_args;
 pub mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::io::Write;
@@ -54,7 +60,6 @@ use strata_proto::v1::records_server::RecordsServer;
 use strata_proto::v1::security_server::SecurityServer;
 use strata_proto::v1::share_server::ShareServer;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 pub use config::Args;
@@ -85,6 +90,45 @@ where
             )))
         })?
         .map_err(status::to_status)
+}
+
+/// Reloads the TLS files on every SIGHUP until `token` is cancelled
+/// (without TLS, SIGHUP is logged and ignored rather than ending the
+/// process).
+fn reload_on_sighup(
+    tls: Option<Arc<tls::Tls>>,
+    token: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let token = token.clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = hup.recv() => if got.is_none() { return },
+                _ = token.cancelled() => return,
+            }
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+                continue;
+            };
+            // Also on stdout, next to the startup lines, for scripts and tests.
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: TLS certificate, key and CA reloaded");
+                    println!("strata-broker tls reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "SIGHUP: TLS reload failed; the previous files stay in use"
+                    );
+                    println!("strata-broker tls reload failed: {e:#}");
+                }
+            }
+            std::io::stdout().flush().ok();
+        }
+    }))
 }
 
 /// Runs `work` on a blocking thread every `ms` milliseconds (a late tick
@@ -202,10 +246,12 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(s) = &scrape {
         let _ = s.state.set((broker.clone(), coordinator.clone()));
     }
+    let tls = args.listener.tls()?.map(Arc::new);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let reloader = reload_on_sighup(tls.clone(), &token)?;
     let kafka = if args.no_kafka {
         None
     } else {
@@ -330,6 +376,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         .initial_connection_window_size(args.http2_connection_window_bytes)
         .max_frame_size(args.http2_frame_bytes)
         .max_concurrent_streams(args.streams_per_connection_max)
+        .http2_max_header_list_size(args.listener.request_headers_bytes_max)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -338,13 +385,16 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         .add_service(groups)
         .add_service(share)
         .add_service(security_service)
-        // Our own listener (to learn the port before serving), so tonic's
-        // tcp_nodelay above does not reach it: set it here. Without it,
-        // Nagle and delayed ACKs stall responses by tens of milliseconds.
+        // Our own accept loop (limits, TLS, the peer's principal), which
+        // sets TCP_NODELAY itself: tonic's setting above does not reach it.
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .map(|conn| conn.map(metrics::Counted::new)),
+            listener::incoming(
+                listener,
+                tls.clone(),
+                args.listener.limits(args.security.auth),
+                token.clone(),
+            )
+            .map(|conn| conn.map(metrics::Counted::new)),
             stop,
         );
 
@@ -372,7 +422,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         println!("strata-broker kafka on {bound}");
         tokio::spawn(crate::kafka::serve(listener, state))
     });
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, tls = tls.is_some(), "serving");
     println!("strata-broker listening on {addr}");
     std::io::stdout().flush().ok();
 
@@ -391,6 +441,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(k) = kafka_served {
         let _ = k.await;
     }
+    let _ = reloader.await;
     let _ = flusher.await;
     let _ = retention.await;
     let _ = group_ticker.await;

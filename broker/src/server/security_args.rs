@@ -116,11 +116,17 @@ impl SecurityArgs {
             .collect()
     }
 
-    /// Refuses a configuration that exposes an unprotected port: any
-    /// listener off loopback needs TLS and --auth (TLS is not built yet,
-    /// so: --insecure-dev), and --auth does not cover the Kafka listener
-    /// yet (it has no SASL), so the two do not go together.
-    pub fn validate(&self, listeners: &[(&str, SocketAddr)], kafka: bool) -> anyhow::Result<()> {
+    /// Refuses a configuration that exposes an unprotected port: a
+    /// listener off loopback needs TLS on it and --auth, or
+    /// --insecure-dev. The metrics endpoint and the Kafka listener have no
+    /// TLS, so off loopback they always need --insecure-dev; and --auth
+    /// does not cover the Kafka listener yet (it has no SASL), so the two
+    /// do not go together. `listeners`: (flag, address, serves TLS).
+    pub fn validate(
+        &self,
+        listeners: &[(&str, SocketAddr, bool)],
+        kafka: bool,
+    ) -> anyhow::Result<()> {
         self.super_users()?;
         if self.auth && kafka {
             bail!(
@@ -131,13 +137,26 @@ impl SecurityArgs {
         if self.insecure_dev {
             return Ok(());
         }
-        if let Some((flag, addr)) = listeners.iter().find(|(_, a)| !a.ip().is_loopback()) {
+        let exposed = listeners
+            .iter()
+            .find(|(_, a, tls)| !(a.ip().is_loopback() || (*tls && self.auth)));
+        if let Some((flag, addr, tls)) = exposed {
+            let missing = match (*tls, self.auth) {
+                (false, false) => "without TLS and without --auth",
+                (false, true) => "without TLS",
+                _ => "without --auth",
+            };
             bail!(
-                "{flag} {addr} is not a loopback address, and this broker serves it without TLS \
-                 (not built yet){}: anyone who can reach it could read, write and delete every \
-                 topic. Bind 127.0.0.1, or pass --insecure-dev (STRATA_INSECURE_DEV=true) to \
-                 accept that, for development only",
-                if self.auth { "" } else { " and without --auth" }
+                "{flag} {addr} is not a loopback address, and this broker would serve it \
+                 {missing}: anyone who can reach it could {}. Bind 127.0.0.1, protect it \
+                 (--tls-cert, --tls-key and --auth on --listen; the metrics and Kafka \
+                 listeners have no TLS yet), or pass --insecure-dev (STRATA_INSECURE_DEV=true) \
+                 to accept that, for development only",
+                if self.auth {
+                    "read the tokens and records it carries"
+                } else {
+                    "read, write and delete every topic"
+                }
             );
         }
         Ok(())

@@ -153,7 +153,7 @@ impl Share for ShareService {
         &self,
         req: Request<v1::ShareHeartbeatRequest>,
     ) -> Result<Response<v1::ShareHeartbeatResponse>, Status> {
-        let host = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let host = super::listener::peer_host(&req);
         let c = caller(&req)?;
         let r = req.into_inner();
         let create = r.create.unwrap_or_default();

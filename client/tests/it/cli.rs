@@ -320,7 +320,7 @@ fn health_says_serving_and_fails_without_a_broker() {
     assert!(b.terminate().success());
     let (ok, _, err) = strata(&b, &["health"], None);
     assert!(!ok);
-    assert!(err.contains("connecting to"), "{err}");
+    assert!(err.contains("cannot connect to"), "{err}");
 }
 
 /// The broker as `docker/Dockerfile` runs it: no flags, every setting from

@@ -14,3 +14,4 @@ mod in_flight;
 mod operations;
 mod security;
 mod share;
+mod tls;

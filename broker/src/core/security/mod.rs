@@ -7,6 +7,8 @@
 //! - [`acl`]: ACL entries and the default-deny authorizer.
 //! - [`token`]: token text, hashing, constant-time checks.
 //! - [`store`]: the durable state file.
+//! - [`mapping`]: Kafka's `ssl.principal.mapping.rules`, client
+//!   certificate subject to principal name.
 //! - [`quota`]: token buckets per principal (bytes and requests per second).
 //! - [`registry`]: users, tokens and ACLs in memory, changed only after
 //!   the change is on disk.
@@ -14,6 +16,7 @@
 pub mod acl;
 #[cfg(test)]
 mod acl_props;
+pub mod mapping;
 pub mod principal;
 pub mod quota;
 pub mod registry;

@@ -61,12 +61,47 @@ pub struct Throttled {
     pub throttle_time_ms: u64,
 }
 
-/// One bucket: units held, in thousandths (refill is exact in ms);
-/// negative after a request larger than the bucket.
+/// One token bucket: units held, in thousandths (refill is exact in ms);
+/// negative after a request larger than the bucket. Also the broker's
+/// connection-rate limit.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     milli_units: i128,
     at_ms: u64,
+}
+
+impl Bucket {
+    /// A full bucket for `rate` units/s that holds `window_ms` of it.
+    pub fn full(rate: u64, window_ms: u64, now_ms: u64) -> Self {
+        Self {
+            milli_units: Self::capacity(rate, window_ms),
+            at_ms: now_ms,
+        }
+    }
+
+    // rate units/s is rate milli-units per ms.
+    fn capacity(rate: u64, window_ms: u64) -> i128 {
+        i128::from(rate.max(1)) * i128::from(window_ms)
+    }
+
+    /// Takes `cost` units, or says how many ms until they fit (a cost
+    /// above the capacity fits in a full bucket, which it leaves in debt).
+    pub fn take(&mut self, rate: u64, window_ms: u64, cost: u64, now_ms: u64) -> Result<(), u64> {
+        let rate = rate.max(1);
+        let capacity = Self::capacity(rate, window_ms);
+        let elapsed = now_ms.saturating_sub(self.at_ms);
+        self.milli_units =
+            (self.milli_units + i128::from(elapsed) * i128::from(rate)).min(capacity);
+        self.at_ms = self.at_ms.max(now_ms);
+        let cost = i128::from(cost) * 1000;
+        let need = cost.min(capacity);
+        if self.milli_units >= need {
+            self.milli_units -= cost;
+            return Ok(());
+        }
+        let short = (need - self.milli_units) as u128;
+        Err(short.div_ceil(u128::from(rate)) as u64)
+    }
 }
 
 /// Every principal's buckets.
@@ -101,28 +136,16 @@ impl Quotas {
             return Ok(());
         };
         let rate = rate.max(1);
-        // rate units/s is rate milli-units per ms.
-        let capacity = i128::from(rate) * i128::from(self.window_ms);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let b = buckets.entry((p.clone(), kind)).or_insert(Bucket {
-            milli_units: capacity,
-            at_ms: now_ms,
-        });
-        let elapsed = now_ms.saturating_sub(b.at_ms);
-        b.milli_units = (b.milli_units + i128::from(elapsed) * i128::from(rate)).min(capacity);
-        b.at_ms = b.at_ms.max(now_ms);
-        let cost = i128::from(cost) * 1000;
-        let need = cost.min(capacity);
-        if b.milli_units >= need {
-            b.milli_units -= cost;
-            return Ok(());
-        }
-        let short = (need - b.milli_units) as u128;
-        Err(Throttled {
-            kind,
-            rate_per_sec: rate,
-            throttle_time_ms: short.div_ceil(u128::from(rate)) as u64,
-        })
+        buckets
+            .entry((p.clone(), kind))
+            .or_insert_with(|| Bucket::full(rate, self.window_ms, now_ms))
+            .take(rate, self.window_ms, cost, now_ms)
+            .map_err(|throttle_time_ms| Throttled {
+                kind,
+                rate_per_sec: rate,
+                throttle_time_ms,
+            })
     }
 }
 

@@ -55,6 +55,7 @@ pub struct BrokerProcess {
     pub kafka_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr: PathBuf,
+    stdout: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
 }
 
 impl BrokerProcess {
@@ -115,8 +116,14 @@ impl BrokerProcess {
                 ),
             }
         };
-        // Keep draining stdout so the broker never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stdout so the broker never blocks on a full pipe;
+        // later lines (a TLS reload's) go to `wait_stdout`.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
         Self {
             child: Some(child),
             addr,
@@ -124,6 +131,7 @@ impl BrokerProcess {
             kafka_addr,
             data_dir: data_dir.to_owned(),
             stderr,
+            stdout: std::sync::Mutex::new(rx),
         }
     }
 
@@ -180,6 +188,33 @@ impl BrokerProcess {
         let mut c = self.child.take().unwrap();
         c.kill().unwrap();
         c.wait().unwrap();
+    }
+
+    /// Sends `signal` (`HUP`, ...) without waiting for anything.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// The next line the broker prints on stdout after startup that
+    /// starts with `prefix` (others are skipped); panics after 30 s.
+    pub fn wait_stdout(&self, prefix: &str) -> String {
+        let rx = self.stdout.lock().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "no stdout line {prefix:?} from the broker: {e}; {}",
+                    self.stderr()
+                ),
+            }
+        }
     }
 
     /// SIGTERM, then wait for the exit.

@@ -18,6 +18,7 @@
 //! strata acl add --principal User:alice --topic orders --op read
 //! ```
 
+mod connection;
 mod consume;
 mod security;
 mod share;
@@ -34,43 +35,10 @@ use strata_client::{Acks, Client, Compression, ProducerConfig, ProducerRecord, R
     about = "Command-line tool for the Strata log broker"
 )]
 struct Cli {
-    /// The broker's address.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATA_BROKER",
-        default_value = "http://127.0.0.1:7390"
-    )]
-    broker: String,
-    /// The bearer token calls present (a broker with --auth needs one).
-    #[arg(long, global = true, env = "STRATA_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// A file holding the token.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATA_TOKEN_FILE",
-        conflicts_with = "token"
-    )]
-    token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    connection: connection::Connection,
     #[command(subcommand)]
     command: Command,
-}
-
-impl Cli {
-    fn token(&self) -> anyhow::Result<Option<strata_client::Token>> {
-        if let Some(t) = &self.token {
-            return Ok(Some(strata_client::Token::new(t)));
-        }
-        match &self.token_file {
-            None => Ok(None),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading --token-file {}", p.display()))?;
-                Ok(Some(strata_client::Token::new(text)))
-            }
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -644,21 +612,15 @@ async fn group(client: &Client, cmd: GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn health(broker: &str) -> anyhow::Result<()> {
+async fn health(connection: &connection::Connection) -> anyhow::Result<()> {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let url = if broker.contains("://") {
-        broker.to_string()
-    } else {
-        format!("http://{broker}")
+    let options = strata_client::ClientOptions {
+        connect_timeout: std::time::Duration::from_secs(5),
+        request_timeout: std::time::Duration::from_secs(5),
+        ..Default::default()
     };
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .with_context(|| format!("broker address {url:?}"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    let status = HealthClient::new(channel)
+    let client = connection.connect(options).await?;
+    let status = HealthClient::new(client.channel())
         .check(HealthCheckRequest {
             service: String::new(),
         })
@@ -677,16 +639,12 @@ async fn main() {
     let cli = Cli::parse();
     let result = async {
         if let Command::Health = cli.command {
-            return health(&cli.broker).await;
+            return health(&cli.connection).await;
         }
         if let Command::Token(security::TokenCommand::Generate) = cli.command {
             return security::token(None, security::TokenCommand::Generate).await;
         }
-        let options = strata_client::ClientOptions {
-            token: cli.token()?,
-            ..Default::default()
-        };
-        let client = Client::connect_with(cli.broker.clone(), options).await?;
+        let client = cli.connection.connect(Default::default()).await?;
         match cli.command {
             Command::Topic(cmd) => topic(&client, cmd).await,
             Command::Produce(args) => produce(&client, args).await,
