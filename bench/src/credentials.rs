@@ -2,7 +2,8 @@
 //! `strata` CLI reads too: the bearer token (`STRATA_TOKEN` or
 //! `STRATA_TOKEN_FILE`; a broker started with `--auth` needs one) and TLS
 //! (`STRATA_TLS_CA`, `STRATA_TLS_CERT` and `STRATA_TLS_KEY`,
-//! `STRATA_TLS_SERVER_NAME`, with an `https://` broker address).
+//! `STRATA_TLS_SERVER_NAME`, with an `https://` broker address), and the
+//! client id (`STRATA_CLIENT_ID`).
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -49,12 +50,15 @@ pub async fn client(url: &str) -> anyhow::Result<Client> {
     let options = ClientOptions {
         token: token()?,
         tls: tls()?,
+        client_id: std::env::var("STRATA_CLIENT_ID").ok(),
         ..Default::default()
     };
     Ok(Client::connect_with(url.to_string(), options).await?)
 }
 
-/// The token as `authorization` metadata, for the raw gRPC stubs.
+/// The token as `authorization` metadata (and `STRATA_CLIENT_ID` as
+/// `strata-client-id`), for the raw gRPC stubs.
 pub fn bearer() -> anyhow::Result<Credentials> {
-    Ok(Credentials::new(token()?.as_ref())?)
+    let id = std::env::var("STRATA_CLIENT_ID").ok();
+    Ok(Credentials::new(token()?.as_ref())?.with_client_id(id.as_deref())?)
 }

@@ -35,6 +35,10 @@ pub struct ClientOptions {
     pub token: Option<Token>,
     /// TLS (`https://` URLs need it; none there: the system's roots).
     pub tls: Option<TlsOptions>,
+    /// The name this client gives itself on every call (the
+    /// `strata-client-id` metadata, as Kafka's client.id): quotas may be
+    /// set per client id.
+    pub client_id: Option<String>,
 }
 
 /// A bearer token (`strata_<id>_<secret>`); `Debug` never shows it.
@@ -59,11 +63,14 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call: the client's own
-/// stubs use it, and raw `strata_proto` stubs can too
-/// (`RecordsClient::with_interceptor(channel, credentials)`).
+/// Adds `authorization: Bearer <token>` (and `strata-client-id`) to every
+/// call: the client's own stubs use it, and raw `strata_proto` stubs can
+/// too (`RecordsClient::with_interceptor(channel, credentials)`).
 #[derive(Clone)]
-pub struct Credentials(Option<MetadataValue<Ascii>>);
+pub struct Credentials {
+    bearer: Option<MetadataValue<Ascii>>,
+    client_id: Option<MetadataValue<Ascii>>,
+}
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,20 +81,37 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// The header for `token` (none: calls carry no credentials).
     pub fn new(token: Option<&Token>) -> Result<Self> {
-        let Some(t) = token else {
-            return Ok(Self(None));
+        let bearer = match token {
+            None => None,
+            Some(t) => Some(format!("Bearer {}", t.text()).parse().map_err(|_| {
+                Error::InvalidArgument("the token holds characters a header cannot".into())
+            })?),
         };
-        let value = format!("Bearer {}", t.text()).parse().map_err(|_| {
-            Error::InvalidArgument("the token holds characters a header cannot".into())
-        })?;
-        Ok(Self(Some(value)))
+        Ok(Self {
+            bearer,
+            client_id: None,
+        })
+    }
+
+    /// The same, naming the client `id` on every call.
+    pub fn with_client_id(mut self, id: Option<&str>) -> Result<Self> {
+        self.client_id = match id {
+            None => None,
+            Some(id) => Some(id.parse().map_err(|_| {
+                Error::InvalidArgument(format!("client id {id:?} is not visible ASCII"))
+            })?),
+        };
+        Ok(self)
     }
 }
 
 impl Interceptor for Credentials {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
+        if let Some(v) = &self.bearer {
             req.metadata_mut().insert("authorization", v.clone());
+        }
+        if let Some(v) = &self.client_id {
+            req.metadata_mut().insert("strata-client-id", v.clone());
         }
         Ok(req)
     }
@@ -104,6 +128,7 @@ impl Default for ClientOptions {
             message_bytes_max: 256 << 20,
             token: None,
             tls: None,
+            client_id: None,
         }
     }
 }
@@ -178,7 +203,8 @@ impl Client {
                 .tls_config(t.config())
                 .map_err(|e| Error::InvalidArgument(format!("TLS settings: {}", chain(&e))))?;
         }
-        let credentials = Credentials::new(options.token.as_ref())?;
+        let credentials = Credentials::new(options.token.as_ref())?
+            .with_client_id(options.client_id.as_deref())?;
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
             url,
             detail: chain(&source),

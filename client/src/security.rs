@@ -163,11 +163,23 @@ impl SecurityAdmin {
 
     /// Sets `principal`'s own quotas (unset rates: the broker's defaults).
     pub async fn set_quota(&self, principal: &str, rates: QuotaRates) -> Result<()> {
+        self.set_quota_of(principal, "", rates).await
+    }
+
+    /// Sets the quotas of a principal ("" for any) with a client id (""
+    /// for any): Kafka's (user, client-id) quota entities.
+    pub async fn set_quota_of(
+        &self,
+        principal: &str,
+        client_id: &str,
+        rates: QuotaRates,
+    ) -> Result<()> {
         self.client
             .security_rpc()
             .set_quota(v1::SetQuotaRequest {
                 quota: Some(Quota {
                     principal: principal.into(),
+                    client_id: client_id.into(),
                     rates: Some(rates),
                 }),
             })

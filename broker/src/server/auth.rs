@@ -15,6 +15,7 @@
 //! extensions; a handler that finds none refuses (fails closed).
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,6 +29,8 @@ use super::authz::{self, Rule};
 use super::listener::Peer;
 use super::status::to_status;
 use crate::core::BrokerError;
+use crate::core::security::failures::FailureLimit;
+use crate::core::security::registry::CLIENT_ID_BYTES_MAX;
 use crate::core::security::{
     Operation, Principal, QuotaKind, Resource, Security, SecurityError, Session, Throttled,
 };
@@ -49,6 +52,8 @@ pub struct Auth {
     pub enforced: bool,
     /// Users, tokens and ACLs.
     pub security: Arc<Security>,
+    /// Failed token checks per client address (auth_failures_per_min_max).
+    pub failures: FailureLimit,
 }
 
 impl Auth {
@@ -68,7 +73,8 @@ impl Auth {
         }
         let cert = peer.and_then(|p| p.cert_principal.as_deref());
         let session = if self.enforced {
-            let session = self.authenticate(path, headers, cert)?;
+            let ip = peer.map(|p| p.addr.ip());
+            let session = self.authenticate(path, headers, cert, ip)?;
             if let Some(p) = peer {
                 p.authenticated();
             }
@@ -82,6 +88,7 @@ impl Auth {
         };
         let caller = Caller {
             session,
+            client_id: client_id(headers)?,
             security: self.security.clone(),
             enforced: self.enforced,
         };
@@ -97,9 +104,10 @@ impl Auth {
         path: &str,
         headers: &http::HeaderMap,
         cert: Option<&str>,
+        ip: Option<IpAddr>,
     ) -> Result<Session, Status> {
         let fail = |e: SecurityError| {
-            tracing::warn!(target: AUDIT, event = "authentication_failed", rpc = path, reason = %e);
+            tracing::warn!(target: AUDIT, event = "authentication_failed", rpc = path, peer = ?ip, reason = %e);
             to_status(BrokerError::Security(e))
         };
         let value = match (headers.get(http::header::AUTHORIZATION), cert) {
@@ -120,12 +128,26 @@ impl Auth {
             })?
             .to_str()
             .map_err(|_| fail(SecurityError::Unauthenticated("invalid token".into())))?;
-        let token = value
+        // Credentials were presented: a guess counts against its address.
+        let now = now_ms();
+        if let Some(ip) = ip
+            && let Err(wait_ms) = self.failures.check(ip, now)
+        {
+            return Err(fail(SecurityError::Unauthenticated(format!(
+                "too many failed attempts from {ip} (auth_failures_per_min_max {}): retry in {wait_ms} ms",
+                self.failures.per_min
+            ))));
+        }
+        let checked = value
             .strip_prefix("Bearer ")
-            .ok_or_else(|| fail(SecurityError::Unauthenticated("invalid token".into())))?;
-        self.security
-            .authenticate(token.trim(), now_ms())
-            .map_err(fail)
+            .ok_or_else(|| SecurityError::Unauthenticated("invalid token".into()))
+            .and_then(|token| self.security.authenticate(token.trim(), now));
+        if checked.is_err()
+            && let Some(ip) = ip
+        {
+            self.failures.failed(ip, now);
+        }
+        checked.map_err(fail)
     }
 }
 
@@ -133,6 +155,8 @@ impl Auth {
 #[derive(Debug, Clone)]
 pub struct Caller {
     session: Session,
+    /// The call's `strata-client-id` ("" if none): quotas may name it.
+    client_id: Arc<str>,
     security: Arc<Security>,
     enforced: bool,
 }
@@ -198,15 +222,26 @@ impl Caller {
     /// to wait (RESOURCE_EXHAUSTED, `THROTTLED`, retriable).
     pub fn charge(&self, kind: QuotaKind, cost: u64) -> Result<(), BrokerError> {
         self.security
-            .charge(&self.session.principal, kind, cost, now_ms())
+            .charge(
+                &self.session.principal,
+                &self.client_id,
+                kind,
+                cost,
+                now_ms(),
+            )
             .map_err(|t| self.throttled(t))
     }
 
     /// Takes `cost` after it was served (a fetch's bytes): the next
     /// request waits out any debt.
     pub fn charge_after(&self, kind: QuotaKind, cost: u64) {
-        self.security
-            .charge_after(&self.session.principal, kind, cost, now_ms());
+        self.security.charge_after(
+            &self.session.principal,
+            &self.client_id,
+            kind,
+            cost,
+            now_ms(),
+        );
     }
 
     /// Waits until the caller's `kind` quota is out of debt (paces a
@@ -256,6 +291,28 @@ impl Caller {
             }
         }
     }
+}
+
+/// The metadata a client names itself with, as Kafka's client.id.
+pub const CLIENT_ID_HEADER: &str = "strata-client-id";
+
+/// A call's client id ("" if it sent none), bounded by
+/// `client_id_bytes_max`.
+fn client_id(headers: &http::HeaderMap) -> Result<Arc<str>, Status> {
+    let Some(v) = headers.get(CLIENT_ID_HEADER) else {
+        return Ok(Arc::from(""));
+    };
+    let bad = |why: String| to_status(BrokerError::InvalidArgument(why));
+    let text = v
+        .to_str()
+        .map_err(|_| bad(format!("{CLIENT_ID_HEADER} is not visible ASCII")))?;
+    if text.len() > CLIENT_ID_BYTES_MAX {
+        return Err(bad(format!(
+            "{CLIENT_ID_HEADER} is {} bytes, over client_id_bytes_max ({CLIENT_ID_BYTES_MAX})",
+            text.len()
+        )));
+    }
+    Ok(Arc::from(text))
 }
 
 /// The caller the layer put on a request.

@@ -222,6 +222,7 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     let auth = Arc::new(auth::Auth {
         enforced: args.security.auth,
         security: security.clone(),
+        failures: args.security.failure_limit(),
     });
     let broker = Arc::new(
         tokio::task::spawn_blocking(move || Broker::open_locked(options, lock))

@@ -318,9 +318,10 @@ impl security_server::Security for SecurityService {
             fetch_bytes_per_sec: r.fetch_bytes_per_sec,
             requests_per_sec: r.requests_per_sec,
         };
-        let principal = q.principal.clone();
-        self.blocking(move |s| s.set_quota(&principal, set)).await?;
-        tracing::info!(target: AUDIT, event = "quota_set", by, principal = %q.principal, rates = ?set);
+        let (principal, client_id) = (q.principal.clone(), q.client_id.clone());
+        self.blocking(move |s| s.set_quota(&principal, &client_id, set))
+            .await?;
+        tracing::info!(target: AUDIT, event = "quota_set", by, principal = %q.principal, client_id = %q.client_id, rates = ?set);
         Ok(Response::new(v1::SetQuotaResponse {}))
     }
 
@@ -333,8 +334,9 @@ impl security_server::Security for SecurityService {
         Ok(Response::new(v1::ListQuotasResponse {
             quotas: own
                 .into_iter()
-                .map(|(principal, r)| v1::Quota {
+                .map(|(principal, client_id, r)| v1::Quota {
                     principal,
+                    client_id,
                     rates: Some(rates(r)),
                 })
                 .collect(),

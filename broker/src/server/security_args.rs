@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, bail};
 
+use crate::core::security::failures::FailureLimit;
 use crate::core::security::{Principal, QuotaRates, Security, SecurityLimits};
 
 fn unlimited_if_0(rate: u64) -> Option<u64> {
@@ -67,6 +68,17 @@ pub struct SecurityArgs {
     /// development in containers only.
     #[arg(long, env = "STRATA_INSECURE_DEV")]
     pub insecure_dev: bool,
+    /// Failed token checks one client address may make a minute; past
+    /// them its attempts are refused before any token is checked.
+    #[arg(long, env = "STRATA_AUTH_FAILURES_PER_MIN_MAX", default_value_t = 60)]
+    pub auth_failures_per_min_max: u64,
+    /// Client addresses whose failures are tracked at once.
+    #[arg(
+        long,
+        env = "STRATA_AUTH_FAILURE_ADDRESSES_MAX",
+        default_value_t = 10_000
+    )]
+    pub auth_failure_addresses_max: usize,
     /// Most users the broker keeps (security_users_max).
     #[arg(long, env = "STRATA_SECURITY_USERS_MAX", default_value_t = l().users_max)]
     pub security_users_max: usize,
@@ -106,6 +118,14 @@ impl SecurityArgs {
             },
             quota_window_ms: self.quota_window_ms,
         }
+    }
+
+    /// The limit on failed authentications per address.
+    pub fn failure_limit(&self) -> FailureLimit {
+        FailureLimit::new(
+            self.auth_failures_per_min_max,
+            self.auth_failure_addresses_max,
+        )
     }
 
     /// The configured super users.

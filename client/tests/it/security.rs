@@ -836,6 +836,7 @@ async fn call(path: &str, c: &Conn, revocable: &str) -> Result<bool, Status> {
                 .set_quota(v1::SetQuotaRequest {
                     quota: Some(v1::Quota {
                         principal: "User:zzz".into(),
+                        client_id: String::new(),
                         rates: Some(v1::QuotaRates {
                             requests_per_sec: Some(1000),
                             ..Default::default()
@@ -1192,4 +1193,70 @@ async fn a_producer_over_its_quota_is_slowed_to_it_and_no_one_else_is() {
         .produce(big)
         .await
         .expect("bob has no quota of alice's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_resolve_by_principal_and_client_id_as_kafkas_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = generate_token().unwrap();
+    let b = start(dir.path(), &admin_token);
+    let sec = client(&b, Some(&admin_token)).await.security();
+    let mut tokens = Vec::new();
+    for u in ["alice", "bob"] {
+        sec.create_user(u).await.unwrap();
+        tokens.push(sec.create_token(u, "quota", 0).await.unwrap().text);
+    }
+    let one_call = v1::QuotaRates {
+        requests_per_sec: Some(1),
+        ..Default::default()
+    };
+    // alice from "slow"; anyone from "shared" (one bucket for all).
+    sec.set_quota_of("User:alice", "slow", one_call)
+        .await
+        .unwrap();
+    sec.set_quota_of("", "shared", one_call).await.unwrap();
+    let err = sec.set_quota_of("", "", one_call).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    let listed = sec.list_quotas().await.unwrap().quotas;
+    assert_eq!(listed.len(), 2);
+
+    let as_ = |token: &str, id: Option<&str>| {
+        let options = ClientOptions {
+            token: Some(Token::new(token)),
+            client_id: id.map(String::from),
+            ..Default::default()
+        };
+        let url = b.url();
+        async move { Client::connect_with(url, options).await.unwrap() }
+    };
+    let throttled = |r: strata_client::Result<v1::WhoAmIResponse>| match r {
+        Err(e) => e.code() == Some(Code::ResourceExhausted),
+        Ok(_) => false,
+    };
+    // A bucket of one call a second: the second call at once is refused.
+    let slow = as_(&tokens[0], Some("slow")).await;
+    assert!(slow.security().who_am_i().await.is_ok());
+    assert!(
+        throttled(slow.security().who_am_i().await),
+        "alice/slow over its quota"
+    );
+    // The same principal from another client id, or none, is not limited.
+    for id in [Some("fast"), None] {
+        let c = as_(&tokens[0], id).await;
+        for _ in 0..3 {
+            assert!(c.security().who_am_i().await.is_ok(), "alice/{id:?}");
+        }
+    }
+    // A client-id quota is shared by every principal using that id.
+    let alice_shared = as_(&tokens[0], Some("shared")).await;
+    assert!(alice_shared.security().who_am_i().await.is_ok());
+    let bob_shared = as_(&tokens[1], Some("shared")).await;
+    assert!(
+        throttled(bob_shared.security().who_am_i().await),
+        "bob/shared shares alice's bucket"
+    );
+    // A client id over client_id_bytes_max is refused by name.
+    let long = as_(&tokens[1], Some(&"x".repeat(300))).await;
+    let err = long.security().who_am_i().await.unwrap_err();
+    assert!(err.to_string().contains("client_id_bytes_max"), "{err}");
 }

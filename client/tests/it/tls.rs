@@ -408,3 +408,43 @@ async fn connections_are_bounded_before_they_authenticate() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_tokens_is_limited_per_address() {
+    let admin_token = generate_token().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let b = start_auth(
+        dir.path(),
+        &admin_token,
+        &["--no-kafka", "--auth-failures-per-min-max", "3"],
+    );
+    let with = |token: String| {
+        let url = b.url();
+        async move {
+            let options = ClientOptions {
+                token: Some(Token::new(token)),
+                ..Default::default()
+            };
+            let c = Client::connect_with(url, options).await.unwrap();
+            c.security().who_am_i().await.map(|me| me.principal)
+        }
+    };
+    // Good credentials are never counted.
+    for _ in 0..5 {
+        assert_eq!(with(admin_token.clone()).await.unwrap(), "User:admin");
+    }
+    for _ in 0..3 {
+        let err = with(generate_token().unwrap()).await.unwrap_err();
+        assert!(err.to_string().contains("invalid token"), "{err}");
+    }
+    // The 4th guess in the minute is refused before it is checked, and so
+    // is the right token from the same address, with the limit named.
+    for token in [generate_token().unwrap(), admin_token.clone()] {
+        let err = with(token).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
+        assert!(
+            err.to_string().contains("auth_failures_per_min_max 3"),
+            "{err}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! - [`acl`]: ACL entries and the default-deny authorizer.
 //! - [`token`]: token text, hashing, constant-time checks.
 //! - [`store`]: the durable state file.
+//! - [`failures`]: failed authentication attempts, limited per address.
 //! - [`mapping`]: Kafka's `ssl.principal.mapping.rules`, client
 //!   certificate subject to principal name.
 //! - [`quota`]: token buckets per principal (bytes and requests per second).
@@ -16,6 +17,7 @@
 pub mod acl;
 #[cfg(test)]
 mod acl_props;
+pub mod failures;
 pub mod mapping;
 pub mod principal;
 pub mod quota;

@@ -16,8 +16,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::principal::Principal;
-
 /// What a quota bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QuotaKind {
@@ -41,7 +39,19 @@ pub struct QuotaRates {
 }
 
 impl QuotaRates {
-    fn of(&self, kind: QuotaKind) -> Option<u64> {
+    /// Just `rate` for `kind`.
+    pub fn only(kind: QuotaKind, rate: u64) -> Self {
+        let mut r = Self::default();
+        *match kind {
+            QuotaKind::ProduceBytes => &mut r.produce_bytes_per_sec,
+            QuotaKind::FetchBytes => &mut r.fetch_bytes_per_sec,
+            QuotaKind::Requests => &mut r.requests_per_sec,
+        } = Some(rate);
+        r
+    }
+
+    /// The rate of `kind`, if limited.
+    pub fn of(&self, kind: QuotaKind) -> Option<u64> {
         match kind {
             QuotaKind::ProduceBytes => self.produce_bytes_per_sec,
             QuotaKind::FetchBytes => self.fetch_bytes_per_sec,
@@ -84,6 +94,24 @@ impl Bucket {
         i128::from(rate.max(1)) * i128::from(window_ms)
     }
 
+    /// Whether `cost` would fit now (`Err`: the ms until it would).
+    pub fn fits(&mut self, rate: u64, window_ms: u64, cost: u64, now_ms: u64) -> Result<(), u64> {
+        self.take(rate, window_ms, 0, now_ms)?;
+        let need = (i128::from(cost) * 1000).min(Self::capacity(rate, window_ms));
+        if self.milli_units >= need {
+            return Ok(());
+        }
+        let short = (need - self.milli_units) as u128;
+        Err(short.div_ceil(u128::from(rate.max(1))) as u64)
+    }
+
+    /// Whether the bucket has refilled completely by `now_ms`.
+    pub fn is_full(&self, rate: u64, window_ms: u64, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.at_ms);
+        self.milli_units + i128::from(elapsed) * i128::from(rate.max(1))
+            >= Self::capacity(rate, window_ms)
+    }
+
     /// Takes `cost` units, or says how many ms until they fit (a cost
     /// above the capacity fits in a full bucket, which it leaves in debt).
     pub fn take(&mut self, rate: u64, window_ms: u64, cost: u64, now_ms: u64) -> Result<(), u64> {
@@ -108,7 +136,7 @@ impl Bucket {
 #[derive(Debug)]
 pub struct Quotas {
     window_ms: u64,
-    buckets: Mutex<HashMap<(Principal, QuotaKind), Bucket>>,
+    buckets: Mutex<HashMap<(String, QuotaKind), Bucket>>,
 }
 
 impl Quotas {
@@ -120,13 +148,14 @@ impl Quotas {
         }
     }
 
-    /// Takes `cost` units of `kind` for `p` at `now_ms`, or says how long
+    /// Takes `cost` units of `kind` from bucket `key` (the quota entity:
+    /// a principal, a client id, or both) at `now_ms`, or says how long
     /// to wait. A cost over what the bucket can ever hold is granted when
     /// the bucket is full (leaving it in debt), so a large request is
     /// slowed, never refused forever.
     pub fn take(
         &self,
-        p: &Principal,
+        key: &str,
         kind: QuotaKind,
         rates: &QuotaRates,
         cost: u64,
@@ -138,7 +167,7 @@ impl Quotas {
         let rate = rate.max(1);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         buckets
-            .entry((p.clone(), kind))
+            .entry((key.to_string(), kind))
             .or_insert_with(|| Bucket::full(rate, self.window_ms, now_ms))
             .take(rate, self.window_ms, cost, now_ms)
             .map_err(|throttle_time_ms| Throttled {
@@ -155,7 +184,7 @@ impl Quotas {
     /// requests wait the debt out.
     pub fn take_after(
         &self,
-        p: &Principal,
+        key: &str,
         kind: QuotaKind,
         rates: &QuotaRates,
         cost: u64,
@@ -165,9 +194,9 @@ impl Quotas {
             return;
         }
         // Refill to now first, then subtract.
-        let _ = self.take(p, kind, rates, 0, now_ms);
+        let _ = self.take(key, kind, rates, 0, now_ms);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = buckets.get_mut(&(p.clone(), kind)) {
+        if let Some(b) = buckets.get_mut(&(key.to_string(), kind)) {
             b.milli_units -= i128::from(cost) * 1000;
         }
     }
@@ -203,20 +232,20 @@ mod tests {
             let rate = rng.u64(1_000..10_000_000);
             let window_ms = rng.u64(100..2_000);
             let q = Quotas::new(window_ms);
-            let (alice, bob) = (Principal::user("alice"), Principal::user("bob"));
+            let (alice, bob) = ("User:alice", "User:bob");
             let r = rates(rate);
             let mut now = rng.u64(0..1 << 40);
             let mut granted: Vec<(u64, u64)> = Vec::new();
             for _ in 0..500 {
                 now += rng.u64(0..window_ms);
                 let cost = rng.u64(1..2 * rate);
-                match q.take(&alice, QuotaKind::ProduceBytes, &r, cost, now) {
+                match q.take(alice, QuotaKind::ProduceBytes, &r, cost, now) {
                     Ok(()) => granted.push((now, cost)),
                     Err(t) => {
                         assert!(t.throttle_time_ms > 0, "seed {seed}");
                         let later = now + t.throttle_time_ms;
                         assert!(
-                            q.take(&alice, QuotaKind::ProduceBytes, &r, cost, later)
+                            q.take(alice, QuotaKind::ProduceBytes, &r, cost, later)
                                 .is_ok(),
                             "seed {seed}: waiting {} ms was not enough",
                             t.throttle_time_ms
@@ -226,7 +255,7 @@ mod tests {
                     }
                 }
                 assert!(
-                    q.take(&bob, QuotaKind::Requests, &rates(0), 1, now).is_ok(),
+                    q.take(bob, QuotaKind::Requests, &rates(0), 1, now).is_ok(),
                     "seed {seed}: an unlimited kind is never refused"
                 );
             }
@@ -244,10 +273,10 @@ mod tests {
                     sum += u128::from(cost);
                 }
             }
-            let fresh = Principal::user("carol");
+            let fresh = "User:carol";
             assert!(
                 q.take(
-                    &fresh,
+                    fresh,
                     QuotaKind::ProduceBytes,
                     &r,
                     rate * window_ms / 1000,

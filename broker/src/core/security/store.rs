@@ -79,11 +79,14 @@ pub struct AclValue {
     pub permission: u32,
 }
 
-/// One principal's quotas (unset: the broker's default).
+/// The quotas of one entity, Kafka's way: a principal, a client id, or
+/// both (empty: any). Unset rates fall through to the next entity.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct QuotaValue {
     #[prost(string, tag = "1")]
     pub principal: String,
+    #[prost(string, tag = "5")]
+    pub client_id: String,
     #[prost(uint64, optional, tag = "2")]
     pub produce_bytes_per_sec: Option<u64>,
     #[prost(uint64, optional, tag = "3")]

@@ -1,5 +1,6 @@
 //! How the CLI reaches the broker: its address, the bearer token (flag,
-//! environment or file) and the TLS settings, global to every command.
+//! environment or file), the TLS settings and the client id, global to
+//! every command.
 
 use std::path::PathBuf;
 
@@ -42,6 +43,9 @@ pub struct Connection {
     /// --broker).
     #[arg(long, global = true, env = "STRATA_TLS_SERVER_NAME")]
     tls_server_name: Option<String>,
+    /// The client id calls carry (`strata-client-id`; quotas may name it).
+    #[arg(long, global = true, env = "STRATA_CLIENT_ID")]
+    client_id: Option<String>,
 }
 
 impl Connection {
@@ -79,6 +83,7 @@ impl Connection {
         let options = ClientOptions {
             token: self.token()?,
             tls: self.tls()?,
+            client_id: self.client_id.clone(),
             ..options
         };
         Ok(Client::connect_with(self.broker.clone(), options).await?)

@@ -106,11 +106,16 @@ impl OpArg {
 
 #[derive(Debug, Subcommand)]
 pub enum QuotaCommand {
-    /// Set a principal's own quotas (an unset rate: the broker's default).
+    /// Set the quotas of a principal, a client id, or the two together
+    /// (an unset rate falls through to the next: principal with client id,
+    /// principal, client id, the broker's default).
     Set {
         /// `User:alice`.
+        #[arg(long, required_unless_present = "client_id")]
+        principal: Option<String>,
+        /// A client id (the `strata-client-id` a client sends).
         #[arg(long)]
-        principal: String,
+        client_id: Option<String>,
         #[arg(long)]
         produce_bytes_per_sec: Option<u64>,
         #[arg(long)]
@@ -361,11 +366,21 @@ fn rates_line(r: &QuotaRates) -> String {
     )
 }
 
+/// `User:alice`, `User:alice client-id app`, `client-id app`.
+fn entity(principal: &str, client_id: &str) -> String {
+    match (principal, client_id) {
+        (p, "") => p.to_string(),
+        ("", c) => format!("client-id {c}"),
+        (p, c) => format!("{p} client-id {c}"),
+    }
+}
+
 pub async fn quota(client: &Client, cmd: QuotaCommand) -> anyhow::Result<()> {
     let s = client.security();
     match cmd {
         QuotaCommand::Set {
             principal,
+            client_id,
             produce_bytes_per_sec,
             fetch_bytes_per_sec,
             requests_per_sec,
@@ -375,8 +390,9 @@ pub async fn quota(client: &Client, cmd: QuotaCommand) -> anyhow::Result<()> {
                 fetch_bytes_per_sec,
                 requests_per_sec,
             };
-            s.set_quota(&principal, rates).await?;
-            println!("{principal}: {}", rates_line(&rates));
+            let (p, c) = (principal.unwrap_or_default(), client_id.unwrap_or_default());
+            s.set_quota_of(&p, &c, rates).await?;
+            println!("{}: {}", entity(&p, &c), rates_line(&rates));
         }
         QuotaCommand::List => {
             let l = s.list_quotas().await?;
@@ -384,7 +400,7 @@ pub async fn quota(client: &Client, cmd: QuotaCommand) -> anyhow::Result<()> {
             for q in l.quotas {
                 println!(
                     "{}: {}",
-                    q.principal,
+                    entity(&q.principal, &q.client_id),
                     rates_line(&q.rates.unwrap_or_default())
                 );
             }
