@@ -37,12 +37,12 @@ pub fn tls() -> anyhow::Result<Option<TlsOptions>> {
         path("STRATA_TLS_KEY"),
     );
     let name = std::env::var("STRATA_TLS_SERVER_NAME").ok();
-    if ca.is_none() && cert.is_none() && name.is_none() {
-        return Ok(None);
-    }
-    let mut tls = TlsOptions::from_files(ca.as_deref(), cert.as_deref(), key.as_deref())?;
-    tls.server_name = name;
-    Ok(Some(tls))
+    Ok(TlsOptions::from_settings(
+        ca.as_deref(),
+        cert.as_deref(),
+        key.as_deref(),
+        name.as_deref(),
+    )?)
 }
 
 /// A client of `url` with the token and TLS settings.

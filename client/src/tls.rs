@@ -60,6 +60,22 @@ impl TlsOptions {
         })
     }
 
+    /// Settings from the CLI's (and strata-bench's) flags: `None` when none
+    /// of the CA, the certificate and the server name is given.
+    pub fn from_settings(
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        server_name: Option<&str>,
+    ) -> Result<Option<Self>> {
+        if ca.is_none() && cert.is_none() && server_name.is_none() {
+            return Ok(None);
+        }
+        let mut tls = Self::from_files(ca, cert, key)?;
+        tls.server_name = server_name.map(String::from);
+        Ok(Some(tls))
+    }
+
     /// tonic's configuration (rustls with the ring provider).
     pub(crate) fn config(&self) -> ClientTlsConfig {
         let mut c = ClientTlsConfig::new();

@@ -155,13 +155,18 @@ impl Auth {
 #[derive(Debug, Clone)]
 pub struct Caller {
     session: Session,
-    /// The call's `strata-client-id` ("" if none): quotas may name it.
-    client_id: Arc<str>,
+    /// The call's `strata-client-id`, if any: quotas may name it.
+    client_id: Option<Arc<str>>,
     security: Arc<Security>,
     enforced: bool,
 }
 
 impl Caller {
+    /// The call's client id ("" if it sent none).
+    fn client_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or("")
+    }
+
     /// The call's principal.
     pub fn principal(&self) -> &Principal {
         &self.session.principal
@@ -224,7 +229,7 @@ impl Caller {
         self.security
             .charge(
                 &self.session.principal,
-                &self.client_id,
+                self.client_id(),
                 kind,
                 cost,
                 now_ms(),
@@ -237,7 +242,7 @@ impl Caller {
     pub fn charge_after(&self, kind: QuotaKind, cost: u64) {
         self.security.charge_after(
             &self.session.principal,
-            &self.client_id,
+            self.client_id(),
             kind,
             cost,
             now_ms(),
@@ -296,11 +301,10 @@ impl Caller {
 /// The metadata a client names itself with, as Kafka's client.id.
 pub const CLIENT_ID_HEADER: &str = "strata-client-id";
 
-/// A call's client id ("" if it sent none), bounded by
-/// `client_id_bytes_max`.
-fn client_id(headers: &http::HeaderMap) -> Result<Arc<str>, Status> {
+/// A call's client id, if it sent one, bounded by `client_id_bytes_max`.
+fn client_id(headers: &http::HeaderMap) -> Result<Option<Arc<str>>, Status> {
     let Some(v) = headers.get(CLIENT_ID_HEADER) else {
-        return Ok(Arc::from(""));
+        return Ok(None);
     };
     let bad = |why: String| to_status(BrokerError::InvalidArgument(why));
     let text = v
@@ -312,7 +316,7 @@ fn client_id(headers: &http::HeaderMap) -> Result<Arc<str>, Status> {
             text.len()
         )));
     }
-    Ok(Arc::from(text))
+    Ok(Some(Arc::from(text)))
 }
 
 /// The caller the layer put on a request.

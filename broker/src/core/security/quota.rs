@@ -96,13 +96,10 @@ impl Bucket {
 
     /// Whether `cost` would fit now (`Err`: the ms until it would).
     pub fn fits(&mut self, rate: u64, window_ms: u64, cost: u64, now_ms: u64) -> Result<(), u64> {
-        self.take(rate, window_ms, 0, now_ms)?;
-        let need = (i128::from(cost) * 1000).min(Self::capacity(rate, window_ms));
-        if self.milli_units >= need {
-            return Ok(());
-        }
-        let short = (need - self.milli_units) as u128;
-        Err(short.div_ceil(u128::from(rate.max(1))) as u64)
+        self.take(rate, window_ms, cost, now_ms)?;
+        // It fitted: give it back (take only subtracted it).
+        self.milli_units += i128::from(cost) * 1000;
+        Ok(())
     }
 
     /// Whether the bucket has refilled completely by `now_ms`.

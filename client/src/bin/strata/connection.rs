@@ -64,18 +64,12 @@ impl Connection {
     }
 
     fn tls(&self) -> anyhow::Result<Option<TlsOptions>> {
-        let any =
-            self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_server_name.is_some();
-        if !any {
-            return Ok(None);
-        }
-        let mut tls = TlsOptions::from_files(
+        Ok(TlsOptions::from_settings(
             self.tls_ca.as_deref(),
             self.tls_cert.as_deref(),
             self.tls_key.as_deref(),
-        )?;
-        tls.server_name = self.tls_server_name.clone();
-        Ok(Some(tls))
+            self.tls_server_name.as_deref(),
+        )?)
     }
 
     /// Connects with `options` plus these flags.
