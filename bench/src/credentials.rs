@@ -1,64 +1,35 @@
-//! How every bench connection authenticates, from the environment the
-//! `strata` CLI reads too: the bearer token (`STRATA_TOKEN` or
-//! `STRATA_TOKEN_FILE`; a broker started with `--auth` needs one) and TLS
-//! (`STRATA_TLS_CA`, `STRATA_TLS_CERT` and `STRATA_TLS_KEY`,
-//! `STRATA_TLS_SERVER_NAME`, with an `https://` broker address), and the
-//! client id (`STRATA_CLIENT_ID`).
+//! How every bench connection authenticates, with the `strata` CLI's
+//! connection flags and variables ([`ConnectionArgs`]): the bearer token
+//! (`--token`, `--token-file`, `STRATA_TOKEN`, `STRATA_TOKEN_FILE`; a
+//! broker started with `--auth` needs one), TLS (`--tls-ca`, `--tls-cert`,
+//! `--tls-key`, `--tls-server-name` or `STRATA_TLS_*`, with an `https://`
+//! broker address) and the client id (`--client-id`, `STRATA_CLIENT_ID`).
 
-use anyhow::Context;
-use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use strata_client::{Client, ClientOptions, Credentials, TlsOptions, Token};
+use strata_client::{Client, ClientOptions, ConnectionArgs, Credentials};
 
-/// The token, if one is set.
-pub fn token() -> anyhow::Result<Option<Token>> {
-    if let Ok(t) = std::env::var("STRATA_TOKEN") {
-        return Ok(Some(Token::new(t)));
-    }
-    match std::env::var_os("STRATA_TOKEN_FILE") {
-        None => Ok(None),
-        Some(p) => {
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("reading STRATA_TOKEN_FILE {}", p.to_string_lossy()))?;
-            Ok(Some(Token::new(text)))
-        }
-    }
+static ARGS: OnceLock<ConnectionArgs> = OnceLock::new();
+
+/// Keeps the parsed flags for every connection the bench makes; set once
+/// by `main` before any workload runs.
+pub fn init(args: ConnectionArgs) {
+    let _ = ARGS.set(args);
 }
 
-fn path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var).map(PathBuf::from)
+fn args() -> &'static ConnectionArgs {
+    ARGS.get_or_init(ConnectionArgs::default)
 }
 
-/// The TLS settings, if any is set.
-pub fn tls() -> anyhow::Result<Option<TlsOptions>> {
-    let (ca, cert, key) = (
-        path("STRATA_TLS_CA"),
-        path("STRATA_TLS_CERT"),
-        path("STRATA_TLS_KEY"),
-    );
-    let name = std::env::var("STRATA_TLS_SERVER_NAME").ok();
-    Ok(TlsOptions::from_settings(
-        ca.as_deref(),
-        cert.as_deref(),
-        key.as_deref(),
-        name.as_deref(),
-    )?)
-}
-
-/// A client of `url` with the token and TLS settings.
+/// A client of `url` with the token, TLS settings and client id.
 pub async fn client(url: &str) -> anyhow::Result<Client> {
-    let options = ClientOptions {
-        token: token()?,
-        tls: tls()?,
-        client_id: std::env::var("STRATA_CLIENT_ID").ok(),
-        ..Default::default()
-    };
+    let options = args().apply(ClientOptions::default())?;
     Ok(Client::connect_with(url.to_string(), options).await?)
 }
 
-/// The token as `authorization` metadata (and `STRATA_CLIENT_ID` as
+/// The token as `authorization` metadata (and the client id as
 /// `strata-client-id`), for the raw gRPC stubs.
 pub fn bearer() -> anyhow::Result<Credentials> {
-    let id = std::env::var("STRATA_CLIENT_ID").ok();
-    Ok(Credentials::new(token()?.as_ref())?.with_client_id(id.as_deref())?)
+    let a = args();
+    Ok(Credentials::new(a.token()?.as_ref())?.with_client_id(a.client_id())?)
 }

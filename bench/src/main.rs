@@ -39,6 +39,8 @@ use clap::{Parser, Subcommand};
     about = "Load generator for the Strata log broker"
 )]
 struct Cli {
+    #[command(flatten)]
+    connection: strata_client::ConnectionArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -115,6 +117,7 @@ fn plan(command: Command) -> anyhow::Result<Result<workload::Plan, Command>> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    credentials::init(cli.connection.clone());
     let plan = match plan(cli.command)? {
         Ok(plan) => plan,
         Err(Command::Log(args)) => return log_append::run(args),

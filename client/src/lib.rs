@@ -60,6 +60,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod connection_args;
 pub mod consumer;
 pub mod error;
 mod group;
@@ -72,6 +73,7 @@ pub mod tls;
 
 pub use admin::{Admin, OffsetSpec, ResetSpec};
 pub use client::{Client, ClientOptions, Credentials, Token};
+pub use connection_args::ConnectionArgs;
 pub use consumer::{Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Seek};
 pub use error::{Error, ErrorReason, Result};
 pub use producer::{

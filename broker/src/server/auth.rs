@@ -120,14 +120,11 @@ impl Auth {
             }
             (v, _) => v,
         };
-        let value = value
-            .ok_or_else(|| {
-                fail(SecurityError::Unauthenticated(
-                    "no credentials: send `authorization: Bearer <token>`".into(),
-                ))
-            })?
-            .to_str()
-            .map_err(|_| fail(SecurityError::Unauthenticated("invalid token".into())))?;
+        let value = value.ok_or_else(|| {
+            fail(SecurityError::Unauthenticated(
+                "no credentials: send `authorization: Bearer <token>`".into(),
+            ))
+        })?;
         // Credentials were presented: a guess counts against its address.
         let now = now_ms();
         if let Some(ip) = ip
@@ -139,7 +136,9 @@ impl Auth {
             ))));
         }
         let checked = value
-            .strip_prefix("Bearer ")
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| SecurityError::Unauthenticated("invalid token".into()))
             .and_then(|token| self.security.authenticate(token.trim(), now));
         if checked.is_err()

@@ -22,6 +22,7 @@ use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
 use crate::core::security::mapping::MappingRules;
+use crate::core::security::principal::check_name;
 
 /// Whether clients must present a certificate (with `--tls-client-ca`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,9 +146,15 @@ impl Tls {
     /// why it has none (an unreadable subject, no rule matching).
     pub fn principal_name(&self, leaf: &CertificateDer<'_>) -> Result<String, String> {
         let dn = subject(leaf)?;
-        self.mapping
+        let name = self
+            .mapping
             .apply(&dn)
-            .ok_or_else(|| format!("no --tls-principal-mapping-rules rule matches {dn:?}"))
+            .ok_or_else(|| format!("no --tls-principal-mapping-rules rule matches {dn:?}"))?;
+        // ACLs must be able to name it: the rules map what cannot be.
+        check_name("certificate principal", &name).map_err(|e| {
+            format!("{e}; the subject {dn:?} needs a --tls-principal-mapping-rules rule")
+        })?;
+        Ok(name)
     }
 }
 

@@ -204,6 +204,12 @@ async fn mutual_tls_admits_the_right_certificates_and_maps_their_principals() {
             "an expired certificate",
             pki.client(&pki.ca.pem, Some(pki.ca.sign(&[], "Old", true))),
         ),
+        // Mapped by the first rule to `bob smith`: a name with a space,
+        // which no ACL could name, so no principal at all.
+        (
+            "a subject that maps to a name ACLs cannot hold",
+            pki.client(&pki.ca.pem, Some(pki.ca.sign(&[], "Bob Smith", false))),
+        ),
     ];
     for (what, tls) in refused {
         let got = who(&b, tls, None).await;
@@ -433,9 +439,31 @@ async fn guessing_tokens_is_limited_per_address() {
     for _ in 0..5 {
         assert_eq!(with(admin_token.clone()).await.unwrap(), "User:admin");
     }
-    for _ in 0..3 {
-        let err = with(generate_token().unwrap()).await.unwrap_err();
-        assert!(err.to_string().contains("invalid token"), "{err}");
+    // Three failures: a wrong token, and two headers that are no bearer
+    // token at all (another scheme; bytes that are not text). Malformed
+    // credentials count like wrong ones, or they would be free guesses.
+    let err = with(generate_token().unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("invalid token"), "{err}");
+    for value in [&b"Basic YWRtaW46YWRtaW4="[..], &b"Bearer \xff\xfe"[..]] {
+        let channel = tonic::transport::Endpoint::from_shared(b.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let header = tonic::metadata::MetadataValue::try_from(value).unwrap();
+        let mut raw = v1::security_client::SecurityClient::with_interceptor(
+            channel,
+            move |mut req: tonic::Request<()>| {
+                req.metadata_mut().insert("authorization", header.clone());
+                Ok(req)
+            },
+        );
+        let err = raw
+            .who_am_i(v1::WhoAmIRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        assert!(err.message().contains("invalid token"), "{err:?}");
     }
     // The 4th guess in the minute is refused before it is checked, and so
     // is the right token from the same address, with the limit named.

@@ -11,6 +11,8 @@
 //! - [`mapping`]: Kafka's `ssl.principal.mapping.rules`, client
 //!   certificate subject to principal name.
 //! - [`quota`]: token buckets per principal (bytes and requests per second).
+//! - [`scram`]: SCRAM-SHA-256/512 credentials and the server side of
+//!   the exchange (for SASL on the Kafka listener).
 //! - [`registry`]: users, tokens and ACLs in memory, changed only after
 //!   the change is on disk.
 
@@ -22,6 +24,7 @@ pub mod mapping;
 pub mod principal;
 pub mod quota;
 pub mod registry;
+pub mod scram;
 pub mod store;
 pub mod token;
 
