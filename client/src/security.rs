@@ -1,4 +1,5 @@
-//! Security administration: users, bearer tokens and ACLs (the
+//! Security administration: users, their SCRAM credentials, bearer
+//! tokens and ACLs (the
 //! `strata.v1.Security` service), and [`generate_token`] for the first
 //! admin's token, made before the broker first starts.
 
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 
 pub use strata_proto::v1::{
     AclBinding, AclFilter, AclOperation, AclPermission, ListQuotasResponse, PatternType, Quota,
-    QuotaRates, ResourceType, Token, User, WhoAmIResponse,
+    QuotaRates, ResourceType, ScramCredentialInfo, ScramMechanism, Token, User, WhoAmIResponse,
 };
 
 /// Security administration over a client's connection.
@@ -82,6 +83,52 @@ impl SecurityAdmin {
             .list_users(v1::ListUsersRequest {})
             .await?;
         Ok(r.into_inner().users)
+    }
+
+    /// Sets `user`'s SCRAM credential for `mechanism` (SASL on the Kafka
+    /// listener) from `password`: the salt is random and the salting
+    /// (PBKDF2, `iterations` rounds) happens here, so the password never
+    /// reaches the broker. Replaces the credential the user had.
+    pub async fn set_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        password: &str,
+        iterations: u32,
+    ) -> Result<User> {
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt)
+            .map_err(|e| Error::InvalidArgument(format!("no random bytes for a salt: {e}")))?;
+        let salted_password = salted_password(mechanism, password, &salt, iterations)?;
+        let r = self
+            .client
+            .security_rpc()
+            .set_scram_credential(v1::SetScramCredentialRequest {
+                user: user.into(),
+                mechanism: mechanism as i32,
+                iterations,
+                salt: salt.to_vec().into(),
+                salted_password: salted_password.into(),
+            })
+            .await?;
+        Ok(r.into_inner().user.unwrap_or_default())
+    }
+
+    /// Deletes `user`'s SCRAM credential for `mechanism`.
+    pub async fn delete_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<User> {
+        let r = self
+            .client
+            .security_rpc()
+            .delete_scram_credential(v1::DeleteScramCredentialRequest {
+                user: user.into(),
+                mechanism: mechanism as i32,
+            })
+            .await?;
+        Ok(r.into_inner().user.unwrap_or_default())
     }
 
     /// Makes a token for `user`, valid `lifetime_ms` (0: until revoked).
@@ -195,5 +242,28 @@ impl SecurityAdmin {
             .list_quotas(v1::ListQuotasRequest {})
             .await?;
         Ok(r.into_inner())
+    }
+}
+
+/// Hi(password, salt, iterations) of RFC 5802: PBKDF2 with the
+/// mechanism's HMAC, what the broker derives its keys from.
+pub fn salted_password(
+    mechanism: ScramMechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<Vec<u8>> {
+    use sha2::{Sha256, Sha512};
+    let p = password.as_bytes();
+    match mechanism {
+        ScramMechanism::ScramSha256 => {
+            Ok(pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(p, salt, iterations).to_vec())
+        }
+        ScramMechanism::ScramSha512 => {
+            Ok(pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(p, salt, iterations).to_vec())
+        }
+        ScramMechanism::Unspecified => Err(Error::InvalidArgument(
+            "a SCRAM mechanism: SCRAM-SHA-256 or SCRAM-SHA-512".into(),
+        )),
     }
 }

@@ -7,6 +7,10 @@
 //! the writer task awaits each answer in turn, so the fsyncs of several
 //! pipelined produce requests overlap and group-commit while the order of
 //! answers stays the order of requests.
+//!
+//! Each request passes [`gate`] first: the SASL requests are answered
+//! there, and under --auth nothing else is served before the connection
+//! authenticates; then `authorize::check` before its handler runs.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,11 +21,17 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::frame::{self, ParseError, Request};
-use super::{Kafka, admin, consumer_group, fetch, groups, metadata, produce, refuse, versions};
+use super::sasl::{Identity, SASL_REQUEST_BYTES_MAX, Sasl};
+use super::{
+    Kafka, admin, authorize, consumer_group, error, fetch, groups, metadata, produce, refuse,
+    versions,
+};
+use crate::core::security::Principal;
+use crate::server::auth::AUDIT;
+use crate::server::listener::{Conn, Peer};
 
 /// Answers a connection may have due (written, not yet sent) before the
 /// broker stops reading its requests: back-pressure, not an error.
@@ -65,10 +75,82 @@ pub fn encode(api: ApiKey, version: i16, correlation_id: i32, body: ResponseKind
     }
 }
 
+/// What [`gate`] makes of a request.
+enum Gate {
+    /// Handle it, as this principal.
+    Handle(Box<Request>, Principal),
+    /// Answered (a SASL request).
+    Answer(Answer),
+    /// Answered, then the connection closes (a failed login).
+    AnswerThenClose(Answer),
+    /// Close the connection without an answer.
+    Close,
+}
+
+/// The SASL requests, and who may send the rest.
+fn gate(k: &Kafka, sasl: &mut Sasl, peer: &Peer, req: Request) -> Gate {
+    let (api, v, corr) = (req.api, req.version, req.correlation_id);
+    match &req.body {
+        RequestKind::SaslHandshake(r) => {
+            return Gate::Answer(ready(api, v, corr, sasl.handshake(r)));
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            let a = sasl.authenticate(k, peer.addr.ip(), r);
+            if sasl.identity.is_some() {
+                peer.authenticated();
+            }
+            let answer = ready(api, v, corr, a.response);
+            return if a.close {
+                Gate::AnswerThenClose(answer)
+            } else {
+                Gate::Answer(answer)
+            };
+        }
+        _ => {}
+    }
+    let Some(id) = &sasl.identity else {
+        if api == ApiKey::ApiVersions {
+            return Gate::Handle(Box::new(req), Principal::anonymous());
+        }
+        tracing::warn!(target: AUDIT, event = "connection_closed", listener = "kafka", peer = %peer.addr, ?api,
+            reason = "a request before SASL authentication");
+        return Gate::Close;
+    };
+    if let Some(user_id) = id.user_id
+        && !k.auth.security.user_exists(user_id)
+    {
+        tracing::warn!(target: AUDIT, event = "connection_closed", listener = "kafka", peer = %peer.addr,
+            principal = %id.principal, reason = "its user was deleted");
+        return Gate::Close;
+    }
+    Gate::Handle(Box::new(req), id.principal.clone())
+}
+
+/// Who a new connection is before any SASL: the anonymous super user
+/// without --auth; with it, its certificate's principal (mutual TLS) or
+/// no one yet.
+fn first_identity(k: &Kafka, peer: &Peer) -> Option<Identity> {
+    if !k.auth.enforced {
+        return Some(Identity {
+            principal: Principal::anonymous(),
+            user_id: None,
+        });
+    }
+    let name = peer.cert_principal.as_deref()?;
+    peer.authenticated();
+    Some(Identity {
+        principal: Principal::user(name),
+        user_id: None,
+    })
+}
+
 /// Serves one connection until the client closes it, sends something that
 /// is not a request we serve, or the broker shuts down.
-pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
-    let (rd, wr) = stream.into_split();
+pub async fn run(kafka: &Arc<Kafka>, conn: Conn) {
+    let peer_info = conn.peer().clone();
+    let peer = peer_info.addr;
+    let mut sasl = Sasl::new(first_identity(kafka, &peer_info));
+    let (rd, wr) = tokio::io::split(conn);
     // Small pieces gather in the buffer; a large one (a batch) goes
     // straight to the socket after what is buffered.
     let mut wr = BufWriter::with_capacity(64 << 10, wr);
@@ -92,10 +174,18 @@ pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
             }
         }
     });
-    let max = kafka.settings.request_bytes_max;
+    let request_max = kafka.settings.request_bytes_max;
     loop {
+        let (max, limit) = if sasl.identity.is_some() {
+            (request_max, "request_bytes_max")
+        } else {
+            (
+                SASL_REQUEST_BYTES_MAX.min(request_max),
+                "sasl_request_bytes_max",
+            )
+        };
         let read = tokio::select! {
-            r = frame::read(&mut rd, max) => r,
+            r = frame::read(&mut rd, max, limit) => r,
             _ = kafka.shutdown.cancelled() => break,
             _ = tx.closed() => break,
         };
@@ -108,7 +198,15 @@ pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
             }
         };
         let answer = match frame::parse(frame) {
-            Ok(req) => handle(kafka, req, peer).await,
+            Ok(req) => match gate(kafka, &mut sasl, &peer_info, req) {
+                Gate::Handle(req, principal) => handle(kafka, *req, peer, &principal).await,
+                Gate::Answer(a) => a,
+                Gate::AnswerThenClose(a) => {
+                    let _ = tx.send(a).await;
+                    break;
+                }
+                Gate::Close => break,
+            },
             // KIP-511: answer at v0 with our versions; the client retries.
             Err(ParseError::UnsupportedVersion {
                 api: ApiKey::ApiVersions,
@@ -157,17 +255,24 @@ pub async fn run(kafka: &Arc<Kafka>, stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Handles one request; its answer may still be completing.
-async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
+async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr, principal: &Principal) -> Answer {
     let Request {
         api,
         version,
         correlation_id,
         client_id,
-        body,
+        mut body,
     } = req;
     let v = version;
-    tracing::debug!(%peer, ?api, version, correlation_id, client = %client_id, "kafka request");
+    tracing::debug!(%peer, ?api, version, correlation_id, client = %client_id, %principal, "kafka request");
     let done = |body: ResponseKind| ready(api, v, correlation_id, body);
+    if let Err(e) = authorize::check(k, principal, &mut body) {
+        let c = error::code(error::of(&e));
+        return match refuse::refusal(body, c) {
+            Some(answer) => done(answer),
+            None => Box::pin(std::future::ready(Reply::Close)),
+        };
+    }
     match body {
         RequestKind::ApiVersions(_) => done(versions::api_versions(None).into()),
         RequestKind::Produce(r) => produce::produce(k, r, v, correlation_id).await,
@@ -183,7 +288,12 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
             Box::pin(std::future::ready(reply))
         }
         RequestKind::ListOffsets(r) => done(fetch::list_offsets(k, r, v).await.into()),
-        RequestKind::Metadata(r) => done(metadata::metadata(k, r, v).await.into()),
+        RequestKind::Metadata(r) => {
+            let all = r.topics.is_none();
+            let mut answer = metadata::metadata(k, r, v).await;
+            authorize::filter_metadata(k, principal, all, &mut answer);
+            done(answer.into())
+        }
         RequestKind::FindCoordinator(r) => done(metadata::find_coordinator(k, r, v).into()),
         RequestKind::InitProducerId(r) => done(metadata::init_producer_id(k, r).await.into()),
         RequestKind::CreateTopics(r) => done(admin::create_topics(k, r, v).await.into()),
@@ -202,7 +312,11 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr) -> Answer {
         RequestKind::LeaveGroup(r) => done(groups::leave_group(k, r, v).into()),
         RequestKind::OffsetCommit(r) => done(groups::offset_commit(k, r, v).await.into()),
         RequestKind::OffsetFetch(r) => done(groups::offset_fetch(k, r, v).await.into()),
-        RequestKind::ListGroups(r) => done(groups::list_groups(k, r).into()),
+        RequestKind::ListGroups(r) => {
+            let mut answer = groups::list_groups(k, r);
+            authorize::filter_groups(k, principal, &mut answer);
+            done(answer.into())
+        }
         RequestKind::DescribeGroups(r) => done(groups::describe_groups(k, r, v).into()),
         RequestKind::DeleteGroups(r) => done(groups::delete_groups(k, r).await.into()),
         RequestKind::ConsumerGroupHeartbeat(r) => done(

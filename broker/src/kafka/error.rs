@@ -95,7 +95,7 @@ pub fn of_reason(r: R) -> E {
         R::AuthenticationFailed => E::SaslAuthenticationFailed,
         // Without the resource (a per-partition error from the gRPC layer).
         R::NotAuthorized => E::TopicAuthorizationFailed,
-        R::UnknownUser | R::UnknownToken => E::ResourceNotFound,
+        R::UnknownUser | R::UnknownToken | R::UnknownCredential => E::ResourceNotFound,
         R::UserExists => E::InvalidRequest,
         // Kafka throttles without an error (throttle_time_ms); a listener
         // that enforces quotas sets that field instead.

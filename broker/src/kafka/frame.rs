@@ -19,8 +19,12 @@ const HEAD_BYTES: usize = 8;
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The size prefix is over the limit (or negative).
-    #[error("request frame of {size} bytes exceeds request_bytes_max ({max} bytes)")]
-    TooLarge { size: i64, max: u32 },
+    #[error("request frame of {size} bytes exceeds {limit} ({max} bytes)")]
+    TooLarge {
+        size: i64,
+        max: u32,
+        limit: &'static str,
+    },
     /// Too short to hold a request header.
     #[error("request frame of {0} bytes is shorter than a request header")]
     TooShort(usize),
@@ -30,7 +34,13 @@ pub enum FrameError {
 }
 
 /// Reads one frame; `None` when the peer closed between frames.
-pub async fn read<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Option<Bytes>, FrameError> {
+/// `limit` names `max` in the error: `request_bytes_max`, or before
+/// authentication `sasl_request_bytes_max`.
+pub async fn read<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: u32,
+    limit: &'static str,
+) -> Result<Option<Bytes>, FrameError> {
     let mut size = [0u8; 4];
     match r.read_exact(&mut size).await {
         Ok(_) => {}
@@ -42,6 +52,7 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Option<By
         return Err(FrameError::TooLarge {
             size: size.into(),
             max,
+            limit,
         });
     }
     let size = size as usize;

@@ -13,6 +13,10 @@
 //!   time, answers written in order; a produce's fsync is awaited on the
 //!   answer side, so the next request is read while it completes.
 //! - [`versions`]: the APIs and versions served (ApiVersions).
+//! - [`sasl`]: SaslHandshake and SaslAuthenticate (SCRAM), the only
+//!   requests answered before a connection authenticates under --auth.
+//! - [`authorize`]: Kafka's ACL rule for every API, checked before the
+//!   request is handled.
 //! - [`error`]: the one place broker errors become Kafka error codes.
 //! - [`refuse`]: UNSUPPORTED_VERSION answers to served APIs at versions
 //!   outside the advertised range.
@@ -24,6 +28,7 @@
 //! module.
 
 pub mod admin;
+pub mod authorize;
 pub mod connection;
 pub mod consumer_group;
 pub mod error;
@@ -33,16 +38,20 @@ pub mod groups;
 pub mod metadata;
 pub mod produce;
 pub mod refuse;
+pub mod sasl;
 pub mod versions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tokio::net::TcpListener;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::Broker;
 use crate::core::groups::Coordinator;
+use crate::core::security::Security;
+use crate::core::security::failures::FailureLimit;
+use crate::server::listener::Conn;
 use crate::server::produce::Producing;
 use crate::server::records::RecordsService;
 
@@ -68,6 +77,17 @@ pub struct KafkaSettings {
     pub cluster_id: String,
 }
 
+/// Authentication and authorization, shared with the gRPC listener.
+#[derive(Debug, Clone)]
+pub struct KafkaAuth {
+    /// Users, credentials, ACLs.
+    pub security: Arc<Security>,
+    /// Failed logins per address (auth_failures_per_min_max).
+    pub failures: Arc<FailureLimit>,
+    /// --auth: connections authenticate and requests are authorized.
+    pub enforced: bool,
+}
+
 /// Everything a connection's handlers reach.
 #[derive(Debug)]
 pub struct Kafka {
@@ -76,6 +96,7 @@ pub struct Kafka {
     pub(crate) records: RecordsService,
     pub(crate) producing: Producing,
     pub(crate) settings: KafkaSettings,
+    pub(crate) auth: KafkaAuth,
     pub(crate) shutdown: CancellationToken,
     connections: AtomicU32,
 }
@@ -88,6 +109,7 @@ impl Kafka {
         records: RecordsService,
         producing: Producing,
         settings: KafkaSettings,
+        auth: KafkaAuth,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -96,6 +118,7 @@ impl Kafka {
             records,
             producing,
             settings,
+            auth,
             shutdown,
             connections: AtomicU32::new(0),
         }
@@ -114,35 +137,37 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| crate::core::BrokerError::Internal(format!("{what} task: {e}")))?
 }
 
-/// Accepts connections until `shutdown` is cancelled; each runs on a task
-/// of its own, so a bad client ends only its own connection.
-pub async fn serve(listener: TcpListener, kafka: Arc<Kafka>) {
+/// Serves the connections `incoming` yields (accepted under the
+/// listener's per-address and rate limits, through the TLS handshake when
+/// TLS is on: `server::listener::incoming`) until `shutdown` is
+/// cancelled; each runs on a task of its own, so a bad client ends only
+/// its own connection.
+pub async fn serve(
+    incoming: impl futures::Stream<Item = std::io::Result<Conn>>,
+    kafka: Arc<Kafka>,
+) {
+    let mut incoming = std::pin::pin!(incoming);
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let conn = tokio::select! {
+            c = incoming.next() => match c {
+                Some(Ok(c)) => c,
+                Some(Err(_)) => continue,
+                None => return,
+            },
             _ = kafka.shutdown.cancelled() => return,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of descriptors, say: keep serving the open ones.
-                tracing::warn!(error = %e, "kafka accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let peer = conn.peer().addr;
         let open = kafka.connections.fetch_add(1, Ordering::AcqRel);
         if open >= kafka.settings.connections_max {
             kafka.connections.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(%peer, limit = "kafka_connections_max", max = kafka.settings.connections_max,
                 "kafka connection refused: kafka_connections_max reached");
-            drop(stream);
+            drop(conn);
             continue;
         }
-        let _ = stream.set_nodelay(true);
         let kafka = kafka.clone();
         tokio::spawn(async move {
-            connection::run(&kafka, stream, peer).await;
+            connection::run(&kafka, conn).await;
             kafka.connections.fetch_sub(1, Ordering::AcqRel);
         });
     }

@@ -1,9 +1,11 @@
-//! Answers to a served API at a version outside the advertised range:
-//! UNSUPPORTED_VERSION in every error field the answer has, encoded at
-//! the asked version, so the client learns why and its connection stays
-//! open. Only versions `kafka-protocol` can decode and encode have an
-//! answer (the rest close their connection, as Kafka does for a request it
-//! cannot parse); clients that read ApiVersions never send either.
+//! Refusals of a whole request in its own terms: one error code in every
+//! error field the answer has, encoded at the asked version, so the
+//! client learns why and its connection stays open. For a served API at
+//! a version outside the advertised range (UNSUPPORTED_VERSION; only
+//! versions `kafka-protocol` can decode and encode have an answer, the
+//! rest close their connection, as Kafka does for a request it cannot
+//! parse), and for a request the principal may not make (`authorize`:
+//! TOPIC_AUTHORIZATION_FAILED and the like).
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -21,11 +23,34 @@ use kafka_protocol::messages::{
     MetadataResponse, ProduceResponse, RequestKind, ResponseKind,
 };
 
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResourceResponse;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
+use kafka_protocol::messages::{
+    AlterConfigsResponse, ConsumerGroupHeartbeatResponse, CreatePartitionsResponse,
+    CreateTopicsResponse, DeleteGroupsResponse, DescribeConfigsResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, LeaveGroupResponse, OffsetCommitResponse, OffsetFetchResponse,
+    SyncGroupResponse,
+};
+
 use super::error::code;
 
-/// The refusal of `request`, or `None` for an API without one here.
+/// The UNSUPPORTED_VERSION refusal of `request`, or `None` for an API
+/// without one here.
 pub fn unsupported(request: RequestKind) -> Option<ResponseKind> {
-    let c = code(E::UnsupportedVersion);
+    refusal(request, code(E::UnsupportedVersion))
+}
+
+/// The refusal of `request` with error code `c` everywhere, or `None` for
+/// an API without one here.
+pub fn refusal(request: RequestKind, c: i16) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::Produce(r) => ResponseKind::Produce(
             ProduceResponse::default().with_responses(
@@ -159,6 +184,138 @@ pub fn unsupported(request: RequestKind) -> Option<ResponseKind> {
                 .with_error_code(c)
                 .with_producer_id((-1).into())
                 .with_producer_epoch(-1),
+        ),
+        other => return more(other, c),
+    })
+}
+
+/// The refusals of the admin and group APIs.
+fn more(request: RequestKind, c: i16) -> Option<ResponseKind> {
+    Some(match request {
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
+            CreateTopicsResponse::default().with_topics(
+                r.topics
+                    .into_iter()
+                    .map(|t| {
+                        CreatableTopicResult::default()
+                            .with_name(t.name)
+                            .with_error_code(c)
+                            .with_num_partitions(-1)
+                            .with_replication_factor(-1)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+            CreatePartitionsResponse::default().with_results(
+                r.topics
+                    .into_iter()
+                    .map(|t| {
+                        CreatePartitionsTopicResult::default()
+                            .with_name(t.name)
+                            .with_error_code(c)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(
+            DescribeConfigsResponse::default().with_results(
+                r.resources
+                    .into_iter()
+                    .map(|x| {
+                        DescribeConfigsResult::default()
+                            .with_error_code(c)
+                            .with_resource_type(x.resource_type)
+                            .with_resource_name(x.resource_name)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(
+            AlterConfigsResponse::default().with_responses(
+                r.resources
+                    .into_iter()
+                    .map(|x| {
+                        AlterConfigsResourceResponse::default()
+                            .with_error_code(c)
+                            .with_resource_type(x.resource_type)
+                            .with_resource_name(x.resource_name)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(
+                r.resources
+                    .into_iter()
+                    .map(|x| {
+                        IncrementalResourceResponse::default()
+                            .with_error_code(c)
+                            .with_resource_type(x.resource_type)
+                            .with_resource_name(x.resource_name)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::SyncGroup(_) => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(c))
+        }
+        RequestKind::Heartbeat(_) => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(c))
+        }
+        RequestKind::LeaveGroup(_) => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(c))
+        }
+        RequestKind::ConsumerGroupHeartbeat(_) => ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(c)
+                .with_member_epoch(-1),
+        ),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            OffsetCommitResponse::default().with_topics(
+                r.topics
+                    .into_iter()
+                    .map(|t| {
+                        let parts = t.partitions.iter().map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(c)
+                        });
+                        OffsetCommitResponseTopic::default()
+                            .with_name(t.name)
+                            .with_topic_id(t.topic_id)
+                            .with_partitions(parts.collect())
+                    })
+                    .collect(),
+            ),
+        ),
+        // Each group's code (v8+, where requests list groups), else the
+        // top-level one (v2-7; v8+ must leave it 0).
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(if r.groups.is_empty() {
+            OffsetFetchResponse::default().with_error_code(c)
+        } else {
+            OffsetFetchResponse::default().with_groups(
+                r.groups
+                    .into_iter()
+                    .map(|g| {
+                        OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(c)
+                    })
+                    .collect(),
+            )
+        }),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(
+            DeleteGroupsResponse::default().with_results(
+                r.groups_names
+                    .into_iter()
+                    .map(|g| {
+                        DeletableGroupResult::default()
+                            .with_group_id(g)
+                            .with_error_code(c)
+                    })
+                    .collect(),
+            ),
         ),
         _ => return None,
     })

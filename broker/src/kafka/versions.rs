@@ -5,7 +5,7 @@
 //! OffsetCommit/OffsetFetch 9), so only what is implemented is listed.
 //!
 //! Not listed, on purpose: transactions (AddPartitionsToTxn, EndTxn, ...),
-//! SASL, ACLs, share groups, and the versions that name topics by id
+//! SaslHandshake v0, ACL and SCRAM-credential APIs, share groups, and the versions that name topics by id
 //! outside Metadata and KIP-848 (Fetch 13+, OffsetCommit/OffsetFetch 10,
 //! DeleteTopics 6).
 
@@ -46,6 +46,9 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    // v1 only: v0 carries the SASL tokens in raw frames.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The served range of `api`, if it is served.

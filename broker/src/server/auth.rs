@@ -53,7 +53,7 @@ pub struct Auth {
     /// Users, tokens and ACLs.
     pub security: Arc<Security>,
     /// Failed token checks per client address (auth_failures_per_min_max).
-    pub failures: FailureLimit,
+    pub failures: Arc<FailureLimit>,
 }
 
 impl Auth {
@@ -199,16 +199,13 @@ impl Caller {
     /// [`Caller::authorize`] as a broker error (for one message of a
     /// stream, or one partition of an answer).
     pub fn check(&self, op: Operation, r: Resource<'_>) -> Result<(), BrokerError> {
-        if self.allowed(op, r) {
-            return Ok(());
-        }
-        tracing::info!(target: AUDIT, event = "denied", principal = %self.session.principal, ?op, resource = %r);
-        Err(BrokerError::Security(SecurityError::Denied {
-            principal: self.session.principal.to_string(),
-            operation: op,
-            resource_type: r.resource_type,
-            name: r.name.to_string(),
-        }))
+        check(
+            &self.security,
+            &self.session.principal,
+            self.enforced,
+            op,
+            r,
+        )
     }
 
     /// [`Caller::check`] of `op` on each topic.
@@ -377,4 +374,26 @@ where
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }
     }
+}
+
+/// The one authorization check, for the gRPC and the Kafka listener: `op`
+/// on `r` for `p` (anything, when `enforced` is off), or a denial naming
+/// both, with its audit line.
+pub fn check(
+    security: &Security,
+    p: &Principal,
+    enforced: bool,
+    op: Operation,
+    r: Resource<'_>,
+) -> Result<(), BrokerError> {
+    if !enforced || security.authorize(p, op, &r).granted() {
+        return Ok(());
+    }
+    tracing::info!(target: AUDIT, event = "denied", principal = %p, ?op, resource = %r);
+    Err(BrokerError::Security(SecurityError::Denied {
+        principal: p.to_string(),
+        operation: op,
+        resource_type: r.resource_type,
+        name: r.name.to_string(),
+    }))
 }

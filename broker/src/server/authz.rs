@@ -159,6 +159,15 @@ pub const RULES: &[(&str, Rule)] = &[
         "/strata.v1.Security/ListUsers",
         Rule::Checks(&[(T::Cluster, O::Describe)]),
     ),
+    // Kafka's AlterUserScramCredentials.
+    (
+        "/strata.v1.Security/SetScramCredential",
+        Rule::Checks(&[(T::Cluster, O::Alter)]),
+    ),
+    (
+        "/strata.v1.Security/DeleteScramCredential",
+        Rule::Checks(&[(T::Cluster, O::Alter)]),
+    ),
     (
         "/strata.v1.Security/CreateToken",
         Rule::Checks(&[(T::Cluster, O::Alter)]),
@@ -217,7 +226,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 38, "26 RPCs plus the Security service's 12");
+        assert_eq!(paths.len(), 40, "26 RPCs plus the Security service's 14");
         for p in &paths {
             assert!(rule(p).is_some(), "{p} has no authorization rule in RULES");
         }

@@ -465,9 +465,10 @@ impl Args {
             listeners.push(("--metrics-listen", self.metrics_listen, false));
         }
         if !self.no_kafka {
-            listeners.push(("--kafka-listen", self.kafka_listen, false));
+            // The Kafka listener serves TLS whenever the gRPC one does.
+            listeners.push(("--kafka-listen", self.kafka_listen, self.listener.tls_on()));
         }
-        self.security.validate(&listeners, !self.no_kafka)?;
+        self.security.validate(&listeners)?;
         if !(16 * 1024..=(16 << 20) - 1).contains(&self.http2_frame_bytes) {
             bail!("--http2-frame-bytes must be between 16384 and 16777215");
         }

@@ -131,6 +131,11 @@ impl Connected for Conn {
 }
 
 impl Conn {
+    /// Who is on the other end.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
     /// Fails the connection once its time to authenticate has run out.
     fn check_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         let Some(d) = &mut self.deadline else {

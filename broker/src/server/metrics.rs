@@ -87,6 +87,8 @@ const KNOWN_RPCS: &[&str] = &[
     "strata.v1.Security/CreateUser",
     "strata.v1.Security/DeleteUser",
     "strata.v1.Security/ListUsers",
+    "strata.v1.Security/SetScramCredential",
+    "strata.v1.Security/DeleteScramCredential",
     "strata.v1.Security/CreateToken",
     "strata.v1.Security/RevokeToken",
     "strata.v1.Security/ListTokens",
@@ -445,8 +447,8 @@ mod tests {
             }
         }
         assert_eq!(
-            n, 38,
-            "19 RPCs, the Share service's 7, the Security service's 12"
+            n, 40,
+            "19 RPCs, the Share service's 7, the Security service's 14"
         );
         assert_eq!(rpc_label("/strata.v1.Records/Nope"), "other");
     }

@@ -219,10 +219,11 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         args.security.bootstrap(&security, auth::now_ms())?;
         Arc::new(security)
     };
+    let failures = Arc::new(args.security.failure_limit());
     let auth = Arc::new(auth::Auth {
         enforced: args.security.auth,
         security: security.clone(),
-        failures: args.security.failure_limit(),
+        failures: failures.clone(),
     });
     let broker = Arc::new(
         tokio::task::spawn_blocking(move || Broker::open_locked(options, lock))
@@ -266,6 +267,11 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
             records::RecordsService::new(broker.clone(), token.clone(), 0),
             produce::Producing::new(broker.clone(), token.clone(), produce::LoseHook::new(0)),
             args.kafka_settings(bound)?,
+            crate::kafka::KafkaAuth {
+                security: security.clone(),
+                failures,
+                enforced: args.security.auth,
+            },
             token.clone(),
         ));
         Some((listener, bound, state))
@@ -421,7 +427,15 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     let kafka_served = kafka.map(|(listener, bound, state)| {
         tracing::info!(%bound, advertised = %format!("{}:{}", state.settings.advertised_host, state.settings.advertised_port), "kafka protocol listener");
         println!("strata-broker kafka on {bound}");
-        tokio::spawn(crate::kafka::serve(listener, state))
+        // The gRPC listener's accept loop: the same connection limits,
+        // TLS (and SIGHUP reloads) and client-certificate principals.
+        let incoming = listener::incoming(
+            listener,
+            tls.clone(),
+            args.listener.limits(args.security.auth),
+            token.clone(),
+        );
+        tokio::spawn(crate::kafka::serve(incoming, state))
     });
     tracing::info!(%addr, tls = tls.is_some(), "serving");
     println!("strata-broker listening on {addr}");

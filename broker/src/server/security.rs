@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{AUDIT, caller, now_ms};
 use crate::core::BrokerError;
+use crate::core::security::scram::Mechanism;
 use crate::core::security::{
     Acl, AclFilter, Operation, PatternType, Permission, QuotaRates, Resource, ResourceType,
     Security, TokenInfo, UserInfo,
@@ -136,7 +137,26 @@ fn user(u: UserInfo) -> v1::User {
         name: u.name,
         created_ms: u.created_ms,
         bootstrap_admin: u.bootstrap_admin,
+        scram_credentials: u
+            .scram
+            .into_iter()
+            .map(|(m, iterations)| v1::ScramCredentialInfo {
+                mechanism: m.number() as i32,
+                iterations,
+            })
+            .collect(),
     }
+}
+
+fn mechanism(n: i32) -> Result<Mechanism, Status> {
+    u32::try_from(n)
+        .ok()
+        .and_then(Mechanism::from_number)
+        .ok_or_else(|| {
+            super::status::to_status(BrokerError::InvalidArgument(format!(
+                "mechanism {n} is not SCRAM-SHA-256 (1) or SCRAM-SHA-512 (2)"
+            )))
+        })
 }
 
 fn token(t: TokenInfo) -> v1::Token {
@@ -207,6 +227,36 @@ impl security_server::Security for SecurityService {
         cluster(&req, Operation::Describe)?;
         let users = self.security.list_users().into_iter().map(user).collect();
         Ok(Response::new(v1::ListUsersResponse { users }))
+    }
+
+    async fn set_scram_credential(
+        &self,
+        req: Request<v1::SetScramCredentialRequest>,
+    ) -> Result<Response<v1::SetScramCredentialResponse>, Status> {
+        let by = cluster(&req, Operation::Alter)?;
+        let r = req.into_inner();
+        let m = mechanism(r.mechanism)?;
+        let u = self
+            .blocking(move |s| s.set_scram(&r.user, m, &r.salt, r.iterations, &r.salted_password))
+            .await?;
+        tracing::info!(target: AUDIT, event = "scram_credential_set", by, user = %u.name, mechanism = m.name());
+        Ok(Response::new(v1::SetScramCredentialResponse {
+            user: Some(user(u)),
+        }))
+    }
+
+    async fn delete_scram_credential(
+        &self,
+        req: Request<v1::DeleteScramCredentialRequest>,
+    ) -> Result<Response<v1::DeleteScramCredentialResponse>, Status> {
+        let by = cluster(&req, Operation::Alter)?;
+        let r = req.into_inner();
+        let m = mechanism(r.mechanism)?;
+        let u = self.blocking(move |s| s.delete_scram(&r.user, m)).await?;
+        tracing::info!(target: AUDIT, event = "scram_credential_deleted", by, user = %u.name, mechanism = m.name());
+        Ok(Response::new(v1::DeleteScramCredentialResponse {
+            user: Some(user(u)),
+        }))
     }
 
     async fn create_token(

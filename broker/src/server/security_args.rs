@@ -138,22 +138,12 @@ impl SecurityArgs {
 
     /// Refuses a configuration that exposes an unprotected port: a
     /// listener off loopback needs TLS on it and --auth, or
-    /// --insecure-dev. The metrics endpoint and the Kafka listener have no
-    /// TLS, so off loopback they always need --insecure-dev; and --auth
-    /// does not cover the Kafka listener yet (it has no SASL), so the two
-    /// do not go together. `listeners`: (flag, address, serves TLS).
-    pub fn validate(
-        &self,
-        listeners: &[(&str, SocketAddr, bool)],
-        kafka: bool,
-    ) -> anyhow::Result<()> {
+    /// --insecure-dev. The metrics endpoint has no TLS, so off loopback it
+    /// always needs --insecure-dev; the Kafka listener serves TLS (and
+    /// SASL with --auth) when the gRPC one does. `listeners`: (flag,
+    /// address, serves TLS).
+    pub fn validate(&self, listeners: &[(&str, SocketAddr, bool)]) -> anyhow::Result<()> {
         self.super_users()?;
-        if self.auth && kafka {
-            bail!(
-                "--auth covers the gRPC listener only: the Kafka listener has no SASL yet, so \
-                 it would serve everyone; pass --no-kafka (STRATA_NO_KAFKA=true) with --auth"
-            );
-        }
         if self.insecure_dev {
             return Ok(());
         }
@@ -169,8 +159,8 @@ impl SecurityArgs {
             bail!(
                 "{flag} {addr} is not a loopback address, and this broker would serve it \
                  {missing}: anyone who can reach it could {}. Bind 127.0.0.1, protect it \
-                 (--tls-cert, --tls-key and --auth on --listen; the metrics and Kafka \
-                 listeners have no TLS yet), or pass --insecure-dev (STRATA_INSECURE_DEV=true) \
+                 (--tls-cert, --tls-key and --auth, which cover the gRPC and Kafka \
+                 listeners; the metrics endpoint has no TLS), or pass --insecure-dev (STRATA_INSECURE_DEV=true) \
                  to accept that, for development only",
                 if self.auth {
                     "read the tokens and records it carries"

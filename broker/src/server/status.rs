@@ -65,6 +65,7 @@ pub fn reason(e: &BrokerError) -> ErrorReason {
             SecurityError::Denied { .. } => R::NotAuthorized,
             SecurityError::UnknownUser(_) => R::UnknownUser,
             SecurityError::UnknownToken(_) => R::UnknownToken,
+            SecurityError::UnknownCredential(_) => R::UnknownCredential,
             SecurityError::UserExists(_) => R::UserExists,
         },
     }
@@ -74,7 +75,9 @@ fn security_code(e: &SecurityError) -> Code {
     match e {
         SecurityError::Unauthenticated(_) => Code::Unauthenticated,
         SecurityError::Denied { .. } => Code::PermissionDenied,
-        SecurityError::UnknownUser(_) | SecurityError::UnknownToken(_) => Code::NotFound,
+        SecurityError::UnknownUser(_)
+        | SecurityError::UnknownToken(_)
+        | SecurityError::UnknownCredential(_) => Code::NotFound,
         SecurityError::UserExists(_) => Code::AlreadyExists,
     }
 }

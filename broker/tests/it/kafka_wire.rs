@@ -134,10 +134,13 @@ fn api_versions_lists_what_is_served_and_falls_back_to_v0() {
         Some(12),
         "topic ids (10+) for KIP-848"
     );
+    // SASL: v1 of the handshake only (v0 sends raw SASL frames).
+    assert_eq!(range(ApiKey::SaslHandshake), Some((1, 1)));
+    assert_eq!(range(ApiKey::SaslAuthenticate), Some((0, 2)));
     for unserved in [
         ApiKey::AddPartitionsToTxn,
         ApiKey::EndTxn,
-        ApiKey::SaslHandshake,
+        ApiKey::CreateAcls,
         ApiKey::ShareFetch,
     ] {
         assert_eq!(range(unserved), None, "{unserved:?} is not advertised");

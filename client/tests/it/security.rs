@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use crate::support::BrokerProcess;
 use prost::Message;
 use strata_client::proto::v1;
+use strata_client::security::ScramMechanism;
 use strata_client::{Client, ClientOptions, ErrorReason, Token, generate_token};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -459,6 +460,16 @@ fn table() -> Vec<(&'static str, Need, bool)> {
             false,
         ),
         (
+            "/strata.v1.Security/SetScramCredential",
+            &[(T::Cluster, "kafka-cluster", O::Alter)],
+            false,
+        ),
+        (
+            "/strata.v1.Security/DeleteScramCredential",
+            &[(T::Cluster, "kafka-cluster", O::Alter)],
+            false,
+        ),
+        (
             "/strata.v1.Security/CreateToken",
             &[(T::Cluster, "kafka-cluster", O::Alter)],
             false,
@@ -783,6 +794,25 @@ async fn call(path: &str, c: &Conn, revocable: &str) -> Result<bool, Status> {
         "ListUsers" => {
             c.security().list_users(v1::ListUsersRequest {}).await?;
         }
+        "SetScramCredential" => {
+            c.security()
+                .set_scram_credential(v1::SetScramCredentialRequest {
+                    user: "u".into(),
+                    mechanism: v1::ScramMechanism::ScramSha256 as i32,
+                    iterations: 4096,
+                    salt: vec![7; 16].into(),
+                    salted_password: vec![9; 32].into(),
+                })
+                .await?;
+        }
+        "DeleteScramCredential" => {
+            c.security()
+                .delete_scram_credential(v1::DeleteScramCredentialRequest {
+                    user: "u".into(),
+                    mechanism: v1::ScramMechanism::ScramSha256 as i32,
+                })
+                .await?;
+        }
         "CreateToken" => {
             c.security()
                 .create_token(v1::CreateTokenRequest {
@@ -968,6 +998,11 @@ async fn every_rpc_is_refused_without_its_acls_and_served_with_them() {
             "DeleteUser" => drop(sec.create_user("v-del").await.unwrap()),
             "CreateUser" => drop(sec.delete_user("v").await),
             "CreateTopic" => drop(a.delete_topic("t-new").await),
+            "DeleteScramCredential" => drop(
+                sec.set_scram_credential("u", ScramMechanism::ScramSha256, "pw", 4096)
+                    .await
+                    .unwrap(),
+            ),
             _ => {}
         }
         let revocable = sec
@@ -1048,8 +1083,20 @@ fn exposed_or_adminless_configurations_refuse_to_start() {
         "--no-kafka",
     ]);
     assert!(e.contains("--metrics-listen 0.0.0.0:0"), "{e}");
-    let e = refuse(&["--listen", "127.0.0.1:0", "--auth", "--no-metrics"]);
-    assert!(e.contains("Kafka listener has no SASL"), "{e}");
+    // The Kafka listener off loopback with --auth but no TLS: SASL
+    // secrets and records in the clear.
+    let e = refuse(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--kafka-listen",
+        "0.0.0.0:0",
+        "--auth",
+        "--no-metrics",
+    ]);
+    assert!(
+        e.contains("--kafka-listen 0.0.0.0:0") && e.contains("without TLS"),
+        "{e}"
+    );
     let e = refuse(&[
         "--listen",
         "127.0.0.1:0",

@@ -21,10 +21,10 @@ use strata_client::{Client, ClientOptions, TlsOptions, Token, generate_token};
 use tonic::Code;
 
 /// A CA that signs certificates.
-struct Ca {
+pub(crate) struct Ca {
     params: CertificateParams,
     key: KeyPair,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl Ca {
@@ -41,7 +41,7 @@ impl Ca {
     /// A certificate for `names` (SANs) with subject `O=Acme,CN=cn`
     /// (encoded in that order, so its RFC 4514 text is `CN=cn,O=Acme`):
     /// its PEM and its key's.
-    fn sign(&self, names: &[&str], cn: &str, expired: bool) -> (String, String) {
+    pub(crate) fn sign(&self, names: &[&str], cn: &str, expired: bool) -> (String, String) {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -69,17 +69,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 /// Everything a test needs: the CA, the broker's files, a foreign CA.
-struct Pki {
-    ca: Ca,
+pub(crate) struct Pki {
+    pub(crate) ca: Ca,
     foreign: Ca,
     dir: PathBuf,
     ca_file: PathBuf,
-    cert_file: PathBuf,
-    key_file: PathBuf,
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
 }
 
 impl Pki {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         let (ca, foreign) = (Ca::new("Strata Test CA"), Ca::new("Foreign CA"));
         let (cert, key) = ca.sign(&["localhost", "127.0.0.1"], "broker", false);
         Self {

@@ -216,6 +216,30 @@ impl Acls {
 
     /// May `p` do `op` on `r`? Super users always; otherwise a matching
     /// DENY refuses, a matching ALLOW grants, and nothing matching refuses.
+    /// Whether `p` may do `op` on some resource of type `t`: an ALLOW
+    /// entry of `p` for it, and no DENY of `p` covering every name
+    /// (literal `*`, or the empty prefix). Kafka's
+    /// `authorizeByResourceType`, used for idempotent producers.
+    pub fn may_on_some(&self, p: &Principal, op: Operation, t: ResourceType) -> bool {
+        if self.is_super_user(p) {
+            return true;
+        }
+        let applies = |a: &&Acl| a.resource_type == t && a.covers(op) && a.matches_principal(p);
+        let denied_everywhere = self.entries.iter().filter(applies).any(|a| {
+            a.permission == Permission::Deny
+                && match a.pattern_type {
+                    PatternType::Literal => a.resource_name == "*",
+                    PatternType::Prefixed => a.resource_name.is_empty(),
+                }
+        });
+        !denied_everywhere
+            && self
+                .entries
+                .iter()
+                .filter(applies)
+                .any(|a| a.permission == Permission::Allow)
+    }
+
     pub fn authorize(&self, p: &Principal, op: Operation, r: &Resource<'_>) -> Decision {
         if self.is_super_user(p) {
             return Decision::SuperUser;

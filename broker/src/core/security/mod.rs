@@ -58,6 +58,9 @@ pub enum SecurityError {
     /// No token with that id.
     #[error("unknown token {0:?}")]
     UnknownToken(String),
+    /// The user has no SCRAM credential of that mechanism.
+    #[error("{0}")]
+    UnknownCredential(String),
     /// A user of that name exists.
     #[error("user {0:?} already exists")]
     UserExists(String),

@@ -44,6 +44,32 @@ impl Mechanism {
         }
     }
 
+    /// Kafka's number for it (AlterUserScramCredentials), also ours on
+    /// disk and in the API.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Sha256 => 1,
+            Self::Sha512 => 2,
+        }
+    }
+
+    /// The mechanism of a number.
+    pub fn from_number(n: u32) -> Option<Self> {
+        match n {
+            1 => Some(Self::Sha256),
+            2 => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    /// The length of its hash, and so of a salted password.
+    pub fn hash_bytes(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha512 => 64,
+        }
+    }
+
     /// The mechanism of a SASL name.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
@@ -268,6 +294,11 @@ impl ServerExchange {
             nonce,
         };
         Ok((exchange, server_first))
+    }
+
+    /// The exchange's mechanism.
+    pub fn mechanism(&self) -> Mechanism {
+        self.credential.mechanism
     }
 
     /// Checks client-final: the user's name and server-final, or why not.

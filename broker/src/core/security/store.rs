@@ -14,6 +14,7 @@ use std::path::Path;
 use prost::Message;
 
 use super::acl::{Acl, Operation, PatternType, Permission, ResourceType};
+use super::scram::{Credential, Mechanism};
 use crate::core::BrokerError;
 use crate::storage::checkpoint;
 use crate::storage::envelope::{FileType, Reader, Writer};
@@ -43,6 +44,27 @@ pub struct UserValue {
     /// The first admin, made at first start: always a super user.
     #[prost(bool, tag = "4")]
     pub bootstrap_admin: bool,
+    /// SCRAM credentials, at most one per mechanism (SASL on the Kafka
+    /// listener).
+    #[prost(message, repeated, tag = "5")]
+    pub scram: Vec<ScramValue>,
+}
+
+/// One SCRAM credential as RFC 5802 has a server keep it: never the
+/// password, nor anything that logs in as the user.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ScramValue {
+    /// 1: SCRAM-SHA-256, 2: SCRAM-SHA-512 (Kafka's numbers).
+    #[prost(uint32, tag = "1")]
+    pub mechanism: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub salt: Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    pub iterations: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub stored_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "5")]
+    pub server_key: Vec<u8>,
 }
 
 /// A token: its id, its secret's SHA-256, whose it is, until when.
@@ -109,6 +131,11 @@ pub struct StateValue {
     pub next_user_id: u64,
     #[prost(message, repeated, tag = "5")]
     pub quotas: Vec<QuotaValue>,
+    /// The secret unknown users' SCRAM decoys derive from (random, made
+    /// with the first SCRAM credential), so a decoy's salt stays the same
+    /// across restarts like a real one's.
+    #[prost(bytes = "vec", tag = "6")]
+    pub scram_secret: Vec<u8>,
 }
 
 impl From<&Acl> for AclValue {
@@ -182,6 +209,33 @@ impl TryFrom<&AclValue> for Acl {
     }
 }
 
+impl From<&Credential> for ScramValue {
+    fn from(c: &Credential) -> Self {
+        Self {
+            mechanism: c.mechanism.number(),
+            salt: c.salt.clone(),
+            iterations: c.iterations,
+            stored_key: c.stored_key.clone(),
+            server_key: c.server_key.clone(),
+        }
+    }
+}
+
+impl TryFrom<&ScramValue> for Credential {
+    type Error = String;
+    fn try_from(v: &ScramValue) -> Result<Self, String> {
+        let mechanism = Mechanism::from_number(v.mechanism)
+            .ok_or_else(|| format!("unknown SCRAM mechanism {}", v.mechanism))?;
+        Ok(Credential {
+            mechanism,
+            salt: v.salt.clone(),
+            iterations: v.iterations,
+            stored_key: v.stored_key.clone(),
+            server_key: v.server_key.clone(),
+        })
+    }
+}
+
 /// Reads the state; a missing file is the empty state (first start).
 pub fn read(fs: &dyn Vfs, dir: &Path) -> Result<StateValue, BrokerError> {
     let path = dir.join(FILE);
@@ -209,6 +263,11 @@ pub fn read(fs: &dyn Vfs, dir: &Path) -> Result<StateValue, BrokerError> {
     let state = StateValue::decode(body).map_err(|e| damaged(e.to_string()))?;
     for a in &state.acls {
         Acl::try_from(a).map_err(damaged)?;
+    }
+    for u in &state.users {
+        for c in &u.scram {
+            Credential::try_from(c).map_err(damaged)?;
+        }
     }
     Ok(state)
 }

@@ -59,14 +59,17 @@ pub fn hash(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
 }
 
+/// `N` bytes from the operating system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N], BrokerError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| BrokerError::Internal(format!("no random bytes: {e}")))?;
+    Ok(b)
+}
+
 /// Makes a token from the operating system's random source.
 pub fn generate() -> Result<Fresh, BrokerError> {
-    let mut id = [0u8; ID_BYTES];
-    let mut secret = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut id)
-        .and_then(|()| getrandom::fill(&mut secret))
-        .map_err(|e| BrokerError::Internal(format!("no random bytes for a token: {e}")))?;
-    let id = hex(&id);
+    let id = hex(&random::<ID_BYTES>()?);
+    let secret = random::<SECRET_BYTES>()?;
     Ok(Fresh {
         text: format!("{PREFIX}{id}_{}", hex(&secret)),
         presented: Presented {

@@ -3,11 +3,12 @@
 //! works offline: it makes the first admin's token before the broker's
 //! first start with `--auth`.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
 use strata_client::security::{
     AclBinding, AclFilter, AclOperation, AclPermission, PatternType, QuotaRates, ResourceType,
+    ScramMechanism,
 };
 use strata_client::{Client, generate_token};
 
@@ -17,8 +18,59 @@ pub enum UserCommand {
     Create { name: String },
     /// Delete a user and every token of it (its ACLs stay).
     Delete { name: String },
-    /// List users.
+    /// List users (and their SCRAM mechanisms).
     List,
+    /// Set a user's SCRAM credential, for SASL on the Kafka listener. The
+    /// password is salted here and never sent.
+    ScramSet {
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long, value_parser = ["SCRAM-SHA-256", "SCRAM-SHA-512"])]
+        mechanism: String,
+        /// A file holding the password (or set STRATA_SCRAM_PASSWORD);
+        /// never a flag, which other users could read from the process list.
+        #[arg(long, env = "STRATA_SCRAM_PASSWORD_FILE")]
+        password_file: Option<std::path::PathBuf>,
+        /// PBKDF2 rounds, 4096 to 16384.
+        #[arg(long, default_value_t = 8192)]
+        iterations: u32,
+    },
+    /// Delete a user's SCRAM credential.
+    ScramDelete {
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long, value_parser = ["SCRAM-SHA-256", "SCRAM-SHA-512"])]
+        mechanism: String,
+    },
+}
+
+fn mechanism(name: &str) -> ScramMechanism {
+    if name == "SCRAM-SHA-512" {
+        ScramMechanism::ScramSha512
+    } else {
+        ScramMechanism::ScramSha256
+    }
+}
+
+fn mechanism_name(m: i32) -> &'static str {
+    match ScramMechanism::try_from(m) {
+        Ok(ScramMechanism::ScramSha256) => "SCRAM-SHA-256",
+        Ok(ScramMechanism::ScramSha512) => "SCRAM-SHA-512",
+        _ => "unknown",
+    }
+}
+
+/// The password: the file's first line, or STRATA_SCRAM_PASSWORD.
+fn password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    if let Some(p) = file {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading --password-file {}", p.display()))?;
+        return Ok(text.lines().next().unwrap_or("").to_string());
+    }
+    match std::env::var("STRATA_SCRAM_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(p),
+        _ => bail!("no password: give --password-file or set STRATA_SCRAM_PASSWORD"),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,8 +317,34 @@ pub async fn user(client: &Client, cmd: UserCommand) -> anyhow::Result<()> {
                 } else {
                     ""
                 };
-                println!("{}\t{}{admin}", u.id, u.name);
+                let scram: Vec<String> = u
+                    .scram_credentials
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} ({} iterations)",
+                            mechanism_name(c.mechanism),
+                            c.iterations
+                        )
+                    })
+                    .collect();
+                println!("{}\t{}{admin}\t{}", u.id, u.name, scram.join(", "));
             }
+        }
+        UserCommand::ScramSet {
+            name,
+            mechanism: m,
+            password_file,
+            iterations,
+        } => {
+            let pw = password(password_file.as_deref())?;
+            s.set_scram_credential(&name, mechanism(&m), &pw, iterations)
+                .await?;
+            println!("set the {m} credential of user {name}");
+        }
+        UserCommand::ScramDelete { name, mechanism: m } => {
+            s.delete_scram_credential(&name, mechanism(&m)).await?;
+            println!("deleted the {m} credential of user {name}");
         }
     }
     Ok(())
