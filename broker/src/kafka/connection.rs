@@ -26,10 +26,10 @@ use tokio::sync::mpsc;
 use super::frame::{self, ParseError, Request};
 use super::sasl::{Identity, SASL_REQUEST_BYTES_MAX, Sasl};
 use super::{
-    Kafka, admin, authorize, consumer_group, error, fetch, groups, metadata, produce, refuse,
-    versions,
+    Kafka, admin, authorize, consumer_group, error, fetch, groups, metadata, produce, quota,
+    refuse, versions,
 };
-use crate::core::security::Principal;
+use crate::core::security::{Principal, QuotaKind};
 use crate::server::auth::AUDIT;
 use crate::server::listener::{Conn, Peer};
 
@@ -175,6 +175,7 @@ pub async fn run(kafka: &Arc<Kafka>, conn: Conn) {
         }
     });
     let request_max = kafka.settings.request_bytes_max;
+    let mut mute_ms = 0;
     loop {
         let (max, limit) = if sasl.identity.is_some() {
             (request_max, "request_bytes_max")
@@ -199,7 +200,9 @@ pub async fn run(kafka: &Arc<Kafka>, conn: Conn) {
         };
         let answer = match frame::parse(frame) {
             Ok(req) => match gate(kafka, &mut sasl, &peer_info, req) {
-                Gate::Handle(req, principal) => handle(kafka, *req, peer, &principal).await,
+                Gate::Handle(req, principal) => {
+                    handle(kafka, *req, peer, &principal, &mut mute_ms).await
+                }
                 Gate::Answer(a) => a,
                 Gate::AnswerThenClose(a) => {
                     let _ = tx.send(a).await;
@@ -249,13 +252,30 @@ pub async fn run(kafka: &Arc<Kafka>, conn: Conn) {
         if tx.send(answer).await.is_err() {
             break;
         }
+        // Over a quota: read nothing more until the debt is paid (KIP-219).
+        if mute_ms > 0 {
+            let muted = tokio::time::sleep(std::time::Duration::from_millis(mute_ms));
+            tokio::select! {
+                _ = muted => {}
+                _ = kafka.shutdown.cancelled() => break,
+            }
+            mute_ms = 0;
+        }
     }
     drop(tx);
     let _ = writer.await;
 }
 
-/// Handles one request; its answer may still be completing.
-async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr, principal: &Principal) -> Answer {
+/// Handles one request; its answer may still be completing. `mute_ms`:
+/// how long the connection then waits before reading the next request
+/// (a quota in debt).
+async fn handle(
+    k: &Arc<Kafka>,
+    req: Request,
+    peer: SocketAddr,
+    principal: &Principal,
+    mute_ms: &mut u64,
+) -> Answer {
     let Request {
         api,
         version,
@@ -266,6 +286,7 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr, principal: &Prin
     let v = version;
     tracing::debug!(%peer, ?api, version, correlation_id, client = %client_id, %principal, "kafka request");
     let done = |body: ResponseKind| ready(api, v, correlation_id, body);
+    *mute_ms = quota::charge(k, principal, &client_id, &[(QuotaKind::Requests, 1)]);
     if let Err(e) = authorize::check(k, principal, &mut body) {
         let c = error::code(error::of(&e));
         return match refuse::refusal(body, c) {
@@ -275,9 +296,28 @@ async fn handle(k: &Arc<Kafka>, req: Request, peer: SocketAddr, principal: &Prin
     }
     match body {
         RequestKind::ApiVersions(_) => done(versions::api_versions(None).into()),
-        RequestKind::Produce(r) => produce::produce(k, r, v, correlation_id).await,
+        RequestKind::Produce(r) => {
+            let bytes = quota::produce_bytes(&r);
+            let wait_ms = quota::charge(
+                k,
+                principal,
+                &client_id,
+                &[(QuotaKind::ProduceBytes, bytes)],
+            );
+            *mute_ms = (*mute_ms).max(wait_ms);
+            produce::produce(k, r, v, correlation_id, *mute_ms as i32).await
+        }
         RequestKind::Fetch(r) => {
-            let answer = fetch::fetch(k, r, v).await;
+            let mut answer = fetch::fetch(k, r, v).await;
+            let fetched = quota::fetch_bytes(&answer);
+            let wait_ms = quota::charge(
+                k,
+                principal,
+                &client_id,
+                &[(QuotaKind::FetchBytes, fetched)],
+            );
+            *mute_ms = (*mute_ms).max(wait_ms);
+            answer.throttle_time_ms = *mute_ms as i32;
             let reply = match fetch::encode_response(v, correlation_id, answer) {
                 Ok(pieces) => Reply::Send(pieces),
                 Err(e) => {

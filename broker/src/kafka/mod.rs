@@ -17,6 +17,8 @@
 //!   requests answered before a connection authenticates under --auth.
 //! - [`authorize`]: Kafka's ACL rule for every API, checked before the
 //!   request is handled.
+//! - [`quota`]: the principal's quotas, charged after a request is served;
+//!   `throttle_time_ms` and a muted connection while in debt.
 //! - [`error`]: the one place broker errors become Kafka error codes.
 //! - [`refuse`]: UNSUPPORTED_VERSION answers to served APIs at versions
 //!   outside the advertised range.
@@ -37,6 +39,7 @@ pub mod frame;
 pub mod groups;
 pub mod metadata;
 pub mod produce;
+pub mod quota;
 pub mod refuse;
 pub mod sasl;
 pub mod versions;

@@ -77,6 +77,7 @@ pub async fn produce(
     r: ProduceRequest,
     version: i16,
     correlation_id: i32,
+    throttle_time_ms: i32,
 ) -> Answer {
     let acks = acks_of(r.acks);
     let refuse_all = match (acks, &r.transactional_id) {
@@ -150,7 +151,7 @@ pub async fn produce(
         if silent {
             return Reply::Nothing;
         }
-        let body = response(shape, answers);
+        let body = response(shape, answers).with_throttle_time_ms(throttle_time_ms);
         encode(ApiKey::Produce, version, correlation_id, body.into())
     })
 }

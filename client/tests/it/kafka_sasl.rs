@@ -184,7 +184,13 @@ fn login<S: Read + Write>(
     Ok(())
 }
 
-fn produce<S: Read + Write>(w: &mut Wire<S>, topic: &str) -> Option<i16> {
+/// Produce v7 of `records` to partition 0 of `topic`; `None` if the
+/// connection closed.
+fn produce_records<S: Read + Write>(
+    w: &mut Wire<S>,
+    topic: &str,
+    records: Bytes,
+) -> Option<ProduceResponse> {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
@@ -194,10 +200,15 @@ fn produce<S: Read + Write>(w: &mut Wire<S>, topic: &str) -> Option<i16> {
                 .with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(batch_of("k", 1))),
+                        .with_records(Some(records)),
                 ]),
         ]);
-    let r: ProduceResponse = w.call(ApiKey::Produce, 7, &req)?;
+    w.call(ApiKey::Produce, 7, &req)
+}
+
+/// One small record: its partition's error code.
+fn produce<S: Read + Write>(w: &mut Wire<S>, topic: &str) -> Option<i16> {
+    let r = produce_records(w, topic, batch_of("k", 1))?;
     Some(r.responses[0].partition_responses[0].error_code)
 }
 
@@ -512,4 +523,69 @@ async fn sasl_ssl_logs_in_over_the_brokers_certificate() {
     let r: Option<ApiVersionsResponse> =
         p.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
     assert!(r.is_none(), "plain text was served on the TLS Kafka port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_over_its_byte_quota_is_throttled_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = generate_token().unwrap();
+    let b = start(dir.path(), &token, &[]);
+    let addr = b.kafka_addr.unwrap();
+    let admin = admin(b.url(), &token, None).await;
+    let sec = admin.security();
+    for u in ["alice", "bob"] {
+        sec.create_user(u).await.unwrap();
+        sec.set_scram_credential(u, ScramMechanism::ScramSha256, "pw", 4096)
+            .await
+            .unwrap();
+    }
+    admin.admin().create_topic("t", 1, &[]).await.unwrap();
+    sec.create_acls(vec![acl(
+        "User:*",
+        ResourceType::Topic,
+        "t",
+        AclOperation::Write,
+    )])
+    .await
+    .unwrap();
+    // 20 kB/s, a bucket of one second's worth.
+    let rates = strata_client::security::QuotaRates {
+        produce_bytes_per_sec: Some(20_000),
+        ..Default::default()
+    };
+    sec.set_quota("User:alice", rates).await.unwrap();
+    let mut batch = strata_client::proto::BatchBuilder::new();
+    batch.push(1_700_000_000_000, None, Some(&[7u8; 15_000][..]), &[]);
+    let records = batch.finish();
+
+    // Three 15 kB produces, each sent when the last is answered: the
+    // first fits the bucket, the second leaves it 10 kB in debt (about
+    // 500 ms at 20 kB/s, a little more for the batch's framing), and the
+    // third is not read until that is paid.
+    let run = |user: &'static str| {
+        let records = records.clone();
+        move || {
+            let mut w = plain(addr);
+            login(&mut w, ScramMechanism::ScramSha256, user, "pw").unwrap();
+            (0..3)
+                .map(|_| {
+                    let sent = std::time::Instant::now();
+                    let r = produce_records(&mut w, "t", records.clone()).unwrap();
+                    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+                    (r.throttle_time_ms, sent.elapsed())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let alice = tokio::task::spawn_blocking(run("alice")).await.unwrap();
+    assert_eq!(alice[0].0, 0, "{alice:?}");
+    assert!((300..=600).contains(&alice[1].0), "{alice:?}");
+    assert!(alice[2].0 > 0, "{alice:?}");
+    assert!(
+        alice[2].1 >= Duration::from_millis(300),
+        "the connection was not muted: {alice:?}"
+    );
+    // Another principal has no quota and is never throttled.
+    let bob = tokio::task::spawn_blocking(run("bob")).await.unwrap();
+    assert!(bob.iter().all(|(t, _)| *t == 0), "{bob:?}");
 }
