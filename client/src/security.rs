@@ -114,6 +114,33 @@ impl SecurityAdmin {
         Ok(r.into_inner().user.unwrap_or_default())
     }
 
+    /// Sets `user`'s password for SASL PLAIN on the Kafka listener (which
+    /// serves PLAIN over TLS only): hashed here with Argon2id (19 MiB, 2
+    /// passes, OWASP's choice) and a random salt, so the broker keeps only
+    /// the hash. Replaces the password the user had.
+    pub async fn set_plain_credential(&self, user: &str, password: &str) -> Result<User> {
+        let argon2id_phc = plain_hash(password, 19_456, 2)?;
+        let r = self
+            .client
+            .security_rpc()
+            .set_plain_credential(v1::SetPlainCredentialRequest {
+                user: user.into(),
+                argon2id_phc,
+            })
+            .await?;
+        Ok(r.into_inner().user.unwrap_or_default())
+    }
+
+    /// Deletes `user`'s PLAIN password.
+    pub async fn delete_plain_credential(&self, user: &str) -> Result<User> {
+        let r = self
+            .client
+            .security_rpc()
+            .delete_plain_credential(v1::DeletePlainCredentialRequest { user: user.into() })
+            .await?;
+        Ok(r.into_inner().user.unwrap_or_default())
+    }
+
     /// Deletes `user`'s SCRAM credential for `mechanism`.
     pub async fn delete_scram_credential(
         &self,
@@ -266,4 +293,20 @@ pub fn salted_password(
             "a SCRAM mechanism: SCRAM-SHA-256 or SCRAM-SHA-512".into(),
         )),
     }
+}
+
+/// An Argon2id hash of `password` (`memory_kib`, `passes`, one lane) with
+/// a random salt, as a PHC string: what the broker keeps for SASL PLAIN.
+pub fn plain_hash(password: &str, memory_kib: u32, passes: u32) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let bad = |e: String| Error::InvalidArgument(format!("hashing the password: {e}"));
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| bad(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| bad(e.to_string()))?;
+    let params =
+        argon2::Params::new(memory_kib, passes, 1, None).map_err(|e| bad(e.to_string()))?;
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| bad(e.to_string()))
 }

@@ -88,14 +88,14 @@ enum Gate {
 }
 
 /// The SASL requests, and who may send the rest.
-fn gate(k: &Kafka, sasl: &mut Sasl, peer: &Peer, req: Request) -> Gate {
+async fn gate(k: &Kafka, sasl: &mut Sasl, peer: &Peer, req: Request) -> Gate {
     let (api, v, corr) = (req.api, req.version, req.correlation_id);
     match &req.body {
         RequestKind::SaslHandshake(r) => {
-            return Gate::Answer(ready(api, v, corr, sasl.handshake(r)));
+            return Gate::Answer(ready(api, v, corr, sasl.handshake(r, peer.tls)));
         }
         RequestKind::SaslAuthenticate(r) => {
-            let a = sasl.authenticate(k, peer.addr.ip(), r);
+            let a = sasl.authenticate(k, peer.addr.ip(), r).await;
             if sasl.identity.is_some() {
                 peer.authenticated();
             }
@@ -199,7 +199,7 @@ pub async fn run(kafka: &Arc<Kafka>, conn: Conn) {
             }
         };
         let answer = match frame::parse(frame) {
-            Ok(req) => match gate(kafka, &mut sasl, &peer_info, req) {
+            Ok(req) => match gate(kafka, &mut sasl, &peer_info, req).await {
                 Gate::Handle(req, principal) => {
                     handle(kafka, *req, peer, &principal, &mut mute_ms).await
                 }

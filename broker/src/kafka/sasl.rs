@@ -1,7 +1,8 @@
 //! SASL on the Kafka listener: SaslHandshake (v1) then SaslAuthenticate
 //! round trips, with SCRAM-SHA-256 and SCRAM-SHA-512 over the credentials
 //! `strata user scram-set` stores (`core::security::scram` runs the
-//! exchange). A connection's principal is the SASL user's `User:<name>`,
+//! exchange), and PLAIN, on TLS connections only, over the Argon2id hash
+//! `strata user plain-set` stores (checked on a blocking thread). A connection's principal is the SASL user's `User:<name>`,
 //! or its client certificate's mapped name on a mutual-TLS connection that
 //! does not authenticate with SASL.
 //!
@@ -13,9 +14,8 @@
 //! failure answers SASL_AUTHENTICATION_FAILED, the same words for a wrong
 //! password and an unknown user, then closes the connection.
 //!
-//! Not served: PLAIN (it needs a password hash at rest, Argon2id, not
-//! built yet), SaslHandshake v0 (raw SASL frames), KIP-368
-//! re-authentication (a session holds until its user is deleted, checked
+//! Not served: PLAIN without TLS (the password would cross in clear),
+//! SaslHandshake v0 (raw SASL frames), KIP-368 re-authentication (a session holds until its user is deleted, checked
 //! on every request).
 
 use std::net::IpAddr;
@@ -37,8 +37,42 @@ use crate::server::auth::{AUDIT, now_ms};
 /// (sasl_request_bytes_max): a SCRAM message is well under 4 KiB.
 pub const SASL_REQUEST_BYTES_MAX: u32 = 64 * 1024;
 
-/// The mechanisms served, as SaslHandshake lists them.
-const MECHANISMS: [Mechanism; 2] = [Mechanism::Sha256, Mechanism::Sha512];
+/// A SASL mechanism served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Scram(Mechanism),
+    Plain,
+}
+
+impl Served {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Scram(m) => m.name(),
+            Self::Plain => "PLAIN",
+        }
+    }
+
+    /// The mechanism of a name, if served on this connection.
+    fn parse(name: &str, tls: bool) -> Option<Self> {
+        match name {
+            "PLAIN" if tls => Some(Self::Plain),
+            _ => Mechanism::parse(name).map(Self::Scram),
+        }
+    }
+}
+
+/// The mechanisms served, as SaslHandshake lists them (PLAIN on TLS
+/// connections only).
+fn names(tls: bool) -> Vec<StrBytes> {
+    let mut all = vec![
+        StrBytes::from_static_str(Mechanism::Sha256.name()),
+        StrBytes::from_static_str(Mechanism::Sha512.name()),
+    ];
+    if tls {
+        all.push(StrBytes::from_static_str("PLAIN"));
+    }
+    all
+}
 
 /// Who a connection runs as.
 #[derive(Debug, Clone)]
@@ -54,7 +88,7 @@ enum Stage {
     /// Nothing asked yet.
     Start,
     /// SaslHandshake named this mechanism.
-    Handshaken(Mechanism),
+    Handshaken(Served),
     /// client-first answered; client-final due.
     Exchanging(Box<ServerExchange>),
     /// Done (or failed: the connection is closing).
@@ -70,6 +104,15 @@ pub struct Sasl {
     pub identity: Option<Identity>,
 }
 
+/// Why a login failed.
+enum Why {
+    /// Wrong password or unknown user (one answer for both).
+    Invalid,
+    /// Not the mechanism's message.
+    Malformed(String),
+}
+use Why::{Invalid, Malformed};
+
 /// A SaslAuthenticate answer, and whether the connection closes after it.
 #[derive(Debug)]
 pub struct Answer {
@@ -77,13 +120,6 @@ pub struct Answer {
     pub response: SaslAuthenticateResponse,
     /// Close after sending it (a failed login).
     pub close: bool,
-}
-
-fn names() -> Vec<StrBytes> {
-    MECHANISMS
-        .iter()
-        .map(|m| StrBytes::from_static_str(m.name()))
-        .collect()
 }
 
 fn failed(e: E, message: String) -> Answer {
@@ -106,13 +142,13 @@ impl Sasl {
     }
 
     /// SaslHandshake: the mechanism, or UNSUPPORTED_SASL_MECHANISM with
-    /// the ones served.
-    pub fn handshake(&mut self, r: &SaslHandshakeRequest) -> SaslHandshakeResponse {
-        let answer = SaslHandshakeResponse::default().with_mechanisms(names());
+    /// the ones served (`tls`: the connection is TLS).
+    pub fn handshake(&mut self, r: &SaslHandshakeRequest, tls: bool) -> SaslHandshakeResponse {
+        let answer = SaslHandshakeResponse::default().with_mechanisms(names(tls));
         if !matches!(self.stage, Stage::Start) {
             return answer.with_error_code(code(E::IllegalSaslState));
         }
-        match Mechanism::parse(&r.mechanism) {
+        match Served::parse(&r.mechanism, tls) {
             Some(m) => {
                 self.stage = Stage::Handshaken(m);
                 answer
@@ -122,7 +158,12 @@ impl Sasl {
     }
 
     /// One SaslAuthenticate round trip.
-    pub fn authenticate(&mut self, k: &Kafka, ip: IpAddr, r: &SaslAuthenticateRequest) -> Answer {
+    pub async fn authenticate(
+        &mut self,
+        k: &Kafka,
+        ip: IpAddr,
+        r: &SaslAuthenticateRequest,
+    ) -> Answer {
         let now = now_ms();
         match std::mem::replace(&mut self.stage, Stage::Over) {
             Stage::Handshaken(m) => {
@@ -137,25 +178,9 @@ impl Sasl {
                         ),
                     );
                 }
-                let security = &k.auth.security;
-                let nonce = match crate::core::security::token::random::<24>() {
-                    Ok(b) => b.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-                    Err(e) => return failed(E::SaslAuthenticationFailed, e.to_string()),
-                };
-                let secret = security.scram_secret();
-                let started = ServerExchange::start(m, &r.auth_bytes, &nonce, &secret, |user| {
-                    security.scram_credential(user, m).map(|(c, _)| c)
-                });
-                match started {
-                    Ok((exchange, server_first)) => {
-                        self.stage = Stage::Exchanging(Box::new(exchange));
-                        Answer {
-                            response: SaslAuthenticateResponse::default()
-                                .with_auth_bytes(Bytes::from(server_first)),
-                            close: false,
-                        }
-                    }
-                    Err(e) => self.refuse(k, ip, m, e, now),
+                match m {
+                    Served::Scram(m) => self.scram_first(k, ip, m, r, now),
+                    Served::Plain => self.plain(k, ip, r, now).await,
                 }
             }
             Stage::Exchanging(exchange) => {
@@ -164,20 +189,19 @@ impl Sasl {
                     Ok((user, server_final)) => {
                         let Some((_, id)) = k.auth.security.scram_credential(&user, m) else {
                             // Deleted between the two round trips.
-                            return self.refuse(k, ip, m, ScramError::Failed, now);
+                            return self.refuse(k, ip, Served::Scram(m), Invalid, now);
                         };
-                        tracing::info!(target: AUDIT, event = "authenticated", listener = "kafka", peer = %ip, %user, mechanism = m.name());
-                        self.identity = Some(Identity {
-                            principal: Principal::user(&user),
-                            user_id: Some(id),
-                        });
+                        self.logged_in(ip, &user, id, Served::Scram(m));
                         Answer {
                             response: SaslAuthenticateResponse::default()
                                 .with_auth_bytes(Bytes::from(server_final)),
                             close: false,
                         }
                     }
-                    Err(e) => self.refuse(k, ip, m, e, now),
+                    Err(ScramError::Failed) => self.refuse(k, ip, Served::Scram(m), Invalid, now),
+                    Err(ScramError::Malformed(why)) => {
+                        self.refuse(k, ip, Served::Scram(m), Malformed(why), now)
+                    }
                 }
             }
             Stage::Start | Stage::Over => failed(
@@ -187,16 +211,116 @@ impl Sasl {
         }
     }
 
-    fn refuse(&mut self, k: &Kafka, ip: IpAddr, m: Mechanism, e: ScramError, now: u64) -> Answer {
+    fn logged_in(&mut self, ip: IpAddr, user: &str, id: u64, m: Served) {
+        tracing::info!(target: AUDIT, event = "authenticated", listener = "kafka", peer = %ip, %user, mechanism = m.name());
+        self.identity = Some(Identity {
+            principal: Principal::user(user),
+            user_id: Some(id),
+        });
+    }
+
+    /// SCRAM's first round trip: client-first in, server-first out.
+    fn scram_first(
+        &mut self,
+        k: &Kafka,
+        ip: IpAddr,
+        m: Mechanism,
+        r: &SaslAuthenticateRequest,
+        now: u64,
+    ) -> Answer {
+        let security = &k.auth.security;
+        let nonce = match crate::core::security::token::random::<24>() {
+            Ok(b) => b.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            Err(e) => return failed(E::SaslAuthenticationFailed, e.to_string()),
+        };
+        let secret = security.scram_secret();
+        let started = ServerExchange::start(m, &r.auth_bytes, &nonce, &secret, |user| {
+            security.scram_credential(user, m).map(|(c, _)| c)
+        });
+        match started {
+            Ok((exchange, server_first)) => {
+                self.stage = Stage::Exchanging(Box::new(exchange));
+                Answer {
+                    response: SaslAuthenticateResponse::default()
+                        .with_auth_bytes(Bytes::from(server_first)),
+                    close: false,
+                }
+            }
+            Err(ScramError::Failed) => self.refuse(k, ip, Served::Scram(m), Invalid, now),
+            Err(ScramError::Malformed(why)) => {
+                self.refuse(k, ip, Served::Scram(m), Malformed(why), now)
+            }
+        }
+    }
+
+    /// PLAIN (RFC 4616): `authzid NUL user NUL password`, one round trip.
+    async fn plain(
+        &mut self,
+        k: &Kafka,
+        ip: IpAddr,
+        r: &SaslAuthenticateRequest,
+        now: u64,
+    ) -> Answer {
+        let mut parts = r.auth_bytes.split(|b| *b == 0);
+        let (authz, user, password) = match (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            (Some(a), Some(u), Some(p), None) => (a, u, p.to_vec()),
+            _ => {
+                return self.refuse(
+                    k,
+                    ip,
+                    Served::Plain,
+                    Malformed("not authzid NUL user NUL password".into()),
+                    now,
+                );
+            }
+        };
+        let Ok(user) = std::str::from_utf8(user).map(str::to_string) else {
+            return self.refuse(
+                k,
+                ip,
+                Served::Plain,
+                Malformed("a user name that is not UTF-8".into()),
+                now,
+            );
+        };
+        if !authz.is_empty() && authz != user.as_bytes() {
+            return self.refuse(
+                k,
+                ip,
+                Served::Plain,
+                Malformed("an authorization id other than the user".into()),
+                now,
+            );
+        }
+        let security = k.auth.security.clone();
+        let name = user.clone();
+        let checked = tokio::task::spawn_blocking(move || security.check_plain(&name, &password))
+            .await
+            .ok()
+            .flatten();
+        match checked {
+            Some(id) => {
+                self.logged_in(ip, &user, id, Served::Plain);
+                Answer {
+                    response: SaslAuthenticateResponse::default(),
+                    close: false,
+                }
+            }
+            None => self.refuse(k, ip, Served::Plain, Invalid, now),
+        }
+    }
+
+    fn refuse(&mut self, k: &Kafka, ip: IpAddr, m: Served, why: Why, now: u64) -> Answer {
         k.auth.failures.failed(ip, now);
-        tracing::warn!(target: AUDIT, event = "authentication_failed", listener = "kafka", peer = %ip, mechanism = m.name(), reason = %e);
-        let message = match e {
-            ScramError::Failed => format!(
+        let message = match why {
+            Invalid => format!(
                 "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
                 m.name()
             ),
-            ScramError::Malformed(why) => format!("{}: {why}", m.name()),
+            Malformed(why) => format!("{}: malformed: {why}", m.name()),
         };
+        tracing::warn!(target: AUDIT, event = "authentication_failed", listener = "kafka", peer = %ip, mechanism = m.name(), reason = %message);
         failed(E::SaslAuthenticationFailed, message)
     }
 }

@@ -169,6 +169,14 @@ pub const RULES: &[(&str, Rule)] = &[
         Rule::Checks(&[(T::Cluster, O::Alter)]),
     ),
     (
+        "/strata.v1.Security/SetPlainCredential",
+        Rule::Checks(&[(T::Cluster, O::Alter)]),
+    ),
+    (
+        "/strata.v1.Security/DeletePlainCredential",
+        Rule::Checks(&[(T::Cluster, O::Alter)]),
+    ),
+    (
         "/strata.v1.Security/CreateToken",
         Rule::Checks(&[(T::Cluster, O::Alter)]),
     ),
@@ -226,7 +234,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 40, "26 RPCs plus the Security service's 14");
+        assert_eq!(paths.len(), 42, "26 RPCs plus the Security service's 16");
         for p in &paths {
             assert!(rule(p).is_some(), "{p} has no authorization rule in RULES");
         }

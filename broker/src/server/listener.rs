@@ -37,6 +37,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The principal name its certificate maps to (mutual TLS).
     pub cert_principal: Option<Arc<str>>,
+    /// Whether the connection is TLS (SASL PLAIN is served only then).
+    pub tls: bool,
     authenticated: Arc<AtomicBool>,
 }
 
@@ -310,6 +312,7 @@ async fn open(
             (Io::Tls(Box::new(stream)), principal)
         }
     };
+    let tls = matches!(io, Io::Tls(_));
     let deadline = limits
         .unauthenticated_ms
         .map(|ms| Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
@@ -317,6 +320,7 @@ async fn open(
         io,
         peer: Peer {
             addr,
+            tls,
             cert_principal,
             authenticated: Arc::new(AtomicBool::new(false)),
         },

@@ -89,6 +89,8 @@ const KNOWN_RPCS: &[&str] = &[
     "strata.v1.Security/ListUsers",
     "strata.v1.Security/SetScramCredential",
     "strata.v1.Security/DeleteScramCredential",
+    "strata.v1.Security/SetPlainCredential",
+    "strata.v1.Security/DeletePlainCredential",
     "strata.v1.Security/CreateToken",
     "strata.v1.Security/RevokeToken",
     "strata.v1.Security/ListTokens",
@@ -447,8 +449,8 @@ mod tests {
             }
         }
         assert_eq!(
-            n, 40,
-            "19 RPCs, the Share service's 7, the Security service's 14"
+            n, 42,
+            "19 RPCs, the Share service's 7, the Security service's 16"
         );
         assert_eq!(rpc_label("/strata.v1.Records/Nope"), "other");
     }

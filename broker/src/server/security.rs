@@ -137,6 +137,7 @@ fn user(u: UserInfo) -> v1::User {
         name: u.name,
         created_ms: u.created_ms,
         bootstrap_admin: u.bootstrap_admin,
+        plain_credential: u.plain,
         scram_credentials: u
             .scram
             .into_iter()
@@ -255,6 +256,34 @@ impl security_server::Security for SecurityService {
         let u = self.blocking(move |s| s.delete_scram(&r.user, m)).await?;
         tracing::info!(target: AUDIT, event = "scram_credential_deleted", by, user = %u.name, mechanism = m.name());
         Ok(Response::new(v1::DeleteScramCredentialResponse {
+            user: Some(user(u)),
+        }))
+    }
+
+    async fn set_plain_credential(
+        &self,
+        req: Request<v1::SetPlainCredentialRequest>,
+    ) -> Result<Response<v1::SetPlainCredentialResponse>, Status> {
+        let by = cluster(&req, Operation::Alter)?;
+        let r = req.into_inner();
+        let u = self
+            .blocking(move |s| s.set_plain(&r.user, &r.argon2id_phc))
+            .await?;
+        tracing::info!(target: AUDIT, event = "plain_credential_set", by, user = %u.name);
+        Ok(Response::new(v1::SetPlainCredentialResponse {
+            user: Some(user(u)),
+        }))
+    }
+
+    async fn delete_plain_credential(
+        &self,
+        req: Request<v1::DeletePlainCredentialRequest>,
+    ) -> Result<Response<v1::DeletePlainCredentialResponse>, Status> {
+        let by = cluster(&req, Operation::Alter)?;
+        let name = req.into_inner().user;
+        let u = self.blocking(move |s| s.delete_plain(&name)).await?;
+        tracing::info!(target: AUDIT, event = "plain_credential_deleted", by, user = %u.name);
+        Ok(Response::new(v1::DeletePlainCredentialResponse {
             user: Some(user(u)),
         }))
     }

@@ -296,7 +296,7 @@ async fn scram_logins_run_as_their_user_under_the_same_acls() {
         &MetadataRequest::default().with_topics(None),
     );
     assert!(r.is_none(), "Metadata was answered before a login");
-    // PLAIN is not served: the answer lists what is.
+    // PLAIN is not served without TLS: the answer lists what is.
     let mut w = plain(addr);
     let h: SaslHandshakeResponse = w
         .call(
@@ -508,16 +508,52 @@ async fn sasl_ssl_logs_in_over_the_brokers_certificate() {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let mut w = Wire {
-        s: rustls::StreamOwned::new(conn, tcp),
-        correlation: 0,
+    let config = Arc::new(config);
+    let tls_wire = || {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let conn =
+            rustls::ClientConnection::new(config.clone(), "localhost".try_into().unwrap()).unwrap();
+        Wire {
+            s: rustls::StreamOwned::new(conn, tcp),
+            correlation: 0,
+        }
     };
+    let mut w = tls_wire();
     login(&mut w, ScramMechanism::ScramSha512, "bob", "bob-pw").unwrap();
     assert_eq!(produce(&mut w, "t"), Some(0));
+
+    // PLAIN, offered on TLS connections only, over the Argon2id hash.
+    sec.set_plain_credential("bob", "bob-plain").await.unwrap();
+    let users = sec.list_users().await.unwrap();
+    assert!(users.iter().any(|u| u.name == "bob" && u.plain_credential));
+    let plain_login = |password: &str| {
+        let mut w = tls_wire();
+        let h: SaslHandshakeResponse = w
+            .call(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            )
+            .unwrap();
+        assert_eq!(h.error_code, 0);
+        assert!(h.mechanisms.iter().any(|m| m.as_str() == "PLAIN"));
+        let r: SaslAuthenticateResponse = w
+            .call(
+                ApiKey::SaslAuthenticate,
+                2,
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(Bytes::from(format!("\0bob\0{password}"))),
+            )
+            .unwrap();
+        (r.error_code, w)
+    };
+    let (code, mut w) = plain_login("bob-plain");
+    assert_eq!(code, 0);
+    assert_eq!(produce(&mut w, "t"), Some(0));
+    let (code, mut w) = plain_login("wrong");
+    assert_eq!(code, SASL_AUTHENTICATION_FAILED);
+    assert!(w.closed());
     // Plain text to the TLS port gets no answer.
     let mut p = plain(addr);
     let r: Option<ApiVersionsResponse> =

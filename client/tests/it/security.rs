@@ -470,6 +470,16 @@ fn table() -> Vec<(&'static str, Need, bool)> {
             false,
         ),
         (
+            "/strata.v1.Security/SetPlainCredential",
+            &[(T::Cluster, "kafka-cluster", O::Alter)],
+            false,
+        ),
+        (
+            "/strata.v1.Security/DeletePlainCredential",
+            &[(T::Cluster, "kafka-cluster", O::Alter)],
+            false,
+        ),
+        (
             "/strata.v1.Security/CreateToken",
             &[(T::Cluster, "kafka-cluster", O::Alter)],
             false,
@@ -813,6 +823,19 @@ async fn call(path: &str, c: &Conn, revocable: &str) -> Result<bool, Status> {
                 })
                 .await?;
         }
+        "SetPlainCredential" => {
+            c.security()
+                .set_plain_credential(v1::SetPlainCredentialRequest {
+                    user: "u".into(),
+                    argon2id_phc: strata_client::security::plain_hash("pw", 7168, 1).unwrap(),
+                })
+                .await?;
+        }
+        "DeletePlainCredential" => {
+            c.security()
+                .delete_plain_credential(v1::DeletePlainCredentialRequest { user: "u".into() })
+                .await?;
+        }
         "CreateToken" => {
             c.security()
                 .create_token(v1::CreateTokenRequest {
@@ -998,6 +1021,7 @@ async fn every_rpc_is_refused_without_its_acls_and_served_with_them() {
             "DeleteUser" => drop(sec.create_user("v-del").await.unwrap()),
             "CreateUser" => drop(sec.delete_user("v").await),
             "CreateTopic" => drop(a.delete_topic("t-new").await),
+            "DeletePlainCredential" => drop(sec.set_plain_credential("u", "pw").await.unwrap()),
             "DeleteScramCredential" => drop(
                 sec.set_scram_credential("u", ScramMechanism::ScramSha256, "pw", 4096)
                     .await

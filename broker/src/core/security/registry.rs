@@ -4,6 +4,7 @@
 //! deleted) also bumps [`Security::revocations`], so open streams check
 //! their session again and end.
 
+mod plain;
 mod quotas;
 mod scram;
 
@@ -73,6 +74,8 @@ pub struct UserInfo {
     pub bootstrap_admin: bool,
     /// Its SCRAM credentials: mechanism and iterations.
     pub scram: Vec<(Mechanism, u32)>,
+    /// Whether it has a PLAIN password.
+    pub plain: bool,
 }
 
 /// A token, as the admin API shows it (never the secret).
@@ -195,6 +198,7 @@ fn user_info(u: &UserValue) -> UserInfo {
             .iter()
             .filter_map(|c| Mechanism::from_number(c.mechanism).map(|m| (m, c.iterations)))
             .collect(),
+        plain: !u.plain_hash.is_empty(),
     }
 }
 
@@ -317,6 +321,7 @@ impl Security {
                 created_ms: now_ms,
                 bootstrap_admin: true,
                 scram: Vec::new(),
+                plain_hash: String::new(),
             });
             s.tokens.push(TokenValue {
                 id: presented.id.clone(),
@@ -423,6 +428,7 @@ impl Security {
                 created_ms: now_ms,
                 bootstrap_admin: false,
                 scram: Vec::new(),
+                plain_hash: String::new(),
             };
             s.users.push(u.clone());
             Ok(user_info(&u))

@@ -48,6 +48,9 @@ pub struct UserValue {
     /// listener).
     #[prost(message, repeated, tag = "5")]
     pub scram: Vec<ScramValue>,
+    /// SASL PLAIN's password hash: an Argon2id PHC string ("": none).
+    #[prost(string, tag = "6")]
+    pub plain_hash: String,
 }
 
 /// One SCRAM credential as RFC 5802 has a server keep it: never the

@@ -35,6 +35,16 @@ pub enum UserCommand {
         #[arg(long, default_value_t = 8192)]
         iterations: u32,
     },
+    /// Set a user's password for SASL PLAIN (served over TLS only); it is
+    /// hashed here (Argon2id) and only the hash is sent.
+    PlainSet {
+        name: String,
+        /// A file holding the password (or set STRATA_SCRAM_PASSWORD).
+        #[arg(long, env = "STRATA_SCRAM_PASSWORD_FILE")]
+        password_file: Option<std::path::PathBuf>,
+    },
+    /// Delete a user's PLAIN password.
+    PlainDelete { name: String },
     /// Delete a user's SCRAM credential.
     ScramDelete {
         name: String,
@@ -328,7 +338,11 @@ pub async fn user(client: &Client, cmd: UserCommand) -> anyhow::Result<()> {
                         )
                     })
                     .collect();
-                println!("{}\t{}{admin}\t{}", u.id, u.name, scram.join(", "));
+                let mut creds = scram;
+                if u.plain_credential {
+                    creds.push("PLAIN".into());
+                }
+                println!("{}\t{}{admin}\t{}", u.id, u.name, creds.join(", "));
             }
         }
         UserCommand::ScramSet {
@@ -341,6 +355,18 @@ pub async fn user(client: &Client, cmd: UserCommand) -> anyhow::Result<()> {
             s.set_scram_credential(&name, mechanism(&m), &pw, iterations)
                 .await?;
             println!("set the {m} credential of user {name}");
+        }
+        UserCommand::PlainSet {
+            name,
+            password_file,
+        } => {
+            let pw = password(password_file.as_deref())?;
+            s.set_plain_credential(&name, &pw).await?;
+            println!("set the PLAIN password of user {name}");
+        }
+        UserCommand::PlainDelete { name } => {
+            s.delete_plain_credential(&name).await?;
+            println!("deleted the PLAIN password of user {name}");
         }
         UserCommand::ScramDelete { name, mechanism: m } => {
             s.delete_scram_credential(&name, mechanism(&m)).await?;
