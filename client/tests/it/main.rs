@@ -11,6 +11,7 @@ mod client;
 mod compression;
 mod groups;
 mod in_flight;
+mod kafka_confluent;
 mod kafka_sasl;
 mod operations;
 mod security;
