@@ -100,7 +100,9 @@ async fn confluent_kafka_produces_and_consumes_over_sasl_ssl_scram() {
     sec.set_scram_credential("carol", ScramMechanism::ScramSha256, "carol-pw", 4096)
         .await
         .unwrap();
-    sec.set_plain_credential("carol", "carol-plain").await.unwrap();
+    sec.set_plain_credential("carol", "carol-plain")
+        .await
+        .unwrap();
     admin.admin().create_topic("orders", 1, &[]).await.unwrap();
     sec.create_acls(vec![
         all(ResourceType::Topic, "orders"),

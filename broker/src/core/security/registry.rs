@@ -278,6 +278,27 @@ impl Security {
         Ok(out)
     }
 
+    /// [`Security::mutate`] of the user named `name`: `change` gets the
+    /// state and the user's index in it (UNKNOWN_USER if there is none).
+    fn mutate_user<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut StateValue, usize) -> Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
+        self.mutate(|inner, s| {
+            let id = inner
+                .user_named(name)
+                .ok_or_else(|| SecurityError::UnknownUser(name.into()))?
+                .id;
+            let i = s
+                .users
+                .iter()
+                .position(|u| u.id == id)
+                .expect("the user was just found");
+            change(s, i)
+        })
+    }
+
     /// Bumped whenever a token or user ends: open streams re-check.
     pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
         self.revocations.subscribe()

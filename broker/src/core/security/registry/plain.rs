@@ -81,16 +81,8 @@ impl Security {
     /// Sets `user`'s PLAIN password hash, replacing the one it had.
     pub fn set_plain(&self, user: &str, phc: &str) -> Result<UserInfo, BrokerError> {
         check(phc)?;
-        self.mutate(|inner, s| {
-            let id = inner
-                .user_named(user)
-                .ok_or_else(|| SecurityError::UnknownUser(user.into()))?
-                .id;
-            let u = s
-                .users
-                .iter_mut()
-                .find(|u| u.id == id)
-                .expect("the user was just found");
+        self.mutate_user(user, |s, i| {
+            let u = &mut s.users[i];
             u.plain_hash = phc.to_string();
             Ok(user_info(u))
         })
@@ -98,16 +90,8 @@ impl Security {
 
     /// Deletes `user`'s PLAIN password.
     pub fn delete_plain(&self, user: &str) -> Result<UserInfo, BrokerError> {
-        let u = self.mutate(|inner, s| {
-            let id = inner
-                .user_named(user)
-                .ok_or_else(|| SecurityError::UnknownUser(user.into()))?
-                .id;
-            let u = s
-                .users
-                .iter_mut()
-                .find(|u| u.id == id)
-                .expect("the user was just found");
+        let u = self.mutate_user(user, |s, i| {
+            let u = &mut s.users[i];
             if u.plain_hash.is_empty() {
                 return Err(SecurityError::UnknownCredential(format!(
                     "user {user:?} has no PLAIN password"

@@ -74,19 +74,11 @@ impl Security {
         check(salt, iterations, salted_password, mechanism)?;
         let c = Credential::from_salted(mechanism, salt.to_vec(), iterations, salted_password);
         let secret = crate::core::security::token::random::<32>()?;
-        self.mutate(|inner, s| {
-            let id = inner
-                .user_named(user)
-                .ok_or_else(|| SecurityError::UnknownUser(user.into()))?
-                .id;
+        self.mutate_user(user, |s, i| {
             if s.scram_secret.is_empty() {
                 s.scram_secret = secret.to_vec();
             }
-            let u = s
-                .users
-                .iter_mut()
-                .find(|u| u.id == id)
-                .expect("the user was just found");
+            let u = &mut s.users[i];
             u.scram.retain(|v| v.mechanism != mechanism.number());
             u.scram.push(ScramValue::from(&c));
             Ok(user_info(u))
@@ -95,16 +87,8 @@ impl Security {
 
     /// Deletes `user`'s credential for `mechanism`.
     pub fn delete_scram(&self, user: &str, mechanism: Mechanism) -> Result<UserInfo, BrokerError> {
-        let u = self.mutate(|inner, s| {
-            let id = inner
-                .user_named(user)
-                .ok_or_else(|| SecurityError::UnknownUser(user.into()))?
-                .id;
-            let u = s
-                .users
-                .iter_mut()
-                .find(|u| u.id == id)
-                .expect("the user was just found");
+        let u = self.mutate_user(user, |s, i| {
+            let u = &mut s.users[i];
             let before = u.scram.len();
             u.scram.retain(|v| v.mechanism != mechanism.number());
             if u.scram.len() == before {
